@@ -1,0 +1,475 @@
+"""The Redis contract between the publisher and the API replicas, defined once.
+
+Every key name, payload field and the atomic write script live here. Neither side spells a key or a
+field itself; ``tests/test_contract.py`` pins the exact strings because operators type them into
+``redis-cli``. Pure Python: no Qt, FastAPI or redis import, so the 32-bit Windows publisher and the
+Linux API import the same file.
+
+Per feed ``<feed>`` (a slug such as ``kospi-surge``) the keys share the hash tag ``{<feed>}`` so they
+live in one Redis Cluster slot and one Lua script may touch them all:
+
+========================  =======  ==========================================================
+``kiwoom:{<feed>}:latest``   string   the last ranking as a JSON document (the snapshot)
+``kiwoom:{<feed>}:history``  stream   one entry per ranking, ``MAXLEN ~ N``; fields ``seq``, ``doc``
+``kiwoom:{<feed>}:updates``  channel  one message per ranking, the same JSON document as ``latest``
+``kiwoom:{<feed>}:seq``      string   counter behind the gap-free ``seq`` of each document
+``kiwoom:publisher:status``  string   publisher heartbeat JSON, expires after ``ttl_s``
+``kiwoom:feeds``             hash     feed -> feed description JSON (TR code, parameters, period)
+========================  =======  ==========================================================
+
+The stream entry id (``1764050400123-0``) is the ranking id: the snapshot, the channel message and,
+later, the SSE ``id:`` all carry it. The stream stores the document *without* ``id``/``seq`` (the
+entry already has both), and :func:`splice_document` / the Lua script insert them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from kiwoom_cache.clock import iso_kst
+from kiwoom_cache.errors import ContractError
+
+SCHEMA_VERSION: Final = 1
+PREFIX: Final = "kiwoom"
+STATUS_KEY: Final = f"{PREFIX}:publisher:status"
+FEEDS_KEY: Final = f"{PREFIX}:feeds"
+DEFAULT_HISTORY_MAXLEN: Final = 10_000
+DEFAULT_HEARTBEAT_S: Final = 5.0
+#: The status key outlives three missed heartbeats, then expires: no key means no publisher.
+DEFAULT_STATUS_TTL_S: Final = 15.0
+STREAM_SEQ_FIELD: Final = "seq"
+STREAM_DOC_FIELD: Final = "doc"
+
+SOURCES: Final = ("kiwoom", "sim", "replay")
+_FEED_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_STREAM_ID_RE = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+
+# --- opt10023 (거래량급증요청), exact Kiwoom names --------------------------------------------
+
+OPT10023: Final = "opt10023"
+OPT10023_RQNAME: Final = "거래량급증요청"
+#: Record name passed to GetRepeatCnt/GetCommData.
+OPT10023_RECORD: Final = "거래량급증"
+#: (Kiwoom input name, parameter name in our documents), in the order SetInputValue must follow.
+OPT10023_INPUTS: Final[tuple[tuple[str, str], ...]] = (
+    ("시장구분", "market"),
+    ("정렬구분", "sort"),
+    ("시간구분", "time_unit"),
+    ("거래량구분", "min_volume"),
+    ("시간", "minutes"),
+    ("종목조건", "stock_filter"),
+    ("가격구분", "price_filter"),
+)
+#: Allowed values of the enumerated inputs (KOA Studio's OCX list).
+OPT10023_CHOICES: Final[dict[str, dict[str, str]]] = {
+    "market": {"000": "전체", "001": "코스피", "101": "코스닥"},
+    "sort": {"1": "급증량", "2": "급증률"},
+    "time_unit": {"1": "분", "2": "전일"},
+    "min_volume": {
+        "5": "5천주이상", "10": "만주이상", "50": "5만주이상", "100": "10만주이상",
+        "200": "20만주이상", "300": "30만주이상", "500": "50만주이상", "1000": "백만주이상",
+    },
+    "stock_filter": {
+        "0": "전체조회", "1": "관리종목제외", "5": "증100제외", "6": "증100만보기",
+        "7": "증40만보기", "8": "증30만보기", "9": "증20만보기",
+    },
+    "price_filter": {
+        "0": "전체조회", "2": "5만원이상", "5": "1만원이상", "6": "5천원이상", "8": "1천원이상", "9": "10만원이상",
+    },
+}
+#: (Kiwoom output item name, row field name), the multi-data record of opt10023.
+OPT10023_OUTPUTS: Final[tuple[tuple[str, str], ...]] = (
+    ("종목코드", "code"),
+    ("종목명", "name"),
+    ("현재가", "price"),
+    ("전일대비기호", "sign"),
+    ("전일대비", "change"),
+    ("등락률", "change_rate"),
+    ("이전거래량", "prev_volume"),
+    ("현재거래량", "volume"),
+    ("급증량", "surge_volume"),
+    ("급증률", "surge_rate"),
+)
+#: 전일대비기호 (FID 25): 1 상한, 2 상승, 3 보합, 4 하한, 5 하락.
+SIGN_NAMES: Final[dict[int, str]] = {1: "limit_up", 2: "up", 3: "flat", 4: "limit_down", 5: "down"}
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+def check_feed(feed: str) -> str:
+    """Return ``feed`` if it is a valid slug (lower-case letters, digits, inner dashes), else raise."""
+    if not isinstance(feed, str) or not _FEED_RE.match(feed):
+        raise ContractError(f"invalid feed slug {feed!r}: use 1-64 of [a-z0-9-], not starting or ending with '-'")
+    return feed
+
+
+def latest_key(feed: str) -> str:
+    return f"{PREFIX}:{{{check_feed(feed)}}}:latest"
+
+
+def history_key(feed: str) -> str:
+    return f"{PREFIX}:{{{check_feed(feed)}}}:history"
+
+
+def updates_channel(feed: str) -> str:
+    return f"{PREFIX}:{{{check_feed(feed)}}}:updates"
+
+
+def seq_key(feed: str) -> str:
+    return f"{PREFIX}:{{{check_feed(feed)}}}:seq"
+
+
+def feed_of_channel(channel: str | bytes) -> str | None:
+    """The feed an updates channel belongs to, or None for any other channel name."""
+    text = channel.decode() if isinstance(channel, bytes) else channel
+    head, sep, rest = text.partition(":{")
+    if head != PREFIX or not sep or not rest.endswith("}:updates"):
+        return None
+    feed = rest[: -len("}:updates")]
+    return feed if _FEED_RE.match(feed) else None
+
+
+#: Pattern matching every feed's updates channel, for one PSUBSCRIBE per API replica.
+UPDATES_PATTERN: Final = f"{PREFIX}:{{*}}:updates"
+
+
+def parse_stream_id(value: str | bytes) -> tuple[int, int]:
+    """``"1764050400123-0"`` -> ``(1764050400123, 0)``; a clear ContractError otherwise."""
+    text = value.decode() if isinstance(value, bytes) else value
+    match = _STREAM_ID_RE.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ContractError(f"invalid ranking id {text!r}: expected '<ms>-<seq>' like 1764050400123-0")
+    return int(match.group(1)), int(match.group(2))
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One ranked stock, typed. Field names are the JSON names; OPT10023_OUTPUTS maps Kiwoom's."""
+
+    rank: int
+    code: str
+    name: str
+    price: int
+    sign: int
+    change: int
+    change_rate: float
+    prev_volume: int
+    volume: int
+    surge_volume: int
+    surge_rate: float
+
+
+ROW_FIELDS: Final = tuple(Row.__dataclass_fields__)
+_ROW_TYPES: Final[dict[str, type]] = {
+    "rank": int, "code": str, "name": str, "price": int, "sign": int, "change": int, "change_rate": float,
+    "prev_volume": int, "volume": int, "surge_volume": int, "surge_rate": float,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedRow:
+    """A row Kiwoom sent that the parser refused: kept visible in the document, never turned into 0."""
+
+    rank: int
+    field: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """One opt10023 answer for one feed, as stored in Redis.
+
+    ``id`` and ``seq`` are assigned by Redis inside the write script, so a ranking built by the
+    publisher has them as None; one read back from Redis has both.
+    """
+
+    feed: str
+    tr: str
+    params: Mapping[str, str]
+    source: str
+    requested_at_ms: int
+    received_at_ms: int
+    published_at_ms: int
+    rows: tuple[Row, ...]
+    dropped: tuple[DroppedRow, ...] = ()
+    session: str | None = None
+    id: str | None = None
+    seq: int | None = None
+    schema: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, in contract field order (``id``/``seq`` first when known)."""
+        doc: dict[str, Any] = {}
+        if self.id is not None:
+            doc["id"] = self.id
+            doc["seq"] = self.seq
+        doc.update(
+            schema=self.schema,
+            feed=self.feed,
+            tr=self.tr,
+            params=dict(self.params),
+            source=self.source,
+            session=self.session,
+            requested_at=iso_kst(self.requested_at_ms),
+            requested_at_ms=self.requested_at_ms,
+            received_at=iso_kst(self.received_at_ms),
+            received_at_ms=self.received_at_ms,
+            published_at=iso_kst(self.published_at_ms),
+            published_at_ms=self.published_at_ms,
+            row_count=len(self.rows),
+            rows=[_row_dict(r) for r in self.rows],
+            dropped=[
+                {"rank": d.rank, "field": d.field, "value": d.value, "reason": d.reason} for d in self.dropped
+            ],
+        )
+        return doc
+
+
+def _row_dict(row: Row) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in ROW_FIELDS}
+
+
+def _dumps(obj: Any) -> bytes:
+    # ensure_ascii=False keeps Korean names readable with `redis-cli --raw` and a third smaller.
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_body(ranking: Ranking) -> bytes:
+    """The document without ``id``/``seq``: what the publisher hands to :data:`WRITE_RANKING_LUA`."""
+    if ranking.id is not None:
+        raise ContractError("encode_body takes a ranking not yet written (id is assigned by Redis)")
+    check_feed(ranking.feed)
+    if ranking.source not in SOURCES:
+        raise ContractError(f"unknown source {ranking.source!r}; expected one of {SOURCES}")
+    try:
+        return _dumps(ranking.to_dict())
+    except ValueError as exc:  # NaN/inf would produce JSON no browser can parse
+        raise ContractError(f"ranking for {ranking.feed} is not JSON-safe: {exc}") from exc
+
+
+def splice_document(body: bytes, ranking_id: str | bytes, seq: int | str | bytes) -> bytes:
+    """Insert ``id`` and ``seq`` at the front of a stored body; mirrors the Lua script byte for byte."""
+    rid = ranking_id.decode() if isinstance(ranking_id, bytes) else ranking_id
+    parse_stream_id(rid)
+    seq_text = seq.decode() if isinstance(seq, bytes) else str(seq)
+    if not seq_text.isdigit():
+        raise ContractError(f"invalid seq {seq_text!r}")
+    if not body.startswith(b"{") or body.startswith(b"{}"):
+        raise ContractError("stored document body is not a non-empty JSON object")
+    return b'{"id":"' + rid.encode() + b'","seq":' + seq_text.encode() + b"," + body[1:]
+
+
+def document_from_entry(entry_id: str | bytes, fields: Mapping[bytes, bytes] | Mapping[str, str]) -> bytes:
+    """The full JSON document for one ``history`` stream entry (as XRANGE returns it)."""
+    raw = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
+    body, seq = raw.get(STREAM_DOC_FIELD), raw.get(STREAM_SEQ_FIELD)
+    if body is None or seq is None:
+        raise ContractError(f"stream entry {entry_id!r} lacks the '{STREAM_SEQ_FIELD}'/'{STREAM_DOC_FIELD}' fields")
+    body_b = body.encode() if isinstance(body, str) else body
+    return splice_document(body_b, entry_id, seq)
+
+
+def decode_ranking(data: bytes | str, *, key: str | None = None) -> Ranking:
+    """Parse and validate a stored document; :class:`ContractError` says exactly what is wrong."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContractError(f"not JSON: {exc}", key=key) from exc
+    if not isinstance(doc, dict):
+        raise ContractError(f"expected a JSON object, got {type(doc).__name__}", key=key)
+    schema = doc.get("schema")
+    if schema != SCHEMA_VERSION:
+        raise ContractError(f"unsupported schema {schema!r}; this build reads schema {SCHEMA_VERSION}", key=key)
+    try:
+        rows = tuple(_decode_row(r) for r in _req(doc, "rows", list))
+        dropped = tuple(
+            DroppedRow(_req(d, "rank", int), _req(d, "field", str), _req(d, "value", str), _req(d, "reason", str))
+            for d in _req(doc, "dropped", list)
+        )
+        rid = doc.get("id")
+        if rid is not None:
+            parse_stream_id(rid)
+        seq = doc.get("seq")
+        if rid is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
+            raise ContractError("'seq' must be an integer when 'id' is present")
+        params = _req(doc, "params", dict)
+        if not all(isinstance(v, str) for v in params.values()):
+            raise ContractError("'params' values must be strings")
+        session = doc.get("session")
+        if session is not None and not isinstance(session, str):
+            raise ContractError("'session' must be a string or null")
+        return Ranking(
+            feed=check_feed(_req(doc, "feed", str)),
+            tr=_req(doc, "tr", str),
+            params=params,
+            source=_req(doc, "source", str),
+            requested_at_ms=_req(doc, "requested_at_ms", int),
+            received_at_ms=_req(doc, "received_at_ms", int),
+            published_at_ms=_req(doc, "published_at_ms", int),
+            rows=rows,
+            dropped=dropped,
+            session=session,
+            id=rid,
+            seq=seq,
+        )
+    except ContractError as exc:
+        raise ContractError(exc.reason, key=key) from exc
+
+
+def _req(doc: Any, name: str, kind: type) -> Any:
+    if not isinstance(doc, dict) or name not in doc:
+        raise ContractError(f"missing field {name!r}")
+    value = doc[name]
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok:
+        raise ContractError(f"field {name!r} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _decode_row(raw: Any) -> Row:
+    if not isinstance(raw, dict):
+        raise ContractError("each row must be an object")
+    return Row(**{name: _req(raw, name, kind) for name, kind in _ROW_TYPES.items()})
+
+
+# --- the atomic write ------------------------------------------------------------------------
+
+#: One ranking in one round trip. KEYS: history, latest, seq. ARGV: channel, maxlen, body.
+#: Returns ``{id, seq}``. The document gets ``"id"`` and ``"seq"`` spliced in front exactly as
+#: :func:`splice_document` does, so snapshot, stream entry and channel message agree on the id.
+WRITE_RANKING_LUA: Final = """
+local seq = redis.call('INCR', KEYS[3])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'doc', ARGV[3])
+local doc = '{"id":"' .. id .. '","seq":' .. seq .. ',' .. string.sub(ARGV[3], 2)
+redis.call('SET', KEYS[2], doc)
+redis.call('PUBLISH', ARGV[1], doc)
+return {id, seq}
+"""
+
+
+def write_ranking_args(ranking: Ranking, maxlen: int = DEFAULT_HISTORY_MAXLEN) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV for :data:`WRITE_RANKING_LUA`."""
+    if maxlen < 1:
+        raise ContractError(f"history maxlen must be >= 1, got {maxlen}")
+    feed = ranking.feed
+    return [history_key(feed), latest_key(feed), seq_key(feed)], [updates_channel(feed), maxlen, encode_body(ranking)]
+
+
+# --- feeds registry and publisher status -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedInfo:
+    """One configured feed as registered under :data:`FEEDS_KEY`."""
+
+    feed: str
+    title: str
+    tr: str
+    params: Mapping[str, str]
+    interval_s: float
+
+    def encode(self) -> bytes:
+        return _dumps({"feed": self.feed, "title": self.title, "tr": self.tr, "params": dict(self.params),
+                       "interval_s": self.interval_s})
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> FeedInfo:
+        try:
+            doc = json.loads(data)
+            return cls(
+                feed=check_feed(_req(doc, "feed", str)),
+                title=_req(doc, "title", str),
+                tr=_req(doc, "tr", str),
+                params=_req(doc, "params", dict),
+                interval_s=_req(doc, "interval_s", float),
+            )
+        except ValueError as exc:
+            raise ContractError(f"bad feed description: {exc}", key=FEEDS_KEY) from exc
+
+
+#: Publisher states written to the status key.
+PUBLISHER_STATES: Final = ("starting", "connecting", "running", "paused", "degraded", "stopping", "stopped")
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherStatus:
+    """The heartbeat document under :data:`STATUS_KEY` (written with a TTL)."""
+
+    state: str
+    source: str
+    account_mode: str | None
+    version: str
+    host: str
+    pid: int
+    started_at_ms: int
+    heartbeat_at_ms: int
+    last_success_ms: int | None
+    heartbeat_s: float
+    session: str | None = None
+    message: str | None = None
+    redis: str | None = None
+    feeds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        last = self.last_success_ms
+        return _dumps({
+            "state": self.state, "source": self.source, "account_mode": self.account_mode,
+            "version": self.version, "host": self.host, "pid": self.pid,
+            "started_at": iso_kst(self.started_at_ms), "started_at_ms": self.started_at_ms,
+            "heartbeat_at": iso_kst(self.heartbeat_at_ms), "heartbeat_at_ms": self.heartbeat_at_ms,
+            "last_success": iso_kst(last) if last is not None else None, "last_success_ms": last,
+            "heartbeat_s": self.heartbeat_s, "session": self.session, "message": self.message,
+            "redis": self.redis, "feeds": {k: dict(v) for k, v in self.feeds.items()},
+        })
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> PublisherStatus:
+        try:
+            doc = json.loads(data)
+            last = doc.get("last_success_ms")
+            if last is not None and not isinstance(last, int):
+                raise ContractError("'last_success_ms' must be an integer or null")
+            return cls(
+                state=_req(doc, "state", str),
+                source=_req(doc, "source", str),
+                account_mode=doc.get("account_mode"),
+                version=_req(doc, "version", str),
+                host=_req(doc, "host", str),
+                pid=_req(doc, "pid", int),
+                started_at_ms=_req(doc, "started_at_ms", int),
+                heartbeat_at_ms=_req(doc, "heartbeat_at_ms", int),
+                last_success_ms=last,
+                heartbeat_s=_req(doc, "heartbeat_s", float),
+                session=doc.get("session"),
+                message=doc.get("message"),
+                redis=doc.get("redis"),
+                feeds=_req(doc, "feeds", dict),
+            )
+        except ValueError as exc:
+            raise ContractError(f"bad publisher status: {exc}", key=STATUS_KEY) from exc
+
+
+def publisher_liveness(status: PublisherStatus | None, now_ms: int) -> str:
+    """``dead`` (no heartbeat key), ``stale`` (heartbeat late or publisher not healthy) or ``alive``.
+
+    A quiet market is not staleness: a paused publisher outside trading hours still heartbeats and
+    reports ``alive`` with its state ``paused``.
+    """
+    if status is None or status.state == "stopped":
+        return "dead"
+    late = now_ms - status.heartbeat_at_ms > 2 * status.heartbeat_s * 1000
+    if late or status.state in ("degraded", "connecting", "starting"):
+        return "stale"
+    return "alive"
+

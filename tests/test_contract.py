@@ -1,0 +1,133 @@
+"""The contract's exact strings and codecs: operators and both sides rely on these."""
+
+from __future__ import annotations
+
+import json
+
+import fakeredis
+import pytest
+
+from kiwoom_cache import contract as c
+from kiwoom_cache.errors import ContractError
+
+
+def make_ranking(feed: str = "kospi-surge", n: int = 3, **kw: object) -> c.Ranking:
+    rows = tuple(
+        c.Row(rank=i + 1, code=f"{5930 + i:06d}", name="삼성전자", price=152000, sign=5, change=-100,
+              change_rate=-0.07, prev_volume=22532511, volume=31103523, surge_volume=8571012, surge_rate=38.04)
+        for i in range(n)
+    )
+    fields: dict[str, object] = dict(
+        feed=feed, tr=c.OPT10023, params={"market": "001"}, source="sim", requested_at_ms=1764028800000,
+        received_at_ms=1764028800050, published_at_ms=1764028800060, rows=rows,
+    )
+    fields.update(kw)
+    return c.Ranking(**fields)  # type: ignore[arg-type]
+
+
+def test_exact_key_names() -> None:
+    assert c.latest_key("kospi-surge") == "kiwoom:{kospi-surge}:latest"
+    assert c.history_key("kospi-surge") == "kiwoom:{kospi-surge}:history"
+    assert c.updates_channel("kospi-surge") == "kiwoom:{kospi-surge}:updates"
+    assert c.seq_key("kospi-surge") == "kiwoom:{kospi-surge}:seq"
+    assert c.STATUS_KEY == "kiwoom:publisher:status"
+    assert c.FEEDS_KEY == "kiwoom:feeds"
+    assert c.UPDATES_PATTERN == "kiwoom:{*}:updates"
+
+
+def test_opt10023_names_are_kiwoom_spelling() -> None:
+    assert [k for k, _ in c.OPT10023_INPUTS] == [
+        "시장구분", "정렬구분", "시간구분", "거래량구분", "시간", "종목조건", "가격구분"]
+    assert [k for k, _ in c.OPT10023_OUTPUTS] == [
+        "종목코드", "종목명", "현재가", "전일대비기호", "전일대비", "등락률",
+        "이전거래량", "현재거래량", "급증량", "급증률"]
+    assert {name for _, name in c.OPT10023_OUTPUTS} | {"rank"} == set(c.ROW_FIELDS)
+
+
+@pytest.mark.parametrize("bad", ["", "KOSPI", "a_b", "-x", "x-", "a" * 65, "a:b", "{a}"])
+def test_bad_feed_slugs_rejected(bad: str) -> None:
+    with pytest.raises(ContractError, match="invalid feed slug"):
+        c.latest_key(bad)
+
+
+def test_feed_of_channel() -> None:
+    assert c.feed_of_channel(b"kiwoom:{kosdaq-surge}:updates") == "kosdaq-surge"
+    assert c.feed_of_channel("kiwoom:{x}:latest") is None
+    assert c.feed_of_channel("other:{x}:updates") is None
+
+
+def test_body_roundtrip_and_splice() -> None:
+    ranking = make_ranking()
+    body = c.encode_body(ranking)
+    assert b'"id"' not in body and "삼성전자".encode() in body
+    doc = c.splice_document(body, "1764028800061-0", 7)
+    decoded = c.decode_ranking(doc)
+    assert decoded.id == "1764028800061-0" and decoded.seq == 7
+    assert decoded.rows == ranking.rows and decoded.feed == ranking.feed
+    parsed = json.loads(doc)
+    assert list(parsed)[:4] == ["id", "seq", "schema", "feed"]
+    assert parsed["requested_at"] == "2025-11-25T09:00:00.000+09:00"
+    assert parsed["published_at_ms"] == 1764028800060
+
+
+def test_non_finite_values_are_a_contract_error() -> None:
+    row = make_ranking().rows[0]
+    bad = make_ranking(rows=(c.Row(**{**{f: getattr(row, f) for f in c.ROW_FIELDS}, "surge_rate": float("inf")}),))
+    with pytest.raises(ContractError, match="not JSON-safe"):
+        c.encode_body(bad)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1,2]", "expected a JSON object"),
+        (b'{"schema":99}', "unsupported schema 99"),
+        (b'{"schema":1,"feed":"x"}', "missing field"),
+    ],
+)
+def test_decode_garbage_says_why(data: bytes, reason: str) -> None:
+    with pytest.raises(ContractError, match=reason) as info:
+        c.decode_ranking(data, key="kiwoom:{x}:latest")
+    assert info.value.key == "kiwoom:{x}:latest"
+
+
+def test_decode_rejects_wrong_types_in_rows() -> None:
+    doc = json.loads(c.splice_document(c.encode_body(make_ranking()), "1-0", 1))
+    doc["rows"][0]["price"] = "152000"
+    with pytest.raises(ContractError, match="'price' must be int"):
+        c.decode_ranking(json.dumps(doc))
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "1-", "-1", "1-2-3", "1.5-0"])
+def test_bad_stream_ids(bad: str) -> None:
+    with pytest.raises(ContractError, match="invalid ranking id"):
+        c.parse_stream_id(bad)
+
+
+def test_lua_write_matches_python_splice_on_fakeredis() -> None:
+    """fakeredis runs Lua too: the unit-level twin of tests/test_writer_redis.py's real-server check."""
+    r = fakeredis.FakeRedis()
+    script = r.register_script(c.WRITE_RANKING_LUA)
+    ranking = make_ranking()
+    keys, args = c.write_ranking_args(ranking, maxlen=5)
+    rid, seq = script(keys=keys, args=args)
+    latest = r.get(c.latest_key("kospi-surge"))
+    [(entry_id, fields)] = r.xrange(c.history_key("kospi-surge"))
+    assert entry_id == rid and seq == 1
+    assert latest == c.document_from_entry(entry_id, fields) == c.splice_document(args[2], rid, seq)
+
+
+def test_feed_info_and_status_roundtrip() -> None:
+    info = c.FeedInfo("kospi-surge", "코스피 거래량급증", c.OPT10023, {"market": "001"}, 10.0)
+    assert c.FeedInfo.decode(info.encode()) == info
+    status = c.PublisherStatus(
+        state="running", source="sim", account_mode="sim", version="0.1.0", host="h", pid=1,
+        started_at_ms=1, heartbeat_at_ms=1000, last_success_ms=None, heartbeat_s=5.0, feeds={"a": {"rows": 3}})
+    back = c.PublisherStatus.decode(status.encode())
+    assert back == status
+    assert c.publisher_liveness(back, 2000) == "alive"
+    assert c.publisher_liveness(back, 1000 + 10_001) == "stale"
+    assert c.publisher_liveness(None, 0) == "dead"
+    with pytest.raises(ContractError, match="bad publisher status"):
+        c.PublisherStatus.decode(b'{"state":1}')
