@@ -1,0 +1,37 @@
+"""SSE frames as bytes, built once and shared by every client.
+
+The wire format is sse-starlette's (``ServerSentEvent.encode``: ``\\r\\n`` line ends, ``: `` comments);
+``tests/api/test_frames.py`` pins the equality. The concatenation here skips its StringIO and regex
+because a ranking document is one JSON line (json escapes newlines) and ids are ``<ms>-<seq>``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sse_starlette.event import ServerSentEvent
+
+SEP: Final = b"\r\n"
+#: Event names a client can listen to with ``addEventListener``.
+EVENT_SNAPSHOT: Final = "snapshot"
+EVENT_RANKING: Final = "ranking"
+EVENT_RESET: Final = "reset"
+PING: Final = ServerSentEvent(comment="ping").encode()
+
+
+def event_frame(event: str, event_id: str, data: bytes) -> bytes:
+    """``id:``/``event:``/``data:`` frame; ``data`` must be a single line (a compact JSON document)."""
+    return b"id: " + event_id.encode() + SEP + b"event: " + event.encode() + SEP + b"data: " + data + SEP + SEP
+
+
+def retry_frame(retry_ms: int, comment: str) -> bytes:
+    return ServerSentEvent(comment=comment, retry=retry_ms).encode()
+
+
+def comment_frame(text: str) -> bytes:
+    return ServerSentEvent(comment=text).encode()
+
+
+def with_field(doc: bytes, name: str, json_value: bytes) -> bytes:
+    """Insert ``"name":value`` at the front of a JSON object, as the contract splices ``id``/``seq``."""
+    return b'{"' + name.encode() + b'":' + json_value + b"," + doc[1:]

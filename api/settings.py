@@ -1,0 +1,70 @@
+"""Replica configuration, read from ``KIWOOM_CACHE_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    """Everything a replica needs; pass it to :func:`api.app.create_app` (nothing is read at import)."""
+
+    model_config = SettingsConfigDict(env_prefix="KIWOOM_CACHE_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Connections the command pool may open; further requests wait for one instead of flooding Redis.
+    redis_max_connections: int = Field(64, ge=2)
+    redis_timeout_s: float = Field(5.0, gt=0)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: str = "info"
+    #: Comma-separated origins allowed by CORS (``*`` for any); empty disables CORS headers.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Seconds between SSE heartbeat comments, so idle proxies keep the connection.
+    heartbeat_s: float = Field(15.0, gt=0)
+    #: ``retry:`` advice sent to EventSource clients, milliseconds.
+    retry_ms: int = Field(3000, ge=0)
+    #: Encoded frames kept per feed; a client further behind than this gets a ``reset``.
+    ring_size: int = Field(256, ge=1)
+    #: A client whose socket accepts nothing for this long is dropped (slow consumer).
+    send_timeout_s: float = Field(10.0, gt=0)
+    #: Frames sent in one write when a client catches up from the ring.
+    max_batch: int = Field(16, ge=1)
+    #: Entries per XRANGE page when replaying after Last-Event-ID.
+    replay_page: int = Field(200, ge=1)
+    history_default_limit: int = Field(50, ge=1)
+    history_max_limit: int = Field(500, ge=1)
+    #: How often the replica re-reads the feed registry and the publisher heartbeat.
+    poll_s: float = Field(1.0, gt=0)
+    #: A running publisher's snapshot older than ``stale_factor`` poll periods is flagged stale.
+    stale_factor: float = Field(3.0, gt=0)
+    reconnect_min_s: float = Field(0.1, gt=0)
+    reconnect_max_s: float = Field(5.0, gt=0)
+    #: Freeze the GC's view of long-lived objects after each fan-out burst (see anchors.md).
+    gc_freeze: bool = True
+    #: Serve the snapshot and events routes from the raw-ASGI fast path (FastAPI still documents them).
+    fast_path: bool = True
+    #: Seconds uvicorn waits for open streams on shutdown before closing them.
+    graceful_shutdown_s: float = Field(5.0, ge=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def __repr__(self) -> str:
+        return f"ApiSettings(redis_url={mask_url(self.redis_url)!r}, host={self.host!r}, port={self.port})"
+
+
+def mask_url(url: str) -> str:
+    """``redis://:secret@host`` -> ``redis://:***@host`` for logs and reprs."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"

@@ -1,0 +1,168 @@
+"""The publisher, assembled: control -> client -> poller -> writer, plus the status the writer heartbeats.
+
+The same object runs against the real OCX, the simulated control and a replay: only ``control`` and
+``source`` differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+
+from kiwoom_cache import __version__
+from kiwoom_cache.clock import now_ms
+from kiwoom_cache.contract import PublisherStatus, Ranking
+from publisher.client import KiwoomClient
+from publisher.controls.ocx import Control
+from publisher.limiter import RateLimiter, with_margin
+from publisher.poller import Poller
+from publisher.screens import ScreenPool
+from publisher.settings import PublisherSettings
+from publisher.writer import RedisWriter, Written
+
+log = logging.getLogger(__name__)
+
+#: How long to wait before trying CommConnect() again after a failed login.
+LOGIN_RETRY_S = 30.0
+
+
+class Publisher(QObject):
+    #: Emitted on the GUI thread after each ranking reached Redis.
+    written = pyqtSignal(object)
+    #: The publisher state string changed (see contract.PUBLISHER_STATES).
+    stateChanged = pyqtSignal(str)
+
+    def __init__(self, settings: PublisherSettings, control: Control, *, writer: RedisWriter | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.control = control
+        self.client = KiwoomClient(control, self)
+        self.screens = ScreenPool()
+        feeds = settings.feeds
+        screens = [self.screens.acquire(f.feed) for f in feeds]
+        limiter = RateLimiter(with_margin(settings.tr_limits, settings.safety_margin))
+        self.poller = Poller(
+            self.client, feeds, limiter, source=settings.source, screens=screens,
+            request_timeout_s=settings.request_timeout_s, refusal_backoff_s=settings.refusal_backoff_s,
+            parent=self,
+        )
+        self._lock = threading.Lock()
+        self._state = "starting"
+        self._message: str | None = None
+        self._account_mode: str | None = None
+        self._last_success_ms: int | None = None
+        self._started_at_ms = now_ms()
+        self._feed_status: dict[str, dict[str, Any]] = {}
+        self.writer = writer or RedisWriter(
+            settings.redis_url,
+            feeds=[f.info() for f in feeds],
+            status=self.status,
+            history_maxlen=settings.history_maxlen,
+            heartbeat_s=settings.heartbeat_s,
+            status_ttl_s=settings.status_ttl_s,
+            on_written=self.written.emit,  # queued onto the GUI thread by Qt
+        )
+        self.written.connect(self._on_written)
+        self.client.loginFinished.connect(self._on_login)
+        self.client.messageReceived.connect(self._on_message)
+        self.poller.rankingReady.connect(self._on_ranking)
+        self.poller.requestFailed.connect(self._refresh_feed_status)
+        self.poller.connectionLost.connect(self._on_connection_lost)
+        self._login_timer = QTimer(self)
+        self._login_timer.setSingleShot(True)
+        self._login_timer.timeout.connect(self._login)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.writer.start()
+        self._login()
+
+    def stop(self, flush_timeout_s: float = 5.0) -> None:
+        """Stop polling, flush pending rankings to Redis (or report them), write the final status."""
+        self._login_timer.stop()
+        self.poller.stop()
+        self._set_state("stopping")
+        stats = self.writer.stop(flush_timeout_s)
+        log.info("publisher stopped: %d written, %d superseded, %d unsent", stats.written, stats.superseded,
+                 stats.pending)
+
+    def _login(self) -> None:
+        self._set_state("connecting", "logging in (CommConnect)")
+        code = self.client.login()
+        if code != 0:
+            self._on_login(code)
+
+    def _on_login(self, code: int) -> None:
+        if code != 0:
+            self._set_state("degraded", f"login failed with {code}; retrying in {LOGIN_RETRY_S:g}s")
+            log.error("login failed with %d; retrying in %gs", code, LOGIN_RETRY_S)
+            self._login_timer.start(int(LOGIN_RETRY_S * 1000))
+            return
+        with self._lock:
+            self._account_mode = "sim" if self.settings.source == "sim" else self.client.account_mode()
+        log.info("logged in (%s server); polling %d feed(s)", self._account_mode, len(self.poller.feeds))
+        self._set_state("running")
+        self.poller.start()
+
+    def _on_connection_lost(self) -> None:
+        self.poller.stop()
+        self._set_state("degraded", "connection to Kiwoom lost; logging in again")
+        self._login_timer.start(1000)
+
+    # --- data path --------------------------------------------------------------------------------
+
+    def _on_ranking(self, ranking: Ranking) -> None:
+        self.writer.submit(ranking)
+        self._refresh_feed_status()
+
+    def _on_written(self, written: Written) -> None:
+        with self._lock:
+            self._last_success_ms = written.published_at_ms
+            entry = self._feed_status.setdefault(written.feed, {})
+            entry.update(last_id=written.id, last_seq=written.seq, last_published_ms=written.published_at_ms)
+
+    def _on_message(self, screen: str, rqname: str, trcode: str, msg: str) -> None:
+        log.debug("OnReceiveMsg %s %s %s: %s", screen, rqname, trcode, msg)
+
+    def _refresh_feed_status(self, *_: object) -> None:
+        with self._lock:
+            for feed, state in self.poller.feeds.items():
+                self._feed_status.setdefault(feed, {}).update(state.snapshot())
+
+    # --- status (read by the writer thread) -------------------------------------------------------
+
+    def _set_state(self, state: str, message: str | None = None) -> None:
+        with self._lock:
+            changed = state != self._state
+            self._state, self._message = state, message
+        if changed:
+            self.stateChanged.emit(state)
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def status(self) -> PublisherStatus:
+        """A consistent copy for the heartbeat; safe to call from the writer thread."""
+        with self._lock:
+            return PublisherStatus(
+                state=self._state,
+                source=self.settings.source,
+                account_mode=self._account_mode,
+                version=__version__,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                started_at_ms=self._started_at_ms,
+                heartbeat_at_ms=now_ms(),
+                last_success_ms=self._last_success_ms,
+                heartbeat_s=self.settings.heartbeat_s,
+                message=self._message,
+                feeds={k: dict(v) for k, v in self._feed_status.items()},
+            )

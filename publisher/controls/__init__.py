@@ -1,0 +1,1 @@
+"""Control objects the adapter drives: the real OCX, a simulation and a replay, all alike to it."""

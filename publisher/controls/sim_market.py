@@ -1,0 +1,180 @@
+"""A seeded market model behind the simulated control: prices and volumes that move like KRX's.
+
+Prices walk in KRX tick sizes within the ±30% daily band; cumulative volumes grow at a per-stock base
+rate with log-normal noise, and now and then a stock surges (several times its usual pace for a few
+steps), which is exactly what opt10023 ranks. One step is one simulated minute. This is simulated
+data, never presented as real market data.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+#: (code, name, market "001" KOSPI / "101" KOSDAQ, previous close in KRW, typical volume per minute)
+UNIVERSE: tuple[tuple[str, str, str, int, int], ...] = (
+    ("005930", "삼성전자", "001", 71500, 45000),
+    ("000660", "SK하이닉스", "001", 178000, 9000),
+    ("373220", "LG에너지솔루션", "001", 352000, 900),
+    ("207940", "삼성바이오로직스", "001", 1012000, 200),
+    ("005380", "현대차", "001", 213500, 1800),
+    ("000270", "기아", "001", 98700, 3500),
+    ("068270", "셀트리온", "001", 176400, 2200),
+    ("005490", "POSCO홀딩스", "001", 318000, 900),
+    ("035420", "NAVER", "001", 198300, 1600),
+    ("035720", "카카오", "001", 38250, 9500),
+    ("051910", "LG화학", "001", 276000, 800),
+    ("006400", "삼성SDI", "001", 245500, 900),
+    ("105560", "KB금융", "001", 93400, 3000),
+    ("055550", "신한지주", "001", 55700, 3800),
+    ("012330", "현대모비스", "001", 251000, 700),
+    ("066570", "LG전자", "001", 78900, 2900),
+    ("096770", "SK이노베이션", "001", 112300, 1700),
+    ("015760", "한국전력", "001", 22150, 14000),
+    ("010130", "고려아연", "001", 812000, 150),
+    ("009150", "삼성전기", "001", 131200, 1400),
+    ("017670", "SK텔레콤", "001", 56400, 1700),
+    ("030200", "KT", "001", 47850, 2600),
+    ("033780", "KT&G", "001", 118700, 900),
+    ("011200", "HMM", "001", 19870, 16000),
+    ("042660", "한화오션", "001", 68900, 8000),
+    ("012450", "한화에어로스페이스", "001", 724000, 700),
+    ("329180", "HD현대중공업", "001", 398500, 900),
+    ("010140", "삼성중공업", "001", 15420, 40000),
+    ("003490", "대한항공", "001", 23950, 7000),
+    ("034020", "두산에너빌리티", "001", 61200, 25000),
+    ("323410", "카카오뱅크", "001", 28450, 6000),
+    ("259960", "크래프톤", "001", 334500, 500),
+    ("010950", "S-Oil", "001", 57600, 1300),
+    ("003550", "LG", "001", 76800, 1200),
+    ("247540", "에코프로비엠", "101", 128400, 4500),
+    ("086520", "에코프로", "101", 62300, 6500),
+    ("028300", "HLB", "101", 54800, 5200),
+    ("196170", "알테오젠", "101", 412500, 1200),
+    ("066970", "엘앤에프", "101", 88700, 2100),
+    ("277810", "레인보우로보틱스", "101", 298000, 900),
+    ("058470", "리노공업", "101", 201500, 300),
+    ("293490", "카카오게임즈", "101", 16240, 6000),
+    ("263750", "펄어비스", "101", 41150, 2400),
+    ("112040", "위메이드", "101", 27300, 3400),
+    ("035900", "JYP Ent.", "101", 63400, 1700),
+    ("041510", "에스엠", "101", 97800, 1200),
+    ("145020", "휴젤", "101", 312000, 250),
+    ("039030", "이오테크닉스", "101", 143600, 500),
+    ("240810", "원익IPS", "101", 29850, 2800),
+    ("357780", "솔브레인", "101", 236500, 350),
+    ("141080", "리가켐바이오", "101", 118900, 1100),
+    ("253450", "스튜디오드래곤", "101", 42600, 900),
+    ("036930", "주성엔지니어링", "101", 33750, 3600),
+    ("067310", "하나마이크론", "101", 12480, 9000),
+    ("078600", "대주전자재료", "101", 86300, 900),
+    ("048410", "현대바이오", "101", 7630, 35000),
+)
+
+_TICKS = ((2000, 1), (5000, 5), (20000, 10), (50000, 50), (200000, 100), (500000, 500))
+
+
+def tick_size(price: int) -> int:
+    """KRX tick size (2023 unified table, KOSPI and KOSDAQ alike)."""
+    for bound, tick in _TICKS:
+        if price < bound:
+            return tick
+    return 1000
+
+
+@dataclass(slots=True)
+class SimStock:
+    code: str
+    name: str
+    market: str
+    prev_close: int
+    base_rate: int
+    price: int = 0
+    #: Cumulative volume after each step; index 0 is the open.
+    volumes: list[int] = field(default_factory=list)
+    surge_left: int = 0
+    surge_factor: float = 1.0
+    prev_day_volume: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """One stock's opt10023 numbers at the current step (before Kiwoom's string formatting)."""
+
+    code: str
+    name: str
+    price: int
+    prev_close: int
+    prev_volume: int
+    volume: int
+
+    @property
+    def change(self) -> int:
+        return self.price - self.prev_close
+
+    @property
+    def surge(self) -> int:
+        return self.volume - self.prev_volume
+
+    @property
+    def surge_rate(self) -> float:
+        return self.surge / self.prev_volume * 100 if self.prev_volume else 0.0
+
+
+class SimMarket:
+    """Deterministic for a given seed and sequence of :meth:`advance` calls."""
+
+    #: Steps of history kept (a trading day has 390 minutes).
+    HISTORY = 400
+
+    def __init__(self, seed: int | None = 0, surge_probability: float = 0.01) -> None:
+        self.rng = random.Random(seed)
+        self.surge_probability = surge_probability
+        self.step = 0
+        self.stocks = [SimStock(code, name, mkt, close, rate) for code, name, mkt, close, rate in UNIVERSE]
+        for stock in self.stocks:
+            stock.price = stock.prev_close
+            stock.volumes = [0]
+            stock.prev_day_volume = int(stock.base_rate * 390 * self.rng.uniform(0.6, 1.4))
+        self.advance(30)  # start with half an hour of trading so every window has data
+
+    def advance(self, steps: int = 1) -> None:
+        rng = self.rng
+        for _ in range(steps):
+            self.step += 1
+            for s in self.stocks:
+                if s.surge_left:
+                    s.surge_left -= 1
+                elif rng.random() < self.surge_probability:
+                    s.surge_left = rng.randint(3, 15)
+                    s.surge_factor = rng.uniform(4.0, 30.0)
+                factor = s.surge_factor if s.surge_left else 1.0
+                traded = int(s.base_rate * factor * rng.lognormvariate(0.0, 0.5))
+                s.volumes.append(s.volumes[-1] + traded)
+                if len(s.volumes) > self.HISTORY:
+                    del s.volumes[0]
+                # Surging stocks move more, mostly upward.
+                drift = 0.002 * factor if s.surge_left else 0.0
+                move = rng.gauss(drift, 0.002 * (factor ** 0.5))
+                tick = tick_size(s.price)
+                target = s.price * (1 + move)
+                low, high = int(s.prev_close * 0.7), int(s.prev_close * 1.3)
+                s.price = max(low, min(high, max(tick, round(target / tick) * tick)))
+
+    def quotes(self, market: str, minutes: int, versus_previous_day: bool) -> list[Quote]:
+        """Every stock of ``market`` ("000" all) with opt10023's comparison volume.
+
+        이전거래량 is the cumulative volume at the comparison point (``minutes`` ago, or the previous
+        day's total), 현재거래량 the cumulative volume now; 급증량/급증률 follow from the two.
+        """
+        out = []
+        for s in self.stocks:
+            if market not in ("000", s.market):
+                continue
+            if versus_previous_day:
+                prev = s.prev_day_volume
+            else:
+                back = min(max(1, minutes), len(s.volumes) - 1)
+                prev = s.volumes[-1 - back]
+            out.append(Quote(s.code, s.name, s.price, s.prev_close, prev, s.volumes[-1]))
+        return out

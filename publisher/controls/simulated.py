@@ -1,0 +1,297 @@
+"""A simulated OpenAPI+ control: same ``dynamicCall`` strings and signals, Kiwoom-shaped answers.
+
+It behaves like the OCX where our code can tell: asynchronous login and TR answers through signals,
+``GetRepeatCnt``/``GetCommData`` valid only inside ``OnReceiveTrData``, inputs cleared after each
+``CommRqData``, raw fixed-width strings with ``+``/``-`` direction signs, and Kiwoom's request limits
+enforced with ``-200`` refusals plus a penalty period. It also counts what it saw (``max_in_window``)
+so a test can fail on a limit breach by reading the control, and it injects faults on request.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+
+from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, OPT10023_OUTPUTS, OPT10023_RECORD
+from publisher.controls import ocx
+from publisher.controls.sim_market import Quote, SimMarket
+
+log = logging.getLogger(__name__)
+
+#: What the simulated server enforces: Kiwoom's published 5 TR/s and its ~1,000 TR/h throttle.
+SIM_LIMITS: tuple[tuple[int, float], ...] = ((5, 1.0), (1000, 3600.0))
+OK, ERR_SOCKET_CLOSED, ERR_SISE_OVERFLOW, ERR_RQ_STRUCT, ERR_RQ_STRING = 0, -106, -200, -201, -202
+_INPUT_NAMES = dict(OPT10023_INPUTS)
+_WIDTH = 20
+
+
+@dataclass(slots=True)
+class SimFaults:
+    """Knobs a test turns. Counters decrement as the faults fire."""
+
+    #: Return these codes from the next CommRqData calls, in order.
+    refuse_codes: deque[int] = field(default_factory=deque)
+    #: Accept this many requests but never answer them (a lost TR).
+    swallow: int = 0
+    #: Probability that one field of a row is garbage.
+    malformed_rate: float = 0.0
+    #: Probability of Kiwoom's formatting quirks (double sign, leading zeros, 'A' prefix) per row.
+    quirk_rate: float = 0.02
+    #: Result code of the next CommConnect's OnEventConnect (0 = success).
+    login_result: int = 0
+
+
+@dataclass(slots=True)
+class _Answer:
+    rqname: str
+    trcode: str
+    rows: list[dict[str, str]]
+    more: bool
+
+
+class SimulatedControl(QObject):
+    OnEventConnect = pyqtSignal(int)
+    OnReceiveTrData = pyqtSignal(str, str, str, str, str, int, str, str, str)
+    OnReceiveMsg = pyqtSignal(str, str, str, str)
+
+    def __init__(
+        self,
+        seed: int | None = 0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        step_s: float = 1.0,
+        latency_ms: int = 40,
+        login_delay_ms: int = 50,
+        page_size: int = 100,
+        limits: tuple[tuple[int, float], ...] = SIM_LIMITS,
+        penalty_s: float = 17.0,
+        server_gubun: str = ocx.MOCK_SERVER,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.market = SimMarket(seed)
+        self.faults = SimFaults()
+        self._rng = random.Random(None if seed is None else seed + 1)
+        self._clock = clock
+        self._step_s = step_s
+        self._last_step_at = clock()
+        self._latency_ms = latency_ms
+        self._login_delay_ms = login_delay_ms
+        self._page_size = page_size
+        self._limits = limits
+        self._penalty_s = penalty_s
+        self._penalty_until = 0.0
+        self._server_gubun = server_gubun
+        self._connected = 0
+        self._inputs: dict[str, str] = {}
+        self._pages: dict[str, list[dict[str, str]]] = {}
+        self._current: _Answer | None = None
+        self._stamps: deque[float] = deque()
+        #: Highest number of requests seen inside each limit's window (tests assert on it).
+        self.max_in_window: dict[float, int] = {seconds: 0 for _, seconds in limits}
+        self.requests = 0
+        self.refused = 0
+        self.screens_seen: set[str] = set()
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self._dispatch: dict[str, Callable[..., Any]] = {
+            ocx.COMM_CONNECT: self._comm_connect,
+            ocx.GET_CONNECT_STATE: lambda: self._connected,
+            ocx.GET_LOGIN_INFO: self._login_info,
+            ocx.SET_INPUT_VALUE: self._set_input,
+            ocx.COMM_RQ_DATA: self._comm_rq_data,
+            ocx.GET_REPEAT_CNT: self._repeat_cnt,
+            ocx.GET_COMM_DATA: self._comm_data,
+            ocx.DISCONNECT_REAL_DATA: lambda screen: None,
+            ocx.COMM_TERMINATE: self.drop_connection,
+        }
+
+    # --- the OCX surface ----------------------------------------------------------------------
+
+    def dynamicCall(self, function: str, *args: Any) -> Any:
+        handler = self._dispatch.get(function)
+        if handler is None:
+            # The real control would print a warning and return an invalid QVariant; fail loudly instead.
+            raise ValueError(f"SimulatedControl: unknown dynamicCall signature {function!r}")
+        self.calls.append((function, args))
+        return handler(*args)
+
+    def _comm_connect(self) -> int:
+        result = self.faults.login_result
+        self.faults.login_result = 0
+
+        def finish() -> None:
+            self._connected = 1 if result == 0 else 0
+            self.OnEventConnect.emit(result)
+
+        QTimer.singleShot(self._login_delay_ms, finish)
+        return 0
+
+    def _login_info(self, tag: str) -> str:
+        return {
+            "ACCOUNT_CNT": "1",
+            "ACCNO": "8012345611;",
+            "ACCLIST": "8012345611;",
+            "USER_ID": "simuser",
+            "USER_NAME": "모의사용자",
+            "GetServerGubun": self._server_gubun,
+        }.get(tag, "")
+
+    def _set_input(self, name: str, value: str) -> None:
+        self._inputs[name] = value
+
+    def _comm_rq_data(self, rqname: str, trcode: str, prev_next: int, screen: str) -> int:
+        inputs, self._inputs = self._inputs, {}
+        now = self._clock()
+        if not self._connected:
+            return ERR_SOCKET_CLOSED
+        if self.faults.refuse_codes:
+            self.refused += 1
+            return self.faults.refuse_codes.popleft()
+        if not (len(screen) == 4 and screen.isdigit() and screen != "0000"):
+            return ERR_RQ_STRUCT
+        if trcode.lower() != OPT10023:
+            return ERR_RQ_STRUCT
+        if now < self._penalty_until or self._over_limit(now):
+            # Kiwoom answers a burst with 조회과다 and keeps refusing for a while.
+            self._penalty_until = max(self._penalty_until, now + self._penalty_s)
+            self.refused += 1
+            return ERR_SISE_OVERFLOW
+        self._count(now)
+        self.screens_seen.add(screen)
+        if prev_next == 2:
+            rows = self._pages.pop(rqname, [])
+        else:
+            error = self._check_inputs(inputs)
+            if error:
+                self.OnReceiveMsg.emit(screen, rqname, trcode, f"[505217] 입력값 오류입니다. ({error})")
+                return ERR_RQ_STRING
+            self._advance(now)
+            rows = self._rank(inputs)
+        page, rest = rows[: self._page_size], rows[self._page_size :]
+        if rest:
+            self._pages[rqname] = rest
+        if self.faults.swallow > 0:
+            self.faults.swallow -= 1
+            return OK
+        answer = _Answer(rqname, trcode, page, bool(rest))
+        QTimer.singleShot(self._latency_ms, lambda: self._answer(screen, answer))
+        return OK
+
+    def _repeat_cnt(self, trcode: str, name: str) -> int:
+        cur = self._current
+        if cur is None or trcode.lower() != cur.trcode.lower() or name not in (cur.rqname, OPT10023_RECORD):
+            return 0
+        return len(cur.rows)
+
+    def _comm_data(self, trcode: str, name: str, index: int, item: str) -> str:
+        cur = self._current
+        if cur is None or trcode.lower() != cur.trcode.lower() or name not in (cur.rqname, OPT10023_RECORD):
+            return ""
+        if not 0 <= index < len(cur.rows):
+            return ""
+        return cur.rows[index].get(item, "")
+
+    def _answer(self, screen: str, answer: _Answer) -> None:
+        self._current = answer
+        try:
+            self.OnReceiveTrData.emit(screen, answer.rqname, answer.trcode, "", "2" if answer.more else "0",
+                                      0, "", "", "")
+        finally:
+            self._current = None
+        self.OnReceiveMsg.emit(screen, answer.rqname, answer.trcode, "[00Z310] 모의투자 조회가 완료되었습니다")
+
+    # --- faults and inspection ------------------------------------------------------------------
+
+    def drop_connection(self) -> None:
+        """The server went away: GetConnectState() turns 0 and requests fail with -106."""
+        self._connected = 0
+
+    def _over_limit(self, now: float) -> bool:
+        stamps = self._stamps
+        return any(sum(1 for t in stamps if t > now - seconds) >= limit for limit, seconds in self._limits)
+
+    def _count(self, now: float) -> None:
+        stamps = self._stamps
+        stamps.append(now)
+        longest = max(s for _, s in self._limits)
+        while stamps and stamps[0] <= now - longest:
+            stamps.popleft()
+        self.requests += 1
+        for _, seconds in self._limits:
+            seen = sum(1 for t in stamps if t > now - seconds)
+            self.max_in_window[seconds] = max(self.max_in_window[seconds], seen)
+
+    # --- answers --------------------------------------------------------------------------------
+
+    def _advance(self, now: float) -> None:
+        steps = int((now - self._last_step_at) / self._step_s)
+        if steps > 0:
+            self.market.advance(min(steps, 60))
+            self._last_step_at += steps * self._step_s
+
+    @staticmethod
+    def _check_inputs(inputs: dict[str, str]) -> str | None:
+        for kiwoom, name in OPT10023_INPUTS:
+            value = inputs.get(kiwoom)
+            if value is None:
+                return f"{kiwoom} 누락"
+            choices = OPT10023_CHOICES.get(name)
+            if choices is not None and value not in choices:
+                return f"{kiwoom}={value}"
+            if choices is None and not value.isdigit():
+                return f"{kiwoom}={value}"
+        return None
+
+    def _rank(self, inputs: dict[str, str]) -> list[dict[str, str]]:
+        p = {name: inputs[kiwoom] for kiwoom, name in OPT10023_INPUTS}
+        quotes = self.market.quotes(p["market"], int(p["minutes"]), versus_previous_day=p["time_unit"] == "2")
+        floor = int(p["min_volume"]) * 1000
+        price_floor = {"0": 0, "2": 50000, "5": 10000, "6": 5000, "8": 1000, "9": 100000}[p["price_filter"]]
+        picked = [q for q in quotes if q.volume >= floor and q.price >= price_floor and q.surge > 0]
+        key = (lambda q: q.surge) if p["sort"] == "1" else (lambda q: q.surge_rate)
+        picked.sort(key=key, reverse=True)
+        return [self._format(q) for q in picked]
+
+    def _format(self, q: Quote) -> dict[str, str]:
+        """Kiwoom's raw strings: right-aligned in 20 columns, sign = direction vs. the previous close."""
+        rng = self._rng
+        change = q.change
+        limit_up, limit_down = int(q.prev_close * 1.3), int(q.prev_close * 0.7)
+        sign = "1" if q.price >= limit_up else "4" if q.price <= limit_down else (
+            "2" if change > 0 else "5" if change < 0 else "3")
+        mark = "+" if change > 0 else "-" if change < 0 else ""
+        rate = change / q.prev_close * 100
+        price = f"{mark}{q.price}"
+        prev_volume, volume = str(q.prev_volume), str(q.volume)
+        code = q.code
+        if rng.random() < self.faults.quirk_rate:
+            quirk = rng.randrange(3)
+            if quirk == 0 and mark:
+                price = mark + price  # '--4500': HTS colour sign, then direction
+            elif quirk == 1:
+                volume = volume.rjust(12, "0")
+            else:
+                code = "A" + code
+        row = {
+            "종목코드": code.ljust(_WIDTH),
+            "종목명": q.name.ljust(_WIDTH),
+            "현재가": price.rjust(_WIDTH),
+            "전일대비기호": sign.rjust(_WIDTH),
+            "전일대비": f"{mark}{abs(change)}".rjust(_WIDTH),
+            "등락률": f"{mark}{abs(rate):.2f}".rjust(_WIDTH),
+            "이전거래량": prev_volume.rjust(_WIDTH),
+            "현재거래량": volume.rjust(_WIDTH),
+            "급증량": f"+{q.surge}".rjust(_WIDTH),
+            "급증률": f"+{q.surge_rate:.2f}".rjust(_WIDTH),
+        }
+        if self.faults.malformed_rate and rng.random() < self.faults.malformed_rate:
+            item = rng.choice([k for k, _ in OPT10023_OUTPUTS])
+            row[item] = rng.choice(["", "  ", "12a4", "+-", "1.2.3"]).rjust(_WIDTH)
+        return row

@@ -1,0 +1,156 @@
+"""Publisher configuration: defaults < TOML config file < ``KIWOOM_CACHE_*`` env vars < command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from kiwoom_cache import contract
+from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, FeedInfo
+from publisher.limiter import DEFAULT_SAFETY_MARGIN, KIWOOM_TR_LIMITS, with_margin
+
+log = logging.getLogger(__name__)
+
+
+class FeedSettings(BaseModel):
+    """One opt10023 query polled on its own timer. Values are Kiwoom's input codes."""
+
+    feed: str
+    title: str = ""
+    market: str = "000"
+    sort: str = "1"
+    time_unit: str = "1"
+    min_volume: str = "5"
+    minutes: str = "5"
+    stock_filter: str = "0"
+    price_filter: str = "0"
+    interval_s: float = Field(10.0, ge=1.0, description="poll period; the shared limiter may stretch it")
+
+    @field_validator("feed")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        return contract.check_feed(value)
+
+    @field_validator("minutes")
+    @classmethod
+    def _minutes(cls, value: str) -> str:
+        if not value.isdigit() or not 1 <= int(value) <= 390:
+            raise ValueError(f"minutes must be 1..390, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _choices(self) -> FeedSettings:
+        for name, choices in OPT10023_CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                allowed = ", ".join(f"{k} ({v})" for k, v in choices.items())
+                raise ValueError(f"{self.feed}: {name}={value!r} is not one of {allowed}")
+        return self
+
+    def inputs(self) -> tuple[tuple[str, str], ...]:
+        """(Kiwoom input name, value) in SetInputValue order."""
+        return tuple((kiwoom, getattr(self, name)) for kiwoom, name in OPT10023_INPUTS)
+
+    def params(self) -> dict[str, str]:
+        return {name: getattr(self, name) for _, name in OPT10023_INPUTS}
+
+    def info(self) -> FeedInfo:
+        return FeedInfo(self.feed, self.title or self.feed, OPT10023, self.params(), self.interval_s)
+
+
+DEFAULT_FEEDS = [
+    FeedSettings(feed="kospi-surge", title="코스피 거래량급증", market="001"),
+    FeedSettings(feed="kosdaq-surge", title="코스닥 거래량급증", market="101"),
+]
+
+
+class PublisherSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KIWOOM_CACHE_", env_nested_delimiter="__", extra="forbid")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    source: Literal["sim", "kiwoom", "replay"] = "sim"
+    feeds: list[FeedSettings] = Field(default_factory=lambda: [f.model_copy() for f in DEFAULT_FEEDS])
+    history_maxlen: int = Field(contract.DEFAULT_HISTORY_MAXLEN, ge=1)
+    heartbeat_s: float = Field(contract.DEFAULT_HEARTBEAT_S, gt=0)
+    status_ttl_s: float = Field(contract.DEFAULT_STATUS_TTL_S, gt=0)
+    #: Published limits as [count, seconds] pairs; the limiter keeps ``safety_margin`` of each.
+    tr_limits: list[tuple[int, float]] = Field(default_factory=lambda: list(KIWOOM_TR_LIMITS))
+    safety_margin: float = Field(DEFAULT_SAFETY_MARGIN, gt=0, le=1)
+    #: Kiwoom's penalty after a -200 refusal (17 s after one burst, per its guide).
+    refusal_backoff_s: float = Field(17.0, ge=0)
+    request_timeout_s: float = Field(10.0, gt=0)
+    sim_seed: int | None = 1
+    #: Simulated minutes per real second in the simulated market.
+    sim_step_s: float = Field(1.0, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("feeds")
+    @classmethod
+    def _unique(cls, feeds: list[FeedSettings]) -> list[FeedSettings]:
+        names = [f.feed for f in feeds]
+        if not feeds:
+            raise ValueError("configure at least one feed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"feed names must be unique, got {names}")
+        return feeds
+
+    @model_validator(mode="after")
+    def _ttl(self) -> PublisherSettings:
+        if self.status_ttl_s <= self.heartbeat_s:
+            raise ValueError(f"status_ttl_s ({self.status_ttl_s}) must exceed heartbeat_s ({self.heartbeat_s})")
+        return self
+
+    def sustainable_rate(self) -> float:
+        """Requests per second the limiter allows in the long run."""
+        return min(w.limit / w.seconds for w in with_margin(self.tr_limits, self.safety_margin))
+
+    def demanded_rate(self) -> float:
+        return sum(1.0 / f.interval_s for f in self.feeds)
+
+    def masked_url(self) -> str:
+        """The Redis URL with any password hidden, for logs and the status key."""
+        head, sep, tail = self.redis_url.rpartition("@")
+        if not sep:
+            return self.redis_url
+        scheme, _, _creds = head.partition("://")
+        return f"{scheme}://***@{tail}"
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            yield key, (self.masked_url() if key == "redis_url" else value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # model_config["toml_file"] is set only by load_settings(config=...); None reads nothing.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> PublisherSettings:
+    """Settings from an optional TOML file, the environment and explicit overrides (highest first)."""
+    cls: type[PublisherSettings] = PublisherSettings
+    if config:
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+
+        class FromFile(PublisherSettings):
+            model_config = SettingsConfigDict(**{**PublisherSettings.model_config, "toml_file": path})
+
+        cls = FromFile
+    settings = cls(**{k: v for k, v in overrides.items() if v is not None})
+    if settings.demanded_rate() > settings.sustainable_rate():
+        log.warning(
+            "feeds ask for %.2f TR/s but Kiwoom's limits allow %.2f TR/s: the shared limiter will stretch "
+            "poll periods (raise interval_s to silence this)", settings.demanded_rate(), settings.sustainable_rate())
+    return settings

@@ -1,0 +1,37 @@
+"""TR requests and raw answers: plain records shared by the adapter, the parser and the recorder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kiwoom_cache.contract import OPT10023_RQNAME
+
+
+@dataclass(frozen=True, slots=True)
+class TrRequest:
+    feed: str
+    trcode: str
+    #: (Kiwoom input name, value) in SetInputValue order.
+    inputs: tuple[tuple[str, str], ...]
+    screen: str
+    prev_next: int = 0
+
+    @property
+    def rqname(self) -> str:
+        # The control echoes sRQName back; carrying the feed in it routes the answer without state.
+        return f"{OPT10023_RQNAME}:{self.feed}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """One TR answer exactly as the control gave it: the unit that is recorded and replayed."""
+
+    feed: str
+    trcode: str
+    screen: str
+    inputs: tuple[tuple[str, str], ...]
+    prev_next: str
+    rows: tuple[dict[str, str], ...]
+    requested_at_ms: int
+    received_at_ms: int
+    messages: tuple[str, ...] = field(default=())

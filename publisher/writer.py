@@ -1,0 +1,269 @@
+"""The Redis writer thread: rankings leave the Qt GUI thread here and reach Redis atomically.
+
+``submit()`` never blocks. Pending rankings sit in a conflating queue holding at most one ranking per
+feed (a newer ranking of a feed supersedes the unsent older one, which is counted, never silently
+lost), so memory is bounded by the number of feeds however long Redis is away. The thread writes with
+the contract's Lua script (snapshot, stream entry and channel message in one round trip), reconnects
+with capped exponential backoff and jitter, and refreshes the heartbeat status key.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+import redis
+
+from kiwoom_cache import contract
+from kiwoom_cache.clock import now_ms
+from kiwoom_cache.contract import FeedInfo, PublisherStatus, Ranking
+
+log = logging.getLogger(__name__)
+
+
+class WriterState(StrEnum):
+    #: Not started yet.
+    idle = "idle"
+    #: Connected; writes go through.
+    connected = "connected"
+    #: Redis unreachable; retrying with backoff, keeping the newest ranking per feed.
+    disconnected = "disconnected"
+    #: Stopped; see ``stats()`` for anything left unsent.
+    stopped = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    feed: str
+    id: str
+    seq: int
+    published_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    state: WriterState
+    submitted: int
+    written: int
+    superseded: int
+    #: Rankings that could never be written (e.g. not encodable); each was logged.
+    rejected: int
+    pending: int
+    reconnects: int
+    last_error: str | None
+    last_written: Written | None
+
+
+class RedisWriter:
+    """Owns one Redis connection on its own thread.
+
+    :param status: called on the writer thread before each heartbeat; returns the status to publish.
+    :param on_written: called on the writer thread after each successful write (keep it cheap and
+        thread-safe; the Qt side wraps it in a queued signal).
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        feeds: list[FeedInfo],
+        status: Callable[[], PublisherStatus],
+        history_maxlen: int = contract.DEFAULT_HISTORY_MAXLEN,
+        heartbeat_s: float = contract.DEFAULT_HEARTBEAT_S,
+        status_ttl_s: float = contract.DEFAULT_STATUS_TTL_S,
+        socket_timeout_s: float = 2.0,
+        backoff_min_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        on_written: Callable[[Written], None] | None = None,
+        client: redis.Redis | None = None,
+    ) -> None:
+        if status_ttl_s <= heartbeat_s:
+            raise ValueError(f"status TTL ({status_ttl_s}s) must exceed the heartbeat period ({heartbeat_s}s)")
+        self._client = client or redis.Redis.from_url(
+            redis_url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
+            retry=None, health_check_interval=0,
+        )
+        self._script = self._client.register_script(contract.WRITE_RANKING_LUA)
+        self._feeds = feeds
+        self._status = status
+        self._maxlen = history_maxlen
+        self._heartbeat_s = heartbeat_s
+        self._ttl_ms = int(status_ttl_s * 1000)
+        self._backoff = (backoff_min_s, backoff_max_s)
+        self._on_written = on_written
+        self._lock = threading.Condition()
+        self._pending: OrderedDict[str, Ranking] = OrderedDict()
+        self._stopping = False
+        self._flush_deadline = float("inf")
+        self._thread: threading.Thread | None = None
+        self._state = WriterState.idle
+        self._submitted = self._written = self._superseded = self._rejected = self._reconnects = 0
+        self._last_error: str | None = None
+        self._last_written: Written | None = None
+        self._registered = False
+
+    # --- producer side (any thread; the GUI thread in practice) ---------------------------------
+
+    def submit(self, ranking: Ranking) -> None:
+        """Queue a ranking; returns at once. An unsent older ranking of the same feed is superseded."""
+        with self._lock:
+            self._submitted += 1
+            if ranking.feed in self._pending:
+                self._superseded += 1
+                log.info("ranking for %s superseded before it reached Redis (writer %s)", ranking.feed,
+                         self._state.value)
+            self._pending[ranking.feed] = ranking
+            self._pending.move_to_end(ranking.feed)
+            self._lock.notify()
+
+    def stats(self) -> WriterStats:
+        with self._lock:
+            return WriterStats(self._state, self._submitted, self._written, self._superseded, self._rejected,
+                               len(self._pending),
+                               self._reconnects, self._last_error, self._last_written)
+
+    @property
+    def state(self) -> WriterState:
+        return self._state
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("writer already started")
+        self._thread = threading.Thread(target=self._run, name="kiwoom-redis-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, flush_timeout_s: float = 5.0) -> WriterStats:
+        """Flush what is pending (up to the timeout), mark the status stopped, end the thread."""
+        with self._lock:
+            self._stopping = True
+            self._flush_deadline = time.monotonic() + flush_timeout_s
+            self._lock.notify()
+        if self._thread is not None:
+            self._thread.join(flush_timeout_s + 5.0)
+        stats = self.stats()
+        if stats.pending:
+            log.error("writer stopped with %d ranking(s) unsent: Redis unreachable (%s)", stats.pending,
+                      stats.last_error)
+        self._client.close()
+        return stats
+
+    # --- writer thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_heartbeat = 0.0
+        delay = self._backoff[0]
+        while True:
+            with self._lock:
+                timeout = max(0.0, next_heartbeat - time.monotonic())
+                if not self._pending and not self._stopping:
+                    self._lock.wait(timeout)
+                stopping = self._stopping
+                item = self._pending.popitem(last=False)[1] if self._pending else None
+            try:
+                if not self._registered:
+                    self._register()
+                    self._set_state(WriterState.connected)
+                if item is not None:
+                    self._write(item)
+                    item = None
+                if time.monotonic() >= next_heartbeat:
+                    self._heartbeat()
+                    next_heartbeat = time.monotonic() + self._heartbeat_s
+                delay = self._backoff[0]
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                self._failed(exc, item)
+                if stopping and time.monotonic() >= self._flush_deadline:
+                    break
+                time.sleep(delay * random.uniform(0.5, 1.0))  # jitter: replicas of this process don't sync up
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            except redis.ResponseError as exc:
+                # Redis answered but refused (OOM, a key of the wrong type set by hand): keep it, retry.
+                log.error("Redis refused the write for %s: %s", item.feed if item else "heartbeat", exc)
+                self._requeue(item, exc)
+                if stopping and time.monotonic() >= self._flush_deadline:
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            except Exception as exc:  # a ranking that can never be written: count it, keep the thread alive
+                log.exception("writer rejected the ranking for %s", item.feed if item else "heartbeat")
+                with self._lock:
+                    self._rejected += item is not None
+                    self._last_error = f"{type(exc).__name__}: {exc}"
+                continue
+            if stopping:
+                with self._lock:
+                    if self._pending:
+                        continue
+                self._final_status()
+                break
+        self._set_state(WriterState.stopped)
+
+    def _requeue(self, item: Ranking | None, exc: Exception) -> None:
+        with self._lock:
+            if item is not None:
+                if item.feed in self._pending:
+                    self._superseded += 1  # a newer ranking arrived meanwhile; the failed one is obsolete
+                else:
+                    self._pending[item.feed] = item
+                    self._pending.move_to_end(item.feed, last=False)
+            self._last_error = f"{type(exc).__name__}: {exc}"
+
+    def _failed(self, exc: Exception, item: Ranking | None) -> None:
+        was_connected = self._state is WriterState.connected
+        self._requeue(item, exc)
+        if was_connected:
+            self._reconnects += 1
+            log.warning("Redis unreachable (%s); keeping the newest ranking per feed and retrying", exc)
+        self._registered = False
+        self._set_state(WriterState.disconnected)
+
+    def _set_state(self, state: WriterState) -> None:
+        if state is not self._state:
+            if state is WriterState.connected and self._state is WriterState.disconnected:
+                log.info("Redis reachable again")
+            with self._lock:
+                self._state = state
+
+    def _register(self) -> None:
+        """The feeds registry: readers list feeds without knowing the publisher's config."""
+        if self._feeds:
+            self._client.hset(contract.FEEDS_KEY, mapping={f.feed: f.encode() for f in self._feeds})
+        self._registered = True
+
+    def _write(self, ranking: Ranking) -> None:
+        ranking = replace(ranking, published_at_ms=now_ms())
+        keys, args = contract.write_ranking_args(ranking, self._maxlen)
+        rid, seq = self._script(keys=keys, args=args)
+        written = Written(ranking.feed, rid.decode() if isinstance(rid, bytes) else str(rid), int(seq),
+                          ranking.published_at_ms)
+        with self._lock:
+            self._written += 1
+            self._last_written = written
+        if self._on_written is not None:
+            self._on_written(written)
+
+    def _heartbeat(self) -> None:
+        status = self._status()
+        status = replace(status, heartbeat_at_ms=now_ms(), redis=WriterState.connected.value)
+        self._client.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
+
+    def _final_status(self) -> None:
+        status = replace(self._status(), state="stopped", heartbeat_at_ms=now_ms())
+        try:
+            self._client.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
+        except redis.RedisError as exc:
+            log.warning("could not write the final status: %s", exc)
+
+    def describe(self) -> dict[str, Any]:
+        s = self.stats()
+        return {"state": s.state.value, "written": s.written, "superseded": s.superseded, "rejected": s.rejected,
+                "pending": s.pending, "reconnects": s.reconnects, "last_error": s.last_error}
