@@ -346,11 +346,16 @@ def _decode_row(raw: Any) -> Row:
 # --- the atomic write ------------------------------------------------------------------------
 
 #: One ranking in one round trip. KEYS: history, latest, seq. ARGV: channel, maxlen, body.
-#: Returns ``{id, seq}``. The document gets ``"id"`` and ``"seq"`` spliced in front exactly as
+#: Returns ``{id, seq}``. Scripts are not rolled back on error, so XADD (the only call that can fail, e.g.
+#: WRONGTYPE) comes before any other write: a refused ranking leaves no trace and ``seq`` stays gap-free.
+#: The document gets ``"id"`` and ``"seq"`` spliced in front exactly as
 #: :func:`splice_document` does, so snapshot, stream entry and channel message agree on the id.
 WRITE_RANKING_LUA: Final = """
-local seq = redis.call('INCR', KEYS[3])
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+if not seq then return redis.error_reply('ERR ' .. KEYS[3] .. ' does not hold an integer') end
+seq = seq + 1
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'doc', ARGV[3])
+redis.call('SET', KEYS[3], seq)
 local doc = '{"id":"' .. id .. '","seq":' .. seq .. ',' .. string.sub(ARGV[3], 2)
 redis.call('SET', KEYS[2], doc)
 redis.call('PUBLISH', ARGV[1], doc)

@@ -1,0 +1,82 @@
+"""The shared TR limiter, driven by a fake clock through hours of traffic."""
+
+from __future__ import annotations
+
+import pytest
+
+from publisher.limiter import KIWOOM_TR_LIMITS, RateLimiter, Window, with_margin
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def drive(limiter: RateLimiter, clock: FakeClock, seconds: float) -> list[float]:
+    """Request as fast as the limiter allows for `seconds`; return the grant times."""
+    grants = []
+    end = clock.t + seconds
+    while clock.t < end:
+        wait = limiter.try_acquire()
+        if wait == 0:
+            grants.append(clock.t)
+        else:
+            clock.t += wait
+    return grants
+
+
+def max_in_any_window(grants: list[float], seconds: float) -> int:
+    best, start = 0, 0
+    for end, t in enumerate(grants):
+        while grants[start] <= t - seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_never_exceeds_any_window_over_two_hours() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter.for_kiwoom(0.9, clock)
+    grants = drive(limiter, clock, 7200)
+    for window in limiter.windows:
+        assert max_in_any_window(grants, window.seconds) <= window.limit
+    # ... and it is not needlessly slow: the binding 4-per-18 s window allows 800 in two hours.
+    assert len(grants) >= 790
+
+
+def test_margin_rounds_down_and_keeps_one() -> None:
+    assert with_margin(KIWOOM_TR_LIMITS, 0.9)[0] == Window(4, 1.0)
+    assert with_margin([(1, 1.0)], 0.5) == (Window(1, 1.0),)
+    with pytest.raises(ValueError, match="safety margin"):
+        with_margin(KIWOOM_TR_LIMITS, 1.5)
+
+
+def test_delay_is_exact() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter([Window(2, 1.0)], clock)
+    assert limiter.try_acquire() == 0 and limiter.try_acquire() == 0
+    assert limiter.try_acquire() == pytest.approx(1.0)
+    clock.t += 0.5
+    assert limiter.delay() == pytest.approx(0.5)
+    clock.t += 0.5
+    assert limiter.try_acquire() == 0
+
+
+def test_penalty_blocks_then_releases() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter([Window(5, 1.0)], clock)
+    limiter.penalize(17.0)
+    assert limiter.try_acquire() == pytest.approx(17.0)
+    clock.t += 17.0
+    assert limiter.try_acquire() == 0
+    assert limiter.used() == {"1s": 1}
+
+
+def test_bad_windows_rejected() -> None:
+    with pytest.raises(ValueError, match="limit >= 1"):
+        Window(0, 1.0)
+    with pytest.raises(ValueError, match="at least one window"):
+        RateLimiter([])

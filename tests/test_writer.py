@@ -1,0 +1,138 @@
+"""The Redis writer thread against a real redis-server: atomic write, conflation, outages, bad keys."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from kiwoom_cache import contract as c
+from kiwoom_cache.localredis import LocalRedis, free_port
+from publisher.writer import RedisWriter, WriterState
+from tests.test_contract import make_ranking
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status() -> c.PublisherStatus:
+    return c.PublisherStatus(state="running", source="sim", account_mode="sim", version="t", host="h", pid=1,
+                             started_at_ms=1, heartbeat_at_ms=1, last_success_ms=None, heartbeat_s=1.0)
+
+
+def make_writer(url: str, **kw: object) -> RedisWriter:
+    kw.setdefault("heartbeat_s", 0.2)
+    kw.setdefault("status_ttl_s", 1.0)
+    return RedisWriter(url, feeds=[c.FeedInfo("kospi-surge", "코스피", c.OPT10023, {"market": "001"}, 1.0)],
+                       status=status, backoff_min_s=0.02, backoff_max_s=0.2, **kw)  # type: ignore[arg-type]
+
+
+def test_one_ranking_lands_atomically_with_one_id(redis_url: str, redis_client: redis.Redis) -> None:
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(c.updates_channel("kospi-surge"))
+    pubsub.get_message(timeout=1)
+    writer = make_writer(redis_url, history_maxlen=3)
+    writer.start()
+    for i in range(5):
+        writer.submit(make_ranking(requested_at_ms=1764028800000 + i))
+        wait_for(lambda i=i: writer.stats().written == i + 1, what="write")
+    stats = writer.stop()
+    assert (stats.written, stats.superseded, stats.pending, stats.state) == (5, 0, 0, WriterState.stopped)
+    latest = redis_client.get(c.latest_key("kospi-surge"))
+    [(entry_id, fields)] = redis_client.xrevrange(c.history_key("kospi-surge"), count=1)
+    assert latest == c.document_from_entry(entry_id, fields)
+    doc = c.decode_ranking(latest)
+    assert doc.id == entry_id.decode() and doc.seq == 5
+    assert doc.requested_at_ms <= doc.received_at_ms <= doc.published_at_ms <= c.parse_stream_id(doc.id)[0]
+    messages = []
+    while (m := pubsub.get_message(timeout=0.5)) is not None:
+        messages.append(m["data"])
+    assert [c.decode_ranking(m).seq for m in messages] == [1, 2, 3, 4, 5]
+    assert messages[-1] == latest
+    # MAXLEN ~ 3 trims approximately (whole macro nodes), never below 3.
+    assert 3 <= redis_client.xlen(c.history_key("kospi-surge")) <= 5
+    info = c.FeedInfo.decode(redis_client.hget(c.FEEDS_KEY, "kospi-surge"))
+    assert info.params == {"market": "001"}
+    final = c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY))
+    assert final.state == "stopped" and 0 < redis_client.pttl(c.STATUS_KEY) <= 1000
+
+
+def test_heartbeat_expires_when_the_writer_is_gone(redis_url: str, redis_client: redis.Redis) -> None:
+    writer = make_writer(redis_url)
+    writer.start()
+    wait_for(lambda: redis_client.exists(c.STATUS_KEY), what="heartbeat")
+    assert c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY)).redis == "connected"
+    writer._stopping = True  # simulate a crash: no final status, the key must simply expire
+    wait_for(lambda: not redis_client.exists(c.STATUS_KEY), timeout=5, what="status key to expire")
+    writer.stop()
+
+
+def test_outage_keeps_newest_per_feed_then_flushes(own_redis: Callable[..., LocalRedis]) -> None:
+    port = free_port()
+    writer = make_writer(f"redis://127.0.0.1:{port}/0")
+    writer.start()
+    for i in range(3):
+        writer.submit(make_ranking("kospi-surge", requested_at_ms=100 + i))
+    writer.submit(make_ranking("kosdaq-surge", requested_at_ms=200))
+    wait_for(lambda: writer.state is WriterState.disconnected, what="disconnected state")
+    stats = writer.stats()
+    assert (stats.superseded, stats.pending, stats.written) == (2, 2, 0)
+    assert "Error" in (stats.last_error or "")
+    server = own_redis(port)  # Redis comes (back) up on the same port
+    wait_for(lambda: writer.stats().written == 2, what="flush after reconnect")
+    client = redis.Redis(port=port)
+    assert c.decode_ranking(client.get(c.latest_key("kospi-surge"))).requested_at_ms == 102
+    assert client.xlen(c.history_key("kospi-surge")) == 1
+    stats = writer.stop()
+    assert stats.submitted == stats.written + stats.superseded + stats.pending
+    client.close()
+    server.stop()
+
+
+def test_stop_while_redis_is_down_reports_unsent() -> None:
+    writer = make_writer(f"redis://127.0.0.1:{free_port()}/0")
+    writer.start()
+    writer.submit(make_ranking())
+    stats = writer.stop(flush_timeout_s=0.3)
+    assert stats.pending == 1 and stats.written == 0 and stats.state is WriterState.stopped
+
+
+def test_wrong_type_key_is_retried_not_lost(redis_url: str, redis_client: redis.Redis,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    redis_client.set(c.history_key("kospi-surge"), "someone typed SET by hand")
+    writer = make_writer(redis_url)
+    writer.start()
+    writer.submit(make_ranking())
+    wait_for(lambda: "WRONGTYPE" in (writer.stats().last_error or ""), what="WRONGTYPE error")
+    assert writer.stats().pending == 1
+    redis_client.delete(c.history_key("kospi-surge"))
+    wait_for(lambda: writer.stats().written == 1, what="write after the key was fixed")
+    writer.stop()
+    assert "Redis refused the write" in caplog.text
+    assert json.loads(redis_client.get(c.latest_key("kospi-surge")))["seq"] == 1
+
+
+def test_unencodable_ranking_is_rejected_and_counted(redis_url: str) -> None:
+    writer = make_writer(redis_url)
+    writer.start()
+    writer.submit(make_ranking(source="nowhere"))
+    writer.submit(make_ranking("kosdaq-surge"))
+    wait_for(lambda: writer.stats().written == 1, what="the good ranking")
+    stats = writer.stop()
+    assert stats.rejected == 1 and "unknown source" in (stats.last_error or "")
+
+
+def test_status_ttl_must_exceed_heartbeat() -> None:
+    with pytest.raises(ValueError, match="must exceed"):
+        make_writer("redis://127.0.0.1:1/0", heartbeat_s=2.0, status_ttl_s=1.0)
