@@ -41,7 +41,8 @@ def test_every_feed_polled_with_exact_calls(qtbot) -> None:
     assert first.requested_at_ms <= first.received_at_ms
     # The adapter set the seven inputs in TR order, then CommRqData, then released the screen.
     calls = [c for c in control.calls if c[0] in (ocx.SET_INPUT_VALUE, ocx.COMM_RQ_DATA)]
-    assert [a[0] for _, a in calls[:7]] == ["시장구분", "정렬구분", "시간구분", "거래량구분", "시간", "종목조건", "가격구분"]
+    assert [a[0] for _, a in calls[:7]] == [
+        "시장구분", "정렬구분", "시간구분", "거래량구분", "시간", "종목조건", "가격구분"]
     assert calls[7] == (ocx.COMM_RQ_DATA, ("거래량급증요청:kospi-surge", "opt10023", 0, "2000"))
     assert (ocx.DISCONNECT_REAL_DATA, ("2000",)) in control.calls
 

@@ -93,7 +93,7 @@ def test_redis_outage_loses_only_superseded_rankings(qtbot, own_redis: Callable[
 def test_cli_runs_headless_and_exits_cleanly(redis_url: str, redis_client: redis.Redis) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "publisher", "--source", "sim", "--redis-url", redis_url, "--duration", "2.5"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "publisher stopped" in proc.stderr
@@ -106,6 +106,6 @@ def test_cli_rejects_bad_config_clearly(tmp_path) -> None:
     bad = tmp_path / "feeds.toml"
     bad.write_text('[[feeds]]\nfeed = "KOSPI"\n', encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "publisher", "--config", str(bad)], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, check=False)
     assert proc.returncode == 2
     assert "invalid feed slug 'KOSPI'" in proc.stderr

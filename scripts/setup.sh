@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Create .venv and install kiwoom-cache with every extra. Safe to re-run: it reinstalls only when
+# pyproject.toml changed. Sourced by demo.sh and test.sh; needs only python3 (>= 3.11) with venv.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python3}"
+if [ ! -x "$ROOT/.venv/bin/python" ]; then
+  "$PY" -m venv "$ROOT/.venv"
+fi
+STAMP="$ROOT/.venv/.kiwoom-cache-installed"
+WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  echo "setting up .venv (pip install -e '.[publisher,api,test]') ..." >&2
+  LOG="$ROOT/.venv/install.log"
+  if ! { "$ROOT/.venv/bin/python" -m pip install -q --upgrade pip &&
+         "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT[publisher,api,test]"; } >"$LOG" 2>&1; then
+    grep -v '^WARNING: Location' "$LOG" >&2
+    echo "setup failed; full log in $LOG" >&2
+    exit 1
+  fi
+  "$ROOT/.venv/bin/python" -c "import PyQt5.QtCore, redis, fastapi, pytest" # fail here, not mid-test
+  echo "$WANT" > "$STAMP"
+fi
+# shellcheck disable=SC1091
+. "$ROOT/.venv/bin/activate"
