@@ -1,0 +1,123 @@
+"""The publisher's hot path: parse a 100-row opt10023 answer, encode it, write it to a real Redis.
+
+Compares, in one run against one redis-server, our atomic Lua write (one round trip) with the two
+obvious alternatives that keep the same contract:
+
+* ``multi-2rt``: XADD first (to learn the id), then MULTI{SET, PUBLISH} — two round trips, and a
+  reader can see the stream entry before ``latest``;
+* ``plain-4rt``: INCR, XADD, SET, PUBLISH as four separate commands — four round trips, not atomic.
+
+Run: ``python bench/publish_path.py [--n 2000]``. Prints medians, p99s and ratios (the machine is
+noisy; ratios are what to compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import redis
+
+from kiwoom_cache import contract as c
+from kiwoom_cache.contract import OPT10023_INPUTS
+from kiwoom_cache.localredis import LocalRedis
+from publisher.controls.simulated import SimulatedControl
+from publisher.parser import ranking_from_response
+from publisher.tr import RawResponse
+
+INPUTS = tuple(zip([k for k, _ in OPT10023_INPUTS], ["000", "1", "1", "5", "5", "0", "0"], strict=True))
+
+
+def raw_answer(rows: int = 100) -> RawResponse:
+    control = SimulatedControl(seed=1)
+    control.faults.quirk_rate = 0.05
+    ranked = control._rank(dict(INPUTS))  # the simulated server's formatted rows, Kiwoom-shaped strings
+    raw_rows = tuple((ranked * (rows // len(ranked) + 1))[:rows])
+    return RawResponse("bench-surge", "opt10023", "2000", INPUTS, "0", raw_rows, 1, 2)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    args = parser.parse_args()
+    raw = raw_answer()
+    with tempfile.TemporaryDirectory() as tmp, LocalRedis(tmp) as server:
+        client = redis.Redis.from_url(server.url)
+        script = client.register_script(c.WRITE_RANKING_LUA)
+        feed = "bench-surge"
+
+        def lua(r: c.Ranking) -> None:
+            keys, argv = c.write_ranking_args(r, 10_000)
+            script(keys=keys, args=argv)
+
+        def multi_2rt(r: c.Ranking) -> None:
+            body = c.encode_body(r)
+            seq = client.incr(c.seq_key(feed) + ":m")
+            rid = client.xadd(c.history_key(feed) + "m", {"seq": seq, "doc": body}, maxlen=10_000)
+            doc = c.splice_document(body, rid, seq)
+            pipe = client.pipeline(transaction=True)
+            pipe.set(c.latest_key(feed) + "m", doc)
+            pipe.publish(c.updates_channel(feed), doc)
+            pipe.execute()
+
+        def plain_4rt(r: c.Ranking) -> None:
+            body = c.encode_body(r)
+            seq = client.incr(c.seq_key(feed) + ":p")
+            rid = client.xadd(c.history_key(feed) + "p", {"seq": seq, "doc": body}, maxlen=10_000)
+            doc = c.splice_document(body, rid, seq)
+            client.set(c.latest_key(feed) + "p", doc)
+            client.publish(c.updates_channel(feed), doc)
+
+        def parse_only(_: c.Ranking) -> None:
+            ranking_from_response(raw, source="sim")
+
+        def encode_only(r: c.Ranking) -> None:
+            c.encode_body(r)
+
+        variants: dict[str, Callable[[c.Ranking], None]] = {
+            "parse (100 rows)": parse_only, "encode (100 rows)": encode_only,
+            "write: lua 1rt (ours)": lua, "write: multi 2rt": multi_2rt, "write: plain 4rt": plain_4rt,
+        }
+        timings: dict[str, list[float]] = {name: [] for name in variants}
+        base = ranking_from_response(raw, source="sim")
+        for _ in range(200):  # warm-up
+            for fn in variants.values():
+                fn(base)
+        for i in range(args.n):  # interleaved, so noise hits every variant alike
+            r = replace(base, published_at_ms=i)
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                fn(r)
+                timings[name].append((time.perf_counter() - t0) * 1e6)
+        size = len(c.encode_body(base))
+        full: list[float] = []
+        for _ in range(args.n):
+            t0 = time.perf_counter()
+            lua(ranking_from_response(raw, source="sim"))
+            full.append((time.perf_counter() - t0) * 1e6)
+        client.close()
+
+    ours = statistics.median(timings["write: lua 1rt (ours)"])
+    print(f"100-row opt10023 ranking, JSON document {size:,} bytes, n={args.n}, redis {server.executable}")
+    print(f"{'step':28} {'median µs':>10} {'p99 µs':>10} {'÷ lua write':>12}")
+    for name, values in timings.items():
+        med = statistics.median(values)
+        print(f"{name:28} {med:10.1f} {percentile(values, 0.99):10.1f} {med / ours:12.2f}")
+    print(f"{'parse+encode+write (ours)':28} {statistics.median(full):10.1f} {percentile(full, 0.99):10.1f}"
+          f" {statistics.median(full) / ours:12.2f}")
+
+
+if __name__ == "__main__":
+    main()
