@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+from collections import deque
 from typing import Any
 
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
@@ -36,6 +37,8 @@ class Publisher(QObject):
     written = pyqtSignal(object)
     #: The publisher state string changed (see contract.PUBLISHER_STATES).
     stateChanged = pyqtSignal(str)
+    #: A human-readable error (also kept in :attr:`recent_errors`).
+    errorOccurred = pyqtSignal(str)
 
     def __init__(self, settings: PublisherSettings, control: Control, *, writer: RedisWriter | None = None,
                  parent: QObject | None = None) -> None:
@@ -59,6 +62,8 @@ class Publisher(QObject):
         self._last_success_ms: int | None = None
         self._started_at_ms = now_ms()
         self._feed_status: dict[str, dict[str, Any]] = {}
+        #: (epoch ms, text), newest last; what the operator window lists.
+        self.recent_errors: deque[tuple[int, str]] = deque(maxlen=50)
         self.writer = writer or RedisWriter(
             settings.redis_url,
             feeds=[f.info() for f in feeds],
@@ -72,7 +77,7 @@ class Publisher(QObject):
         self.client.loginFinished.connect(self._on_login)
         self.client.messageReceived.connect(self._on_message)
         self.poller.rankingReady.connect(self._on_ranking)
-        self.poller.requestFailed.connect(self._refresh_feed_status)
+        self.poller.requestFailed.connect(self._on_request_failed)
         self.poller.connectionLost.connect(self._on_connection_lost)
         self._login_timer = QTimer(self)
         self._login_timer.setSingleShot(True)
@@ -101,8 +106,9 @@ class Publisher(QObject):
 
     def _on_login(self, code: int) -> None:
         if code != 0:
-            self._set_state("degraded", f"login failed with {code}; retrying in {LOGIN_RETRY_S:g}s")
-            log.error("login failed with %d; retrying in %gs", code, LOGIN_RETRY_S)
+            text = f"login failed with {code}; retrying in {LOGIN_RETRY_S:g}s"
+            self._set_state("degraded", text)
+            self._error(text)
             self._login_timer.start(int(LOGIN_RETRY_S * 1000))
             return
         with self._lock:
@@ -130,6 +136,16 @@ class Publisher(QObject):
 
     def _on_message(self, screen: str, rqname: str, trcode: str, msg: str) -> None:
         log.debug("OnReceiveMsg %s %s %s: %s", screen, rqname, trcode, msg)
+
+    def _on_request_failed(self, feed: str, code: int, text: str) -> None:
+        self._error(f"{feed}: {text}", logged=True)  # the poller logged it already
+        self._refresh_feed_status()
+
+    def _error(self, text: str, *, logged: bool = False) -> None:
+        if not logged:
+            log.error("%s", text)
+        self.recent_errors.append((now_ms(), text))
+        self.errorOccurred.emit(text)
 
     def _refresh_feed_status(self, *_: object) -> None:
         with self._lock:
