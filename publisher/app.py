@@ -11,16 +11,20 @@ import os
 import socket
 import threading
 from collections import deque
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from kiwoom_cache import __version__
-from kiwoom_cache.clock import now_ms
+from kiwoom_cache.clock import KST, now_ms
 from kiwoom_cache.contract import PublisherStatus, Ranking
 from publisher.client import KiwoomClient
 from publisher.controls.ocx import Control
+from publisher.kiwoom_errors import error_for
 from publisher.limiter import RateLimiter, with_margin
+from publisher.market_session import TRADING_STATES, SessionState, next_transition, session_at
 from publisher.poller import Poller
 from publisher.screens import ScreenPool
 from publisher.settings import PublisherSettings
@@ -28,8 +32,8 @@ from publisher.writer import RedisWriter, Written
 
 log = logging.getLogger(__name__)
 
-#: How long to wait before trying CommConnect() again after a failed login.
-LOGIN_RETRY_S = 30.0
+#: Re-check the session at least this often, so a wall-clock jump cannot leave a stale state for long.
+SESSION_RECHECK_S = 60.0
 
 
 class Publisher(QObject):
@@ -41,9 +45,12 @@ class Publisher(QObject):
     errorOccurred = pyqtSignal(str)
 
     def __init__(self, settings: PublisherSettings, control: Control, *, writer: RedisWriter | None = None,
-                 parent: QObject | None = None) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(KST), parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        self._clock = clock
+        self._calendar = settings.calendar()
+        self._session = session_at(clock(), self._calendar)
         self.control = control
         self.client = KiwoomClient(control, self)
         self.screens = ScreenPool()
@@ -53,7 +60,7 @@ class Publisher(QObject):
         self.poller = Poller(
             self.client, feeds, limiter, source=settings.source, screens=screens,
             request_timeout_s=settings.request_timeout_s, refusal_backoff_s=settings.refusal_backoff_s,
-            parent=self,
+            session=lambda: self._session.value, parent=self,
         )
         self._lock = threading.Lock()
         self._state = "starting"
@@ -82,16 +89,24 @@ class Publisher(QObject):
         self._login_timer = QTimer(self)
         self._login_timer.setSingleShot(True)
         self._login_timer.timeout.connect(self._login)
+        self._session_timer = QTimer(self)
+        self._session_timer.setSingleShot(True)
+        self._session_timer.timeout.connect(self.update_session)
+        self._watchdog = QTimer(self)
+        self._watchdog.setInterval(int(settings.connection_check_s * 1000))
+        self._watchdog.timeout.connect(self._check_connection)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
         self.writer.start()
+        self.update_session()
         self._login()
 
     def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Stop polling, flush pending rankings to Redis (or report them), write the final status."""
-        self._login_timer.stop()
+        for timer in (self._login_timer, self._session_timer, self._watchdog):
+            timer.stop()
         self.poller.stop()
         self._set_state("stopping")
         stats = self.writer.stop(flush_timeout_s)
@@ -106,21 +121,67 @@ class Publisher(QObject):
 
     def _on_login(self, code: int) -> None:
         if code != 0:
-            text = f"login failed with {code}; retrying in {LOGIN_RETRY_S:g}s"
+            retry = self.settings.login_retry_s
+            text = f"{error_for(code, 'OnEventConnect')}; retrying in {retry:g}s"
             self._set_state("degraded", text)
             self._error(text)
-            self._login_timer.start(int(LOGIN_RETRY_S * 1000))
+            self._login_timer.start(int(retry * 1000))
+            return
+        if self.poller.running:  # a late or repeated OnEventConnect(0) changes nothing
             return
         with self._lock:
-            self._account_mode = "sim" if self.settings.source == "sim" else self.client.account_mode()
+            source = self.settings.source
+            self._account_mode = source if source in ("sim", "replay") else self.client.account_mode()
         log.info("logged in (%s server); polling %d feed(s)", self._account_mode, len(self.poller.feeds))
-        self._set_state("running")
-        self.poller.start()
+        self._apply_session(start_polling=True)
+
+    def _check_connection(self) -> None:
+        if self.poller.running and not self.client.is_connected():
+            self._on_connection_lost()
 
     def _on_connection_lost(self) -> None:
+        """Kiwoom never reconnects by itself: stop polling, report it, and log in again."""
+        if not self.poller.running:
+            return
         self.poller.stop()
-        self._set_state("degraded", "connection to Kiwoom lost; logging in again")
+        self._watchdog.stop()
+        text = "connection to Kiwoom lost (GetConnectState() = 0); logging in again"
+        self._set_state("degraded", text)
+        self._error(text)
         self._login_timer.start(1000)
+
+    # --- market session ---------------------------------------------------------------------------
+
+    @property
+    def session(self) -> SessionState:
+        return self._session
+
+    def update_session(self) -> None:
+        """Re-evaluate the KRX session now and schedule the next check at the next transition."""
+        now = self._clock()
+        self._session = session_at(now, self._calendar)
+        wait = (next_transition(now, self._calendar) - now).total_seconds()
+        self._session_timer.start(int(max(0.0, min(wait, SESSION_RECHECK_S)) * 1000) + 10)
+        self._apply_session()
+
+    def _apply_session(self, *, start_polling: bool = False) -> None:
+        """Pause or slow polling outside trading hours (when configured) and say so in the status."""
+        paused, floor, message = False, None, None
+        if self.settings.follows_market_hours() and self._session not in TRADING_STATES:
+            off = self.settings.off_hours_interval_s
+            if off is None:
+                paused = True
+                resume = next_transition(self._clock(), self._calendar)
+                message = f"market {self._session.value}; polling paused until {resume.isoformat()}"
+            else:
+                floor = off
+                message = f"market {self._session.value}; polling every {off:g}s"
+        self.poller.set_schedule(floor, paused=paused)  # before start(), so a closed market sends nothing
+        if start_polling:
+            self.poller.start()
+            self._watchdog.start()
+        if self.poller.running:
+            self._set_state("paused" if paused else "running", message)
 
     # --- data path --------------------------------------------------------------------------------
 
@@ -179,6 +240,7 @@ class Publisher(QObject):
                 heartbeat_at_ms=now_ms(),
                 last_success_ms=self._last_success_ms,
                 heartbeat_s=self.settings.heartbeat_s,
+                session=self._session.value,
                 message=self._message,
                 feeds={k: dict(v) for k, v in self._feed_status.items()},
             )

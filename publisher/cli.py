@@ -2,8 +2,10 @@
 
 Examples::
 
-    kiwoom-publisher --source sim --redis-url redis://127.0.0.1:6379/0
-    kiwoom-publisher --source sim --config feeds.toml --duration 60
+    kiwoom-publisher --source kiwoom                         # Windows, 32-bit Python, operator window
+    kiwoom-publisher --source sim --headless --redis-url redis://127.0.0.1:6379/0
+    kiwoom-publisher --source sim --record day.jsonl --duration 600
+    kiwoom-publisher --source replay day.jsonl --speed 5
 """
 
 from __future__ import annotations
@@ -14,19 +16,28 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
+from kiwoom_cache.errors import KiwoomCacheError
 from publisher.settings import PublisherSettings, load_settings
 
 log = logging.getLogger("publisher")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kiwoom-publisher", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="kiwoom-publisher", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.split("\n")[2:]))
+    p.add_argument("recording", nargs="?", metavar="FILE", help="recording to replay (with --source replay)")
     p.add_argument("--source", choices=("sim", "kiwoom", "replay"), help="where rankings come from (default sim)")
     p.add_argument("--config", metavar="FILE", help="TOML config file (feeds, limits, Redis URL)")
     p.add_argument("--redis-url", help="Redis URL (default redis://127.0.0.1:6379/0 or $KIWOOM_CACHE_REDIS_URL)")
+    p.add_argument("--record", metavar="FILE", help="append every raw TR answer to FILE (JSON Lines)")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed factor (default 1)")
+    p.add_argument("--once", action="store_true", help="replay the recording once instead of looping")
+    p.add_argument("--headless", action="store_true", help="no operator window (default when no display)")
     p.add_argument("--seed", type=int, help="simulated market seed")
     p.add_argument("--duration", type=float, metavar="S", help="stop cleanly after S seconds (demos, tests)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
@@ -34,47 +45,115 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.source == "replay" and not args.recording:
+        parser.error("--source replay needs a recording FILE")
+    if args.recording and args.source != "replay":
+        parser.error("a FILE argument is only used with --source replay")
+    if args.speed <= 0:
+        parser.error("--speed must be positive")
+    overrides: dict[str, Any] = {"source": args.source, "redis_url": args.redis_url, "sim_seed": args.seed,
+                                 "log_level": args.log_level}
     try:
-        settings = load_settings(args.config, source=args.source, redis_url=args.redis_url, sim_seed=args.seed,
-                                 log_level=args.log_level)
+        responses = None
+        if args.source == "replay":
+            from publisher.recording import read_recording  # noqa: PLC0415
+
+            header, responses = read_recording(args.recording)
+            overrides.update(_replay_overrides(responses, args.speed, args.config))
+        settings = load_settings(args.config, **overrides)
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         print(f"kiwoom-publisher: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(settings, duration_s=args.duration)
+    if responses is not None:
+        log.info("replaying %d TR answers from %s (%s) at %gx", len(responses), args.recording,
+                 header.get("note", header.get("source")), args.speed)
+    try:
+        return run(settings, duration_s=args.duration, record=args.record, headless=args.headless,
+                   replay=responses, loop=not args.once)
+    except KiwoomCacheError as exc:
+        print(f"kiwoom-publisher: {exc}", file=sys.stderr)
+        return 2
 
 
-def run(settings: PublisherSettings, *, duration_s: float | None = None) -> int:
-    # Headless on Linux: no display needed for the simulated or replayed control.
-    if settings.source != "kiwoom":
+def _replay_overrides(responses: Sequence[Any], speed: float, config: str | None) -> dict[str, Any]:
+    """Feeds from the recording (unless a config names them) and Kiwoom's limits compressed by ``speed``."""
+    from publisher.controls.replay import feeds_from_recording  # noqa: PLC0415
+    from publisher.limiter import KIWOOM_TR_LIMITS  # noqa: PLC0415
+
+    out: dict[str, Any] = {"tr_limits": [(n, s / speed) for n, s in KIWOOM_TR_LIMITS]}
+    if config is None:
+        out["feeds"] = feeds_from_recording(responses, speed)
+    return out
+
+
+def _has_display() -> bool:
+    return sys.platform == "win32" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run(settings: PublisherSettings, *, duration_s: float | None = None, record: str | None = None,
+        headless: bool = False, replay: Sequence[Any] | None = None, loop: bool = True) -> int:
+    if not headless and not _has_display():
+        log.info("no display: running headless (the operator window needs a desktop)")
+        headless = True
+    if headless:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PyQt5.QtCore import QCoreApplication, QTimer  # noqa: PLC0415 - Qt starts only when we run
+    from PyQt5.QtWidgets import QApplication  # noqa: PLC0415
 
     from publisher.app import Publisher  # noqa: PLC0415
-    from publisher.controls.simulated import SimulatedControl  # noqa: PLC0415
 
-    if settings.source != "sim":
-        print(f"kiwoom-publisher: --source {settings.source} is not available in this build yet", file=sys.stderr)
-        return 2
-    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
-    control = SimulatedControl(settings.sim_seed, step_s=settings.sim_step_s)
+    # ActiveX and the window need a QApplication; headless sim/replay only an event loop.
+    needs_widgets = settings.source == "kiwoom" or not headless
+    app = QCoreApplication.instance() or (QApplication if needs_widgets else QCoreApplication)(sys.argv[:1])
+    control = _make_control(settings, replay, loop)
     publisher = Publisher(settings, control)
+    recorder = None
+    if record:
+        from publisher.recording import Recorder  # noqa: PLC0415
+
+        recorder = Recorder(record, source=settings.source)
+        publisher.client.responseReceived.connect(recorder.record)
+        log.info("recording raw TR answers to %s", record)
     log.info("publishing %s to %s", ", ".join(f.feed for f in settings.feeds), settings.masked_url())
 
-    def shutdown(*_: object) -> None:
-        app.quit()
-
-    signal.signal(signal.SIGINT, shutdown)
-    signal.signal(signal.SIGTERM, shutdown)
-    # Python runs signal handlers only between bytecodes; a idle Qt loop never yields to it without this.
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    # Python runs signal handlers only between bytecodes; an idle Qt loop never yields to it without this.
     pulse = QTimer()
     pulse.start(200)
     pulse.timeout.connect(lambda: None)
     if duration_s is not None:
         QTimer.singleShot(int(duration_s * 1000), app.quit)
+    if settings.source == "replay" and not loop:
+        pulse.timeout.connect(lambda: control.exhausted and not publisher.client.pending_feeds() and app.quit())
+    window = None
+    if not headless:
+        from publisher.window import OperatorWindow  # noqa: PLC0415
+
+        window = OperatorWindow(publisher)
+        window.show()
     publisher.start()
     app.exec_()
-    publisher.stop()
-    stats = publisher.writer.stats()
-    return 0 if stats.pending == 0 else 1
+    if window is None or publisher.state not in ("stopping", "stopped"):
+        publisher.stop()
+    if recorder is not None:
+        recorder.close()
+        log.info("recorded %d TR answers to %s", recorder.count, record)
+    return 0 if publisher.writer.stats().pending == 0 else 1
+
+
+def _make_control(settings: PublisherSettings, replay: Sequence[Any] | None, loop: bool) -> Any:
+    if settings.source == "kiwoom":
+        from publisher.controls.kiwoom import create_control  # noqa: PLC0415
+
+        return create_control()
+    if settings.source == "replay":
+        from publisher.controls.replay import ReplayControl  # noqa: PLC0415
+
+        return ReplayControl(replay or [], loop=loop)
+    from publisher.controls.simulated import SimulatedControl  # noqa: PLC0415
+
+    return SimulatedControl(settings.sim_seed, step_s=settings.sim_step_s)

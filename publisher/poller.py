@@ -17,15 +17,13 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.contract import OPT10023, Ranking
 from publisher.client import KiwoomClient
+from publisher.kiwoom_errors import OP_ERR_SISE_OVERFLOW, OP_ERR_SOCKET_CLOSED, error_for
 from publisher.limiter import RateLimiter
 from publisher.parser import ranking_from_response
 from publisher.settings import FeedSettings
 from publisher.tr import RawResponse, TrRequest
 
 log = logging.getLogger(__name__)
-
-ERR_SISE_OVERFLOW = -200
-ERR_SOCKET_CLOSED = -106
 
 
 @dataclass(slots=True)
@@ -88,6 +86,8 @@ class Poller(QObject):
         self._refusal_backoff_s = refusal_backoff_s
         self._inflight: str | None = None
         self._running = False
+        self._paused = False
+        self._interval_floor_s: float | None = None
         self._timers: list[QTimer] = []
         self._dispatch_timer = QTimer(self)
         self._dispatch_timer.setSingleShot(True)
@@ -102,29 +102,52 @@ class Poller(QObject):
     def running(self) -> bool:
         return self._running
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
     def start(self) -> None:
         if self._running:
             return
         self._running = True
+        if not self._paused:
+            self._start_timers()
+
+    def _start_timers(self) -> None:
+        floor = self._interval_floor_s or 0.0
         for state in self.feeds.values():
             timer = QTimer(self)
-            timer.setInterval(int(state.settings.interval_s * 1000))
+            timer.setInterval(int(max(state.settings.interval_s, floor) * 1000))
             timer.timeout.connect(lambda feed=state.settings.feed: self._mark_due(feed))
             timer.start()
             self._timers.append(timer)
             self._mark_due(state.settings.feed)
 
+    def set_schedule(self, interval_floor_s: float | None, *, paused: bool) -> None:
+        """Market-session policy: pause polling, or poll no faster than ``interval_floor_s``."""
+        if paused == self._paused and interval_floor_s == self._interval_floor_s:
+            return
+        self._paused, self._interval_floor_s = paused, interval_floor_s
+        self._stop_timers()
+        for state in self.feeds.values():
+            state.due_since = None
+        if self._running and not paused:
+            self._start_timers()
+
     def stop(self) -> None:
         self._running = False
+        self._stop_timers()
+        self._timeout_timer.stop()
+        if self._inflight is not None:
+            self.client.forget(self._inflight)
+            self._inflight = None
+
+    def _stop_timers(self) -> None:
         for timer in self._timers:
             timer.stop()
             timer.deleteLater()
         self._timers.clear()
         self._dispatch_timer.stop()
-        self._timeout_timer.stop()
-        if self._inflight is not None:
-            self.client.forget(self._inflight)
-            self._inflight = None
 
     def _mark_due(self, feed: str) -> None:
         state = self.feeds[feed]
@@ -134,7 +157,7 @@ class Poller(QObject):
 
     def kick(self) -> None:
         """Send the most overdue feed if nothing is in flight and the limiter allows it."""
-        if not self._running or self._inflight is not None:
+        if not self._running or self._paused or self._inflight is not None:
             return
         due = [s for s in self.feeds.values() if s.due_since is not None]
         if not due:
@@ -158,19 +181,20 @@ class Poller(QObject):
             self._inflight = feed
             self._timeout_timer.start()
             return
-        if code == ERR_SISE_OVERFLOW:
+        error = error_for(code, f"CommRqData {OPT10023} {feed}")
+        if code == OP_ERR_SISE_OVERFLOW:
             # Kiwoom's guide: a refused burst is followed by a penalty; wait it out, keep the feed due.
             state.refusals += 1
             self.limiter.penalize(self._refusal_backoff_s)
-            text = f"CommRqData refused with -200 (조회과다); backing off {self._refusal_backoff_s:g}s"
+            text = f"{error}; backing off {self._refusal_backoff_s:g}s"
         else:
             state.errors += 1
             state.due_since = None  # retried on the feed's next period
-            text = f"CommRqData failed with {code}"
+            text = str(error)
         state.last_error = text
-        log.warning("%s: %s", feed, text)
+        log.warning("%s", text)
         self.requestFailed.emit(feed, code, text)
-        if code == ERR_SOCKET_CLOSED:
+        if code == OP_ERR_SOCKET_CLOSED:
             self.connectionLost.emit()
             return
         self.kick()

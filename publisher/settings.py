@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from kiwoom_cache import contract
 from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, FeedInfo
 from publisher.limiter import DEFAULT_SAFETY_MARGIN, KIWOOM_TR_LIMITS, with_margin
+from publisher.market_session import HolidayCalendar
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class FeedSettings(BaseModel):
     minutes: str = "5"
     stock_filter: str = "0"
     price_filter: str = "0"
-    interval_s: float = Field(10.0, ge=1.0, description="poll period; the shared limiter may stretch it")
+    interval_s: float = Field(10.0, ge=0.1, description="poll period; the shared limiter may stretch it")
 
     @field_validator("feed")
     @classmethod
@@ -83,6 +84,16 @@ class PublisherSettings(BaseSettings):
     #: Kiwoom's penalty after a -200 refusal (17 s after one burst, per its guide).
     refusal_backoff_s: float = Field(17.0, ge=0)
     request_timeout_s: float = Field(10.0, gt=0)
+    #: Follow the KRX session (slow down or pause outside trading hours). Default: only for the real Kiwoom.
+    respect_market_hours: bool | None = None
+    #: Poll period outside pre-open/regular/closing auction; None pauses polling there.
+    off_hours_interval_s: float | None = Field(None, ge=1.0)
+    #: KRX closing days (ISO dates) replacing the shipped calendar; None keeps the shipped one.
+    holidays: list[str] | None = None
+    #: How often GetConnectState() is checked while running.
+    connection_check_s: float = Field(10.0, gt=0)
+    #: Seconds between CommConnect() attempts after a failed login or a lost connection.
+    login_retry_s: float = Field(30.0, gt=0)
     sim_seed: int | None = 1
     #: Simulated minutes per real second in the simulated market.
     sim_step_s: float = Field(1.0, gt=0)
@@ -103,6 +114,19 @@ class PublisherSettings(BaseSettings):
         if self.status_ttl_s <= self.heartbeat_s:
             raise ValueError(f"status_ttl_s ({self.status_ttl_s}) must exceed heartbeat_s ({self.heartbeat_s})")
         return self
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            HolidayCalendar.from_iso(value)  # raises a ValueError naming the bad date
+        return value
+
+    def follows_market_hours(self) -> bool:
+        return self.source == "kiwoom" if self.respect_market_hours is None else self.respect_market_hours
+
+    def calendar(self) -> HolidayCalendar:
+        return HolidayCalendar.default() if self.holidays is None else HolidayCalendar.from_iso(self.holidays)
 
     def sustainable_rate(self) -> float:
         """Requests per second the limiter allows in the long run."""
