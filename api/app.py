@@ -1,0 +1,91 @@
+"""``create_app(settings)``: the ASGI application of one replica.
+
+Layers, outermost first: CORS (only when origins are configured) -> :class:`api.fastpath.FastPath` (the
+snapshot and events routes as raw ASGI) -> FastAPI (everything else, ``/docs``, and the lifespan that owns
+the Redis clients and the hub, closing both on shutdown).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.fastpath import FastPath
+from api.routes import build_router
+from api.settings import ApiSettings
+from api.state import AppState, ServiceUnavailable
+from kiwoom_cache.errors import ContractError
+
+log = logging.getLogger(__name__)
+
+EXPOSED_HEADERS = ["ETag", "Last-Modified", "X-Kiwoom-Ranking-Id", "X-Kiwoom-Stale", "X-Kiwoom-Stale-Reason",
+                   "X-Kiwoom-Publisher"]
+
+
+class ApiApp:
+    """The replica's ASGI callable; ``state`` and ``fastapi`` are exposed for tests and embedding."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.state = AppState(settings)
+        self.fast = FastPath(self.state, fallback=_unset)
+        self.fastapi = _build_fastapi(self.state, self.fast)
+        self.fast.fallback = self.fastapi
+        inner: ASGIApp = self.fast if settings.fast_path else self.fastapi
+        if settings.cors_origins:
+            inner = CORSMiddleware(inner, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
+                                   allow_headers=["Last-Event-ID", "If-None-Match", "Cache-Control"],
+                                   expose_headers=EXPOSED_HEADERS, max_age=600)
+        self._asgi = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._asgi(scope, receive, send)
+
+
+async def _unset(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover - replaced in __init__
+    raise RuntimeError("fallback app not set")
+
+
+def _build_fastapi(state: AppState, fast: FastPath) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await state.open()
+        try:
+            yield
+        finally:
+            await state.aclose()
+
+    app = FastAPI(
+        title="kiwoom-cache API",
+        version="1",
+        summary="Kiwoom opt10023 volume-surge rankings from Redis: snapshots, history and resumable SSE.",
+        lifespan=lifespan,
+    )
+    app.include_router(build_router(state, fast))
+
+    @app.exception_handler(RedisError)
+    async def redis_down(_request: Request, exc: RedisError) -> JSONResponse:
+        return JSONResponse({"detail": f"redis unavailable: {type(exc).__name__}: {exc}"}, status_code=503,
+                            headers={"Retry-After": "1"})
+
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(_request: Request, exc: ServiceUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(ContractError)
+    async def bad_document(request: Request, exc: ContractError) -> JSONResponse:
+        log.error("%s: document in redis breaks the contract: %s", request.url.path, exc)
+        return JSONResponse({"detail": "bad document in redis", "reason": str(exc)}, status_code=502)
+
+    return app
+
+
+def create_app(settings: ApiSettings | None = None) -> ApiApp:
+    return ApiApp(settings or ApiSettings())

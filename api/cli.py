@@ -1,0 +1,29 @@
+"""``kiwoom-api`` / ``python -m api``: one replica under uvicorn, configured by KIWOOM_CACHE_* variables."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from api.app import create_app
+from api.settings import ApiSettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="kiwoom-api", description=__doc__)
+    parser.add_argument("--host", help="bind address (KIWOOM_CACHE_HOST)")
+    parser.add_argument("--port", type=int, help="port (KIWOOM_CACHE_PORT)")
+    parser.add_argument("--redis-url", help="Redis URL (KIWOOM_CACHE_REDIS_URL)")
+    parser.add_argument("--log-level", help="debug, info, warning ... (KIWOOM_CACHE_LOG_LEVEL)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    settings = ApiSettings(**overrides)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.graceful_shutdown_s or None, lifespan="on",
+        # The hub streams to thousands of idle sockets; uvicorn's default keep-alive is for short requests.
+        timeout_keep_alive=30,
+    )

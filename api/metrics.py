@@ -1,0 +1,79 @@
+"""Prometheus metrics read from plain counters at scrape time.
+
+The hot paths only bump ints and one list slot (no prometheus_client lock per event or request); a
+custom collector turns them into metric families when ``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from typing import Final
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from api.hub import Hub
+
+BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class LatencyHistogram:
+    """Request latency per route, bucketed without locks (one event loop thread updates it)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def observe(self, route: str, seconds: float) -> None:
+        counts = self.counts.get(route)
+        if counts is None:
+            counts = self.counts[route] = [0] * (len(BUCKETS) + 1)
+            self.sums[route] = 0.0
+        counts[bisect_left(BUCKETS, seconds)] += 1
+        self.sums[route] += seconds
+
+
+class ApiCollector(Collector):
+    def __init__(self, get_hub: Callable[[], Hub | None], latency: LatencyHistogram) -> None:
+        self._get_hub = get_hub
+        self._latency = latency
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self._get_hub()
+        clients = GaugeMetricFamily("kiwoom_api_sse_clients", "Connected SSE clients", labels=["feed"])
+        sent = CounterMetricFamily("kiwoom_api_sse_events_sent", "Events written to SSE clients (replay included)")
+        dropped = CounterMetricFamily("kiwoom_api_sse_dropped_slow_clients",
+                                      "SSE clients dropped because their socket stopped draining")
+        resets = CounterMetricFamily("kiwoom_api_sse_resets", "reset events sent (id expired/unknown, client behind)")
+        reconnects = CounterMetricFamily("kiwoom_api_redis_reconnects", "Redis subscription re-establishments")
+        bad = CounterMetricFamily("kiwoom_api_contract_errors", "Documents in Redis that broke the contract")
+        ready = GaugeMetricFamily("kiwoom_api_redis_subscription_live", "1 while the Redis subscription is live")
+        if hub is not None:
+            for feed, st in sorted(hub.feeds.items()):
+                clients.add_metric([feed], len(st.clients))
+            sent.add_metric([], hub.events_sent)
+            dropped.add_metric([], hub.dropped)
+            resets.add_metric([], hub.resets)
+            reconnects.add_metric([], hub.reconnects)
+            bad.add_metric([], hub.contract_errors)
+            ready.add_metric([], 1.0 if hub.live else 0.0)
+        yield from (clients, sent, dropped, resets, reconnects, bad, ready)
+        latency = HistogramMetricFamily("kiwoom_api_request_seconds", "Request latency (SSE: until headers sent)",
+                                        labels=["route"])
+        for route, counts in sorted(self._latency.counts.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([route], buckets, self._latency.sums[route])
+        yield latency
+
+
+def build_registry(get_hub: Callable[[], Hub | None], latency: LatencyHistogram) -> CollectorRegistry:
+    """A registry per app (tests run several apps in one process): our collector plus process metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ApiCollector(get_hub, latency))
+    ProcessCollector(registry=registry)
+    return registry

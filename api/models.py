@@ -1,0 +1,128 @@
+"""Pydantic response models: they document the API in OpenAPI (``/docs``).
+
+The hot routes write pre-encoded bytes, so these models describe the bytes rather than produce them;
+``tests/api`` validates real responses against them so the documentation cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RowModel(BaseModel):
+    rank: int
+    code: str = Field(description="종목코드, six digits")
+    name: str = Field(description="종목명")
+    price: int
+    sign: int = Field(description="전일대비기호: 1 상한, 2 상승, 3 보합, 4 하한, 5 하락")
+    change: int
+    change_rate: float
+    prev_volume: int
+    volume: int
+    surge_volume: int
+    surge_rate: float
+
+
+class DroppedRowModel(BaseModel):
+    rank: int
+    field: str
+    value: str
+    reason: str
+
+
+class RankingModel(BaseModel):
+    """One ranking document exactly as stored in Redis (``kiwoom_cache.contract``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="Stream entry id = ranking id = SSE id, e.g. 1764050400123-0")
+    seq: int = Field(description="Gap-free sequence number per feed")
+    schema_: int = Field(alias="schema")
+    feed: str
+    tr: str
+    params: dict[str, str]
+    source: str
+    session: str | None
+    requested_at: str
+    requested_at_ms: int
+    received_at: str
+    received_at_ms: int
+    published_at: str
+    published_at_ms: int
+    row_count: int = Field(description="Rows in the ranking (before any ?limit=)")
+    rows: list[dict[str, Any]] = Field(description="RowModel objects, or only the ?fields= selected")
+    dropped: list[DroppedRowModel]
+
+
+class SnapshotModel(RankingModel):
+    stale: bool = Field(description="True when the publisher is not alive or the ranking is overdue")
+    stale_reason: str | None = None
+
+
+class HistoryPageModel(BaseModel):
+    feed: str
+    order: Literal["asc", "desc"]
+    limit: int
+    count: int
+    next_cursor: str | None = Field(description="Pass as after= (asc) or before= (desc) for the next page")
+    next: str | None = Field(description="URL of the next page, null on the last one")
+    items: list[RankingModel]
+
+
+class PublisherModel(BaseModel):
+    liveness: Literal["alive", "stale", "dead"]
+    state: str | None = None
+    session: str | None = Field(None, description="Market session reported by the publisher")
+    source: str | None = None
+    version: str | None = None
+    host: str | None = None
+    heartbeat_at: str | None = None
+    heartbeat_age_s: float | None = None
+    last_success_at: str | None = None
+    message: str | None = None
+    error: str | None = Field(None, description="Why the heartbeat document could not be read")
+
+
+class FeedLinks(BaseModel):
+    snapshot: str
+    history: str
+    events: str
+
+
+class FeedModel(BaseModel):
+    feed: str
+    title: str
+    tr: str
+    params: dict[str, str]
+    interval_s: float
+    last_id: str | None
+    last_published_at: str | None
+    age_s: float | None
+    stale: bool
+    stale_reason: str | None
+    clients: int = Field(description="SSE clients of this replica")
+    error: str | None = Field(None, description="Last contract violation seen for this feed")
+    links: FeedLinks
+
+
+class FeedsModel(BaseModel):
+    publisher: PublisherModel
+    feeds: list[FeedModel]
+
+
+class ErrorModel(BaseModel):
+    detail: str
+    reason: str | None = None
+
+
+class HealthModel(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyModel(BaseModel):
+    ready: bool
+    subscription_live: bool
+    redis: str
+    reason: str | None = None

@@ -1,0 +1,192 @@
+"""FastAPI routes: feeds, history, health, metrics, and the OpenAPI face of the fast-path routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from api.fastpath import FastPath, RawResponse
+from api.history import HistoryQueryError, bounds, read_page
+from api.models import (
+    ErrorModel,
+    FeedLinks,
+    FeedModel,
+    FeedsModel,
+    HealthModel,
+    HistoryPageModel,
+    PublisherModel,
+    ReadyModel,
+    SnapshotModel,
+)
+from api.snapshot import freshness
+from api.state import AppState
+from kiwoom_cache.clock import iso_kst, now_ms
+
+log = logging.getLogger(__name__)
+
+FeedPath = Annotated[str, Path(description="Feed slug, e.g. kospi-surge (see /v1/feeds)")]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorModel, "description": "Unknown feed, or no ranking yet"},
+    502: {"model": ErrorModel, "description": "The document in Redis breaks the contract"},
+    503: {"model": ErrorModel, "description": "Redis unreachable or the replica is starting/stopping"},
+}
+
+
+def build_router(state: AppState, fast: FastPath) -> APIRouter:
+    router = APIRouter()
+    settings = state.settings
+
+    @router.get("/v1/feeds", response_model=FeedsModel, tags=["rankings"], responses={503: _ERRORS[503]})
+    async def feeds() -> FeedsModel:
+        """Configured feeds, their parameters, last ranking id and age, and the publisher's status."""
+        hub = state.require_hub()
+        await hub.refresh_registry()  # fresh, not the last poll: this route is not on a hot path
+        now = now_ms()
+        items = []
+        for name, info in sorted(hub.registry.items()):
+            st = await hub.lookup(name)
+            snap = st.snapshot if st else None
+            stale, _ = freshness(hub, name, snap, now) if snap else ("no ranking yet", "")
+            base = f"/v1/rankings/{name}"
+            items.append(FeedModel(
+                feed=name, title=info.title, tr=info.tr, params=dict(info.params), interval_s=info.interval_s,
+                last_id=snap.id if snap else None,
+                last_published_at=iso_kst(snap.published_at_ms) if snap else None,
+                age_s=round((now - snap.published_at_ms) / 1000, 3) if snap else None,
+                stale=stale is not None, stale_reason=stale, clients=len(st.clients) if st else 0,
+                error=st.error if st else None,
+                links=FeedLinks(snapshot=base, history=f"{base}/history", events=f"{base}/events"),
+            ))
+        status = hub.status
+        publisher = PublisherModel(liveness=hub.liveness(now), error=hub.status_error)  # type: ignore[arg-type]
+        if status is not None:
+            publisher = PublisherModel(
+                liveness=hub.liveness(now),  # type: ignore[arg-type]
+                state=status.state, session=status.session, source=status.source, version=status.version,
+                host=status.host, heartbeat_at=iso_kst(status.heartbeat_at_ms),
+                heartbeat_age_s=round((now - status.heartbeat_at_ms) / 1000, 3),
+                last_success_at=iso_kst(status.last_success_ms) if status.last_success_ms else None,
+                message=status.message,
+            )
+        return FeedsModel(publisher=publisher, feeds=items)
+
+    @router.get(
+        "/v1/rankings/{feed}", response_model=SnapshotModel, tags=["rankings"],
+        responses={304: {"description": "Not modified (If-None-Match matched the ranking id)"},
+                   **_ERRORS},
+    )
+    async def snapshot(
+        feed: FeedPath,
+        limit: Annotated[int | None, Query(ge=1, description="Only the top N rows")] = None,
+        fields: Annotated[str | None, Query(description="Comma-separated row fields, e.g. code,name,surge_rate")]
+        = None,
+        if_none_match: Annotated[str | None, Header(description="A previous ETag: 304 if unchanged")] = None,
+    ) -> Response:
+        """The current ranking. ETag ``W/"<ranking id>"``, Last-Modified, Cache-Control following the poll
+        period; ``stale`` (body) and ``X-Kiwoom-Stale`` (header) say when the publisher is not keeping it fresh.
+
+        Served by the raw-ASGI fast path (see ``api.fastpath``); this declaration documents it.
+        """
+        return RawResponse(fast, feed, events=False)
+
+    @router.get(
+        "/v1/rankings/{feed}/events", tags=["rankings"],
+        response_class=Response,
+        responses={200: {"content": {"text/event-stream": {}},
+                         "description": "Events: snapshot (on connect), ranking (each update), reset "
+                                        "(resume impossible: carries the current snapshot); `: ping` comments"},
+                   400: {"model": ErrorModel, "description": "Malformed Last-Event-ID"}, **_ERRORS},
+    )
+    async def events(
+        feed: FeedPath,
+        last_event_id: Annotated[str | None, Query(description="For clients that cannot set Last-Event-ID")]
+        = None,
+        last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID",
+                                                           description="Resume after this ranking id")] = None,
+    ) -> Response:
+        """Server-Sent Events. Without Last-Event-ID the current snapshot comes first; with it every later
+        entry is replayed from the stream, then the stream continues live with no gap and no duplicate."""
+        return RawResponse(fast, feed, events=True)
+
+    @router.get("/v1/rankings/{feed}/history", response_model=HistoryPageModel, tags=["rankings"],
+                responses={**_ERRORS, 422: {"description": "Bad parameter"}})
+    async def history(
+        *,
+        request: Request,
+        feed: FeedPath,
+        after: Annotated[str | None, Query(description="Only entries after this ranking id (exclusive)")] = None,
+        before: Annotated[str | None, Query(description="Only entries before this ranking id (exclusive)")] = None,
+        since: Annotated[str | None, Query(description="From this time (epoch ms or ISO 8601; naive = KST)")]
+        = None,
+        until: Annotated[str | None, Query(description="Up to this time (epoch ms or ISO 8601)")] = None,
+        order: Annotated[Literal["desc", "asc"], Query(description="desc = newest first")] = "desc",
+        limit: Annotated[int | None, Query(ge=1, description="Page size (default 50, at most "
+                                                             "KIWOOM_CACHE_HISTORY_MAX_LIMIT, 500)")] = None,
+    ) -> Response:
+        """Rankings from the stream, newest-first or oldest-first; follow ``next`` for the next page."""
+        if limit is None:
+            limit = settings.history_default_limit
+        elif limit > settings.history_max_limit:
+            return _query_error("limit", f"limit must be <= {settings.history_max_limit}", limit)
+        hub = state.require_hub()
+        if await hub.lookup(feed) is None:
+            raise HTTPException(404, f"unknown feed {feed!r}")
+        try:
+            low, high = bounds(after=after, before=before, since=since, until=until)
+        except HistoryQueryError as exc:
+            return _query_error(exc.name, str(exc), exc.value)
+        docs, cursor = await read_page(hub.redis, feed, low=low, high=high, limit=limit, newest_first=order == "desc")
+        next_url = None
+        if cursor is not None:
+            next_url = str(request.url.remove_query_params(["after", "before"]).include_query_params(
+                **{"before" if order == "desc" else "after": cursor}))
+        head = _dumps({"feed": feed, "order": order, "limit": limit, "count": len(docs),
+                                "next_cursor": cursor, "next": next_url})
+        return Response(head[:-1] + b',"items":[' + b",".join(docs) + b"]}", media_type="application/json")
+
+    @router.get("/healthz", response_model=HealthModel, tags=["ops"])
+    async def healthz() -> HealthModel:
+        """The process is alive (does not touch Redis)."""
+        return HealthModel(status="ok")
+
+    @router.get("/readyz", response_model=ReadyModel, tags=["ops"], responses={503: {"model": ReadyModel}})
+    async def readyz() -> JSONResponse:
+        """Ready when Redis answers PING and the subscription is live (rings caught up)."""
+        hub = state.hub
+        if hub is None or hub.draining:
+            body = ReadyModel(ready=False, subscription_live=False, redis="unknown", reason="not serving")
+            return JSONResponse(body.model_dump(), status_code=503)
+        try:
+            await asyncio.wait_for(hub.redis.ping(), timeout=settings.redis_timeout_s)
+            redis_state, reason = "ok", None
+        except (RedisError, OSError, TimeoutError) as exc:
+            redis_state, reason = "down", f"{type(exc).__name__}: {exc}"
+        if reason is None and not hub.live:
+            reason = f"subscription not live ({hub.last_error or 'connecting'})"
+        body = ReadyModel(ready=reason is None, subscription_live=hub.live, redis=redis_state, reason=reason)
+        return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+    @router.get("/metrics", tags=["ops"], response_class=Response,
+                responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+    async def metrics() -> Response:
+        """Prometheus text format: SSE clients, events sent, dropped slow clients, Redis reconnects, latency."""
+        return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _query_error(name: str, msg: str, value: object) -> JSONResponse:
+    """Same shape as FastAPI's own 422 body."""
+    return JSONResponse({"detail": [{"type": "value_error", "loc": ["query", name], "msg": msg, "input": value}]},
+                        status_code=422)

@@ -1,0 +1,117 @@
+"""The snapshot response: body bytes encoded once per ranking id (and variant), headers per request.
+
+Only what changes with the clock is computed per request: staleness, ``Cache-Control`` and the 304
+decision. The body carries ``stale`` (and ``stale_reason``) in front of the contract document, so the
+representation changes when staleness flips: the ETag is therefore weak, ``W/"<ranking id>"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from email.utils import formatdate
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from api.hub import FeedState, Hub, Snapshot
+from kiwoom_cache import contract
+
+MAX_VARIANTS: Final = 64
+ROW_FIELDS: Final = frozenset(contract.ROW_FIELDS)
+
+
+class QueryError(Exception):
+    """A bad query parameter: rendered as FastAPI's 422 body (``detail`` is a list of errors)."""
+
+    def __init__(self, name: str, msg: str, value: object) -> None:
+        super().__init__(msg)
+        self.detail = [{"type": "value_error", "loc": ["query", name], "msg": msg, "input": value}]
+
+
+def parse_snapshot_query(query_string: bytes) -> tuple[int | None, tuple[str, ...] | None]:
+    """``limit`` (top N rows, >= 1) and ``fields`` (comma-separated row fields) from a raw query string."""
+    limit: int | None = None
+    fields: tuple[str, ...] | None = None
+    if not query_string:
+        return limit, fields
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name == "limit":
+            if not value.isdigit() or int(value) < 1:
+                raise QueryError("limit", "limit must be an integer >= 1", value)
+            limit = int(value)
+        elif name == "fields":
+            wanted = tuple(dict.fromkeys(f.strip() for f in value.split(",") if f.strip()))
+            unknown = [f for f in wanted if f not in ROW_FIELDS]
+            if unknown or not wanted:
+                allowed = ", ".join(contract.ROW_FIELDS)
+                raise QueryError("fields", f"fields must be a comma-separated subset of {allowed}", value)
+            fields = ("rank", *(f for f in wanted if f != "rank"))
+    return limit, fields
+
+
+def freshness(hub: Hub, feed: str, snap: Snapshot, now_ms: int) -> tuple[str | None, str]:
+    """``(stale reason or None, publisher liveness)``; a quiet market (publisher paused) is not stale."""
+    liveness = hub.liveness(now_ms)
+    if liveness != "alive":
+        return f"publisher {liveness}", liveness
+    info = hub.registry.get(feed)
+    status = hub.status
+    if info is not None and status is not None and status.state == "running":
+        limit_ms = hub.settings.stale_factor * info.interval_s * 1000
+        if now_ms - snap.published_at_ms > limit_ms:
+            return f"no ranking for {now_ms - snap.published_at_ms} ms (poll period {info.interval_s:g} s)", liveness
+    return None, liveness
+
+
+def render_body(snap: Snapshot, limit: int | None, fields: tuple[str, ...] | None, stale: str | None) -> bytes:
+    key = ("body", limit, fields, stale)
+    body = snap.variants.get(key)
+    if body is not None:
+        return body
+    doc = snap.doc
+    if limit is not None or fields is not None:
+        parsed: dict[str, Any] = json.loads(doc)
+        rows = parsed["rows"][:limit] if limit is not None else parsed["rows"]
+        if fields is not None:
+            rows = [{name: row[name] for name in fields} for row in rows]
+        parsed["rows"] = rows
+        doc = json.dumps(parsed, ensure_ascii=False, separators=(",", ":")).encode()
+    head = b'{"stale":true,"stale_reason":' + json.dumps(stale, ensure_ascii=False).encode() + b"," if stale \
+        else b'{"stale":false,'
+    body = head + doc[1:]
+    if len(snap.variants) >= MAX_VARIANTS:  # bounded whatever query strings clients invent
+        snap.variants.clear()
+    snap.variants[key] = body
+    return body
+
+
+def etag_matches(if_none_match: bytes, rid: str) -> bool:
+    """RFC 9110 weak comparison: ``"<id>"``, ``W/"<id>"``, a bare id or ``*`` all match."""
+    for raw in if_none_match.decode("latin-1").split(","):
+        tag = raw.strip().removeprefix("W/").strip('"')
+        if tag in (rid, "*"):
+            return True
+    return False
+
+
+def snapshot_headers(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | None,
+                     liveness: str, now_ms: int) -> list[tuple[bytes, bytes]]:
+    info = hub.registry.get(st.feed)
+    if stale:
+        cache = b"no-cache"
+    else:
+        interval_ms = (info.interval_s if info else 1.0) * 1000
+        # fresh until the next poll is due: a poller re-asks about when a new ranking can exist
+        remaining = max(0.0, snap.published_at_ms + interval_ms - now_ms)
+        cache = b"public, max-age=%d" % min(math.ceil(remaining / 1000), math.ceil(interval_ms / 1000))
+    headers = [
+        (b"etag", b'W/"' + snap.id.encode() + b'"'),
+        (b"last-modified", formatdate(snap.published_at_ms / 1000, usegmt=True).encode()),
+        (b"cache-control", cache),
+        (b"x-kiwoom-ranking-id", snap.id.encode()),
+        (b"x-kiwoom-stale", b"true" if stale else b"false"),
+        (b"x-kiwoom-publisher", liveness.encode()),
+    ]
+    if stale:
+        headers.append((b"x-kiwoom-stale-reason", stale.encode()))
+    return headers

@@ -1,0 +1,70 @@
+"""What the lifespan owns (Redis clients, the hub), shared by the fast path and the FastAPI routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
+
+from api.hub import Hub
+from api.metrics import LatencyHistogram, build_registry
+from api.settings import ApiSettings, mask_url
+
+log = logging.getLogger(__name__)
+
+
+class ServiceUnavailable(Exception):
+    """The replica cannot answer now (not started, shutting down, or Redis unreachable): 503."""
+
+
+class AppState:
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.hub: Hub | None = None
+        self.latency = LatencyHistogram()
+        self.registry = build_registry(lambda: self.hub, self.latency)
+        self._clients: list[aioredis.Redis] = []
+        self._pool: aioredis.BlockingConnectionPool | None = None
+
+    def require_hub(self) -> Hub:
+        hub = self.hub
+        if hub is None or hub.draining:
+            raise ServiceUnavailable("replica is not serving (starting or shutting down)")
+        return hub
+
+    async def open(self) -> Hub:
+        s = self.settings
+        # Commands: a bounded pool (a reconnect storm waits for connections instead of flooding Redis) and
+        # short retries, so a dead Redis becomes a 503 in well under a second.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            s.redis_url, max_connections=s.redis_max_connections, timeout=s.redis_timeout_s,
+            socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_timeout=s.redis_timeout_s,
+            socket_keepalive=True, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        )
+        redis = aioredis.Redis(connection_pool=pool)
+        # The subscription: no hidden retry, so the hub sees every loss and refills its rings from the streams.
+        pubsub_redis = aioredis.Redis.from_url(
+            s.redis_url, socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_keepalive=True,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._clients, self._pool = [redis, pubsub_redis], pool
+        hub = Hub(s, redis, pubsub_redis)
+        await hub.start()
+        self.hub = hub
+        log.info("replica serving from %s", mask_url(s.redis_url))
+        return hub
+
+    async def aclose(self) -> None:
+        hub, self.hub = self.hub, None
+        if hub is not None:
+            await hub.aclose()
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await self._pool.aclose()
+        self._clients, self._pool = [], None

@@ -1,0 +1,122 @@
+"""Fixtures for the API tests: real replicas (``python -m api`` under uvicorn) on free ports, a writer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kiwoom_cache.localredis import free_port
+from tests.api.writer import Writer
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Defaults for test replicas: fast polls and reconnects; no heartbeat unless a test asks (a silent
+#: stream then fails fast on the client's read timeout instead of idling on pings).
+TEST_ENV = {
+    "KIWOOM_CACHE_HEARTBEAT_S": "60",
+    "KIWOOM_CACHE_POLL_S": "0.2",
+    "KIWOOM_CACHE_RECONNECT_MIN_S": "0.05",
+    "KIWOOM_CACHE_RECONNECT_MAX_S": "0.5",
+    "KIWOOM_CACHE_REDIS_TIMEOUT_S": "2",
+    "KIWOOM_CACHE_LOG_LEVEL": "info",
+}
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; fail with ``what`` at the deadline (no timed assertions)."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:
+            last_exc = exc
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+class Replica:
+    """One ``python -m api`` process."""
+
+    def __init__(self, redis_url: str, log_path: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {**os.environ, **TEST_ENV, **env, "KIWOOM_CACHE_REDIS_URL": redis_url,
+                    "KIWOOM_CACHE_PORT": str(self.port), "KIWOOM_CACHE_HOST": "127.0.0.1"}
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=full_env, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 15.0) -> Replica:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"replica exited: {self.log()}")
+            return httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200
+        wait_until(ready, timeout, f"replica on {self.port} ready")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(self.url + "/metrics", timeout=2.0).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def terminate(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(15)
+        finally:
+            self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
+
+
+@pytest.fixture
+def replica(tmp_path: Path) -> Iterator[Callable[..., Replica]]:
+    """Factory: ``replica(redis_url, **env)`` starts a ready replica; all are stopped after the test."""
+    made: list[Replica] = []
+
+    def start(redis_url: str, *, ready: bool = True, **env: str) -> Replica:
+        rep = Replica(redis_url, tmp_path / f"replica-{len(made)}.log",
+                      {f"KIWOOM_CACHE_{k.upper()}": str(v) for k, v in env.items()})
+        made.append(rep)
+        return rep.wait_ready() if ready else rep
+
+    yield start
+    for rep in made:
+        rep.stop()
+
+
+@pytest.fixture
+def writer(redis_url: str) -> Iterator[Writer]:
+    w = Writer(redis_url)
+    w.register()
+    w.heartbeat()
+    yield w
+    w.close()

@@ -1,0 +1,67 @@
+"""A real SSE client (httpx + httpx-sse) that collects events, in the foreground or in a thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import httpx
+from httpx_sse import ServerSentEvent, connect_sse
+
+
+def dispatched(event: ServerSentEvent) -> bool:
+    """Browsers dispatch no event for a block without data (our opening ``retry:`` block); httpx-sse does."""
+    return bool(event.data) or event.event != "message"
+
+
+#: A silent stream fails the test on this read timeout instead of hanging it.
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def read_events(url: str, count: int, headers: dict[str, str] | None = None,
+                until: Callable[[ServerSentEvent], bool] | None = None) -> list[ServerSentEvent]:
+    """Connect, collect ``count`` events (or until ``until(event)``), disconnect."""
+    events: list[ServerSentEvent] = []
+    with httpx.Client(timeout=TIMEOUT) as client, connect_sse(client, "GET", url, headers=headers or {}) as source:
+        source.response.raise_for_status()
+        for event in filter(dispatched, source.iter_sse()):
+            events.append(event)
+            if (until is not None and until(event)) or (until is None and len(events) >= count):
+                break
+    return events
+
+
+class Collector(threading.Thread):
+    """Collects every event of one connection until ``stop()`` (and one more event) or the stream ends."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(daemon=True)
+        self.url, self.headers = url, headers or {}
+        self.events: list[ServerSentEvent] = []
+        self.error: BaseException | None = None
+        self.ended = False
+        self._stop_flag = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as client, \
+                    connect_sse(client, "GET", self.url, headers=self.headers) as source:
+                for event in filter(dispatched, source.iter_sse()):
+                    with self.lock:
+                        self.events.append(event)
+                    if self._stop_flag.is_set():
+                        return
+                self.ended = True
+        except BaseException as exc:
+            self.error = exc
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [e.id for e in self.events]
+
+    def has(self, rid: str) -> bool:
+        return rid in self.ids()
+
+    def stop(self) -> None:
+        self._stop_flag.set()

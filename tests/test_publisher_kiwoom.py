@@ -1,0 +1,179 @@
+"""Publisher behaviour the real Kiwoom demands: login errors, refusals, reconnects, screens, market hours."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+
+import pytest
+import redis
+
+from kiwoom_cache import contract as c
+from kiwoom_cache.clock import KST
+from kiwoom_cache.contract import Ranking
+from publisher.app import Publisher
+from publisher.client import KiwoomClient
+from publisher.controls import ocx
+from publisher.controls.simulated import SimulatedControl
+from publisher.settings import FeedSettings, load_settings
+
+pytestmark = pytest.mark.integration
+
+FEEDS = [FeedSettings(feed="kospi-surge", market="001", interval_s=0.2),
+         FeedSettings(feed="kosdaq-surge", market="101", interval_s=0.2),
+         FeedSettings(feed="all-surge", market="000", interval_s=0.2)]
+
+
+class Clock:
+    def __init__(self, when: datetime) -> None:
+        self.now = when
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make(redis_url: str, *, clock: Clock | None = None, feeds=FEEDS[:2], sim: dict | None = None, **over):
+    params = dict(redis_url=redis_url, feeds=feeds, tr_limits=[(20, 1.0)], safety_margin=1.0, heartbeat_s=0.2,
+                  status_ttl_s=2.0, login_retry_s=0.2, connection_check_s=0.1, refusal_backoff_s=0.2)
+    settings = load_settings(**{**params, **over})
+    control = SimulatedControl(**{"seed": 9, "latency_ms": 2, "login_delay_ms": 5, "limits": ((20, 1.0),),
+                                  **(sim or {})})
+    kw = {"clock": clock} if clock else {}
+    publisher = Publisher(settings, control, **kw)
+    got: list[Ranking] = []
+    publisher.poller.rankingReady.connect(got.append)
+    return publisher, control, got
+
+
+def test_account_mode_from_server_gubun(qtbot) -> None:
+    for gubun, mode in (("1", "mock"), ("0", "real"), ("", "real")):
+        client = KiwoomClient(SimulatedControl(server_gubun=gubun))
+        assert client.account_mode() == mode
+
+
+@pytest.mark.parametrize(("code", "name"), [(-100, "OP_ERR_LOGIN"), (-101, "OP_ERR_CONNECT"),
+                                            (-102, "OP_ERR_VERSION")])
+def test_login_error_is_named_reported_and_retried(qtbot, redis_url: str, code: int, name: str) -> None:
+    publisher, control, got = make(redis_url)
+    control.faults.login_result = code
+    with qtbot.waitSignal(publisher.errorOccurred, timeout=3000) as error:
+        publisher.start()
+    assert name in error.args[0] and "retrying" in error.args[0]
+    assert publisher.state == "degraded"
+    status = publisher.status()
+    assert status.state == "degraded" and name in (status.message or "")
+    # The next CommConnect succeeds (faults are one-shot): polling starts.
+    qtbot.waitUntil(lambda: len(got) >= 2, timeout=5000)
+    assert publisher.state == "running"
+    publisher.stop()
+
+
+def test_refusal_then_recovery_keeps_every_feed(qtbot, redis_url: str) -> None:
+    publisher, control, got = make(redis_url)
+    control.faults.refuse_codes = deque([-200, -200, -200])
+    publisher.start()
+    qtbot.waitUntil(lambda: {r.feed for r in got[-4:]} == {"kospi-surge", "kosdaq-surge"}, timeout=8000)
+    publisher.stop()
+    refusals = sum(s.refusals for s in publisher.poller.feeds.values())
+    assert refusals == 3
+    assert any("OP_ERR_SISE_OVERFLOW" in text for _, text in publisher.recent_errors)
+
+
+def test_disconnect_is_detected_reported_and_relogged(qtbot, redis_url: str, redis_client: redis.Redis) -> None:
+    publisher, control, got = make(redis_url)
+    publisher.start()
+    qtbot.waitUntil(lambda: len(got) >= 2, timeout=5000)
+    logins = sum(1 for call, _ in control.calls if call == ocx.COMM_CONNECT)
+    states: list[str] = []
+    publisher.stateChanged.connect(states.append)
+    control.drop_connection()  # GetConnectState() -> 0; the watchdog notices
+    qtbot.waitUntil(lambda: "degraded" in states, timeout=3000)
+    qtbot.waitUntil(lambda: publisher.state == "running", timeout=5000)
+    assert sum(1 for call, _ in control.calls if call == ocx.COMM_CONNECT) == logins + 1
+    before = len(got)
+    qtbot.waitUntil(lambda: len(got) >= before + 2, timeout=5000)
+    assert any("connection to Kiwoom lost" in text for _, text in publisher.recent_errors)
+    publisher.stop()
+
+
+def test_socket_closed_from_commrqdata_triggers_relogin(qtbot, redis_url: str) -> None:
+    publisher, control, got = make(redis_url)
+    publisher.start()
+    qtbot.waitUntil(lambda: len(got) >= 1, timeout=5000)
+    control.faults.refuse_codes = deque([-106])
+    qtbot.waitUntil(lambda: any("OP_ERR_SOCKET_CLOSED" in t for _, t in publisher.recent_errors), timeout=3000)
+    before = len(got)
+    qtbot.waitUntil(lambda: len(got) >= before + 2 and publisher.state == "running", timeout=5000)
+    publisher.stop()
+
+
+def test_screens_are_reused_over_a_thousand_requests(qtbot, redis_url: str) -> None:
+    publisher, control, got = make(redis_url, feeds=FEEDS, sim={"limits": ((100_000, 1.0),)},
+                                   tr_limits=[(100_000, 1.0)])
+    # Re-mark each feed due the moment its answer arrives: back-to-back requests, far faster than Kiwoom allows.
+    publisher.poller.rankingReady.connect(lambda r: publisher.poller._mark_due(r.feed))
+    publisher.start()
+    qtbot.waitUntil(lambda: control.requests >= 1000, timeout=60000)
+    publisher.stop()
+    assert control.screens_seen == {"2000", "2001", "2002"}, "one screen per feed, never a new one per request"
+    assert publisher.screens.in_use == 3 <= 200
+    released = [args[0] for call, args in control.calls if call == ocx.DISCONNECT_REAL_DATA]
+    assert len(released) >= len(got) - 1 and set(released) <= control.screens_seen
+
+
+def test_market_session_pauses_and_resumes(qtbot, redis_url: str, redis_client: redis.Redis) -> None:
+    clock = Clock(datetime(2026, 11, 25, 8, 29, 0, tzinfo=KST))  # a Wednesday, before the opening auction
+    publisher, control, got = make(redis_url, clock=clock, respect_market_hours=True)
+    publisher.start()
+    qtbot.waitUntil(lambda: publisher.state == "paused", timeout=3000)
+    assert publisher.session.value == "closed" and control.requests == 0
+    assert "paused until 2026-11-25T08:30:00+09:00" in (publisher.status().message or "")
+    def heartbeat() -> c.PublisherStatus | None:
+        raw = redis_client.get(c.STATUS_KEY)
+        return c.PublisherStatus.decode(raw) if raw else None
+
+    qtbot.waitUntil(lambda: (s := heartbeat()) is not None and s.state == "paused", timeout=3000)
+    status = heartbeat()
+    assert status is not None and status.session == "closed"
+    assert c.publisher_liveness(status, status.heartbeat_at_ms) == "alive", "a quiet market is not a dead publisher"
+
+    clock.now = datetime(2026, 11, 25, 9, 0, 0, tzinfo=KST)
+    publisher.update_session()
+    qtbot.waitUntil(lambda: len(got) >= 2, timeout=5000)
+    assert publisher.state == "running" and got[-1].session == "regular"
+
+    clock.now = datetime(2026, 11, 25, 15, 20, 0, tzinfo=KST)
+    publisher.update_session()
+    assert publisher.state == "running" and publisher.session.value == "closing_auction"
+
+    clock.now = datetime(2026, 11, 25, 15, 30, 0, tzinfo=KST)
+    publisher.update_session()
+    assert publisher.state == "paused" and publisher.session.value == "after_hours"
+    stopped_at = control.requests
+    qtbot.wait(600)
+    assert control.requests == stopped_at, "no TR while paused"
+
+    clock.now = datetime(2026, 11, 28, 10, 0, 0, tzinfo=KST)  # Saturday
+    publisher.update_session()
+    assert publisher.session.value == "holiday" and publisher.state == "paused"
+    assert "paused until 2026-11-30T00:00:00+09:00" in (publisher.status().message or "")
+    publisher.stop()
+
+
+def test_off_hours_interval_slows_instead_of_pausing(qtbot, redis_url: str) -> None:
+    clock = Clock(datetime(2026, 11, 25, 16, 0, 0, tzinfo=KST))
+    publisher, _control, got = make(redis_url, clock=clock, respect_market_hours=True, off_hours_interval_s=1.0)
+    publisher.start()
+    qtbot.waitUntil(lambda: len(got) >= 1, timeout=5000)
+    assert publisher.state == "running" and "polling every 1s" in (publisher.status().message or "")
+    assert got[0].session == "after_hours"
+    publisher.stop()
+
+
+def test_sim_ignores_market_hours_by_default(qtbot, redis_url: str) -> None:
+    clock = Clock(datetime(2026, 11, 28, 3, 0, 0, tzinfo=KST))  # Saturday night
+    publisher, _control, got = make(redis_url, clock=clock)
+    publisher.start()
+    qtbot.waitUntil(lambda: len(got) >= 1, timeout=5000)
+    assert publisher.state == "running" and got[0].session == "holiday", "the session is still stamped"
+    publisher.stop()

@@ -1,0 +1,132 @@
+"""Record raw TR answers, replay them through the same parser and writer, and refuse bad recordings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from kiwoom_cache import contract as c
+from kiwoom_cache.contract import Ranking
+from publisher.app import Publisher
+from publisher.controls import ocx
+from publisher.controls.replay import ReplayControl, feeds_from_recording
+from publisher.controls.simulated import SimulatedControl
+from publisher.recording import Recorder, RecordingError, read_recording
+from publisher.settings import FeedSettings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "publisher" / "recordings" / "sim-sample.jsonl"
+FEEDS = [FeedSettings(feed="kospi-surge", market="001", interval_s=0.2),
+         FeedSettings(feed="all-rate", market="000", sort="2", interval_s=0.2)]
+
+
+def fast(redis_url: str, **over: object):
+    return load_settings(redis_url=redis_url, tr_limits=[(50, 1.0)], heartbeat_s=0.5, status_ttl_s=2.0, **over)
+
+
+@pytest.mark.integration
+def test_record_then_replay_gives_identical_rows(qtbot, tmp_path: Path, redis_url: str) -> None:
+    path = tmp_path / "day.jsonl"
+    live = Publisher(fast(redis_url, feeds=FEEDS), SimulatedControl(seed=4, latency_ms=2, limits=((50, 1.0),)))
+    live.control.faults.malformed_rate = 0.05  # dropped rows must replay identically too
+    recorder = Recorder(path, source="sim")
+    live.client.responseReceived.connect(recorder.record)
+    recorded: list[Ranking] = []
+    live.poller.rankingReady.connect(recorded.append)
+    live.start()
+    qtbot.waitUntil(lambda: len(recorded) >= 8, timeout=10000)
+    live.stop()
+    recorder.close()
+
+    header, responses = read_recording(path)
+    assert header["source"] == "sim" and "not real market data" in header["note"]
+    assert len(responses) == recorder.count >= len(recorded)
+    control = ReplayControl(responses, loop=False, latency_ms=1)
+    settings = fast(redis_url, source="replay", feeds=feeds_from_recording(responses, speed=10))
+    replay = Publisher(settings, control)
+    replayed: list[Ranking] = []
+    replay.poller.rankingReady.connect(replayed.append)
+    replay.start()
+    qtbot.waitUntil(lambda: len(replayed) >= len(responses), timeout=15000)
+    replay.stop()
+    for feed in ("kospi-surge", "all-rate"):
+        want = [(r.rows, r.dropped, dict(r.params)) for r in recorded if r.feed == feed]
+        got = [(r.rows, r.dropped, dict(r.params)) for r in replayed if r.feed == feed][: len(want)]
+        assert got == want
+    assert all(r.source == "replay" for r in replayed)
+    assert any(r.dropped for r in replayed)
+
+
+def test_feeds_from_recording_scale_with_speed() -> None:
+    _, responses = read_recording(SHIPPED)
+    feeds = {f.feed: f for f in feeds_from_recording(responses, speed=5)}
+    assert set(feeds) == {"kospi-surge", "kosdaq-surge"}
+    assert feeds["kosdaq-surge"].market == "101"
+    assert feeds["kospi-surge"].interval_s == pytest.approx(1.0, rel=0.2)  # recorded every ~5 s
+    with pytest.raises(ValueError, match="speed must be positive"):
+        feeds_from_recording(responses, speed=0)
+
+
+def test_shipped_recording_is_labelled_simulated() -> None:
+    header, responses = read_recording(SHIPPED)
+    assert header["source"] == "sim" and "not real market data" in header["note"]
+    assert len(responses) >= 20 and all(r.rows for r in responses)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty recording"),
+        ("not json\n", ":1: not JSON"),
+        ('{"format":"other"}\n', ":1: not a kiwoom-cache.tr-recording v1 header"),
+        ('{"format":"kiwoom-cache.tr-recording","version":1}\n{"feed":"x"}\n', ":2: bad TR record (KeyError"),
+    ],
+)
+def test_bad_recordings_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(RecordingError, match=message.replace("(", r"\(")):
+        read_recording(path)
+
+
+def test_replay_refuses_unrecorded_inputs(qtbot) -> None:
+    _, responses = read_recording(SHIPPED)
+    control = ReplayControl(responses)
+    with qtbot.waitSignal(control.OnEventConnect, timeout=1000):
+        control.dynamicCall(ocx.COMM_CONNECT)
+    control.dynamicCall(ocx.SET_INPUT_VALUE, "시장구분", "000")
+    with qtbot.waitSignal(control.OnReceiveMsg, timeout=1000) as msg:
+        assert control.dynamicCall(ocx.COMM_RQ_DATA, "rq", "opt10023", 0, "2000") == -202
+    assert "no recorded answer" in msg.args[3]
+
+
+@pytest.mark.integration
+def test_cli_replays_the_shipped_recording_once(redis_url: str, redis_client: redis.Redis) -> None:
+    proc = subprocess.run([sys.executable, "-m", "publisher", "--source", "replay", str(SHIPPED), "--speed", "20",
+                           "--once", "--headless", "--redis-url", redis_url],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    _, responses = read_recording(SHIPPED)
+    assert sum(redis_client.xlen(c.history_key(f)) for f in ("kospi-surge", "kosdaq-surge")) == len(responses)
+    doc = json.loads(redis_client.get(c.latest_key("kospi-surge")))
+    assert doc["source"] == "replay"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--source", "replay"], "needs a recording FILE"),
+        (["--source", "sim", "x.jsonl"], "only used with --source replay"),
+        (["--source", "replay", "/nonexistent.jsonl"], "cannot read recording"),
+        (["--source", "kiwoom", "--headless"], "needs Windows"),
+    ],
+)
+def test_cli_errors_are_clear(argv: list[str], message: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "publisher", *argv, "--redis-url", "redis://127.0.0.1:1/0"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and message in proc.stderr
