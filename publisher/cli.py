@@ -156,4 +156,4 @@ def _make_control(settings: PublisherSettings, replay: Sequence[Any] | None, loo
         return ReplayControl(replay or [], loop=loop)
     from publisher.controls.simulated import SimulatedControl  # noqa: PLC0415
 
-    return SimulatedControl(settings.sim_seed, step_s=settings.sim_step_s)
+    return SimulatedControl(settings.sim_seed, step_s=settings.sim_step_s, limits=tuple(settings.sim_limits))

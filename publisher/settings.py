@@ -94,6 +94,8 @@ class PublisherSettings(BaseSettings):
     connection_check_s: float = Field(10.0, gt=0)
     #: Seconds between CommConnect() attempts after a failed login or a lost connection.
     login_retry_s: float = Field(30.0, gt=0)
+    #: What the simulated Kiwoom server enforces (default: 5 TR/s and 1,000 TR/h, like Kiwoom).
+    sim_limits: list[tuple[int, float]] = Field(default_factory=lambda: [(5, 1.0), (1000, 3600.0)])
     sim_seed: int | None = 1
     #: Simulated minutes per real second in the simulated market.
     sim_step_s: float = Field(1.0, gt=0)

@@ -1,70 +1,47 @@
-"""The local demo: Redis + publisher (simulated Kiwoom) + API, all children of this process.
+"""The local demo: Redis + publisher (simulated Kiwoom) + two API replicas + a balancer, in one command.
 
 Run through ``scripts/demo.sh``. Ctrl-C (or SIGTERM) stops every child; Redis keeps its data in
-``.demo/redis`` (append-only file), so the next run resumes the same history and ``seq``.
+``.demo/redis`` (append-only file), so the next run continues the same history and ``seq``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from kiwoom_cache.localredis import LocalRedis, free_port
+from kiwoom_cache.localredis import free_port
+from stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def port_free(port: int) -> bool:
+def pick(port: int) -> int:
+    """``port`` if it is free, else any free port (a Redis or web server may already run here)."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
-            return False
-    return True
-
-
-def pick(port: int) -> int:
-    return port if port_free(port) else free_port()
-
-
-def wait_http(url: str, timeout: float = 20.0) -> bool:
-    import urllib.request  # noqa: PLC0415
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.2)
-    return False
+            return free_port()
+    return port
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--redis-port", type=int, default=6379)
-    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8080, help="the balancer's port (default 8080)")
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--pace", choices=("demo", "kiwoom"), default="demo",
+                        help="demo: each feed every 2 s; kiwoom: Kiwoom's real limits (every 10 s)")
     parser.add_argument("--duration", type=float, help="stop after S seconds (used by the tests)")
     args = parser.parse_args()
 
     data = ROOT / ".demo"
-    redis_server = LocalRedis(data / "redis", pick(args.redis_port), persist=True).start()
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    env = {**os.environ, "KIWOOM_CACHE_REDIS_URL": redis_server.url, "QT_QPA_PLATFORM": "offscreen"}
-
-    def spawn(name: str, *argv: str, extra: dict[str, str] | None = None) -> None:
-        log = open(data / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
-        proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env={**env, **(extra or {})}, stdout=log,
-                                stderr=subprocess.STDOUT)
-        children.append((name, proc))
-
+    stack = Stack(data, replicas=args.replicas, pace=args.pace, redis_port=pick(args.redis_port),
+                  lb_port=pick(args.port))
     stopping = False
 
     def stop(*_: object) -> None:
@@ -73,51 +50,37 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    try:
-        spawn("publisher", "-m", "publisher", "--source", "sim")
-        api_url = None
-        if (ROOT / "api" / "cli.py").exists():
-            port = pick(args.api_port)
-            spawn("api", "-m", "api", "--port", str(port))
-            api_url = f"http://127.0.0.1:{port}"
-            if not wait_http(f"{api_url}/healthz"):
-                print(f"API did not come up; see {data / 'api.log'}", file=sys.stderr)
-        cli = "redis-cli" + ("" if redis_server.port == 6379 else f" -p {redis_server.port}")
+    print("starting Redis, the publisher, the API replicas and the balancer ...", flush=True)
+    with stack:
+        cli = "redis-cli" + ("" if stack.redis.port == 6379 else f" -p {stack.redis.port}")
+        replicas = "\n".join(f"  {r.name:10} {r.url}   (log {data / (r.name + '.log')})" for r in stack.replicas)
         print(f"""
-kiwoom-cache demo running (simulated Kiwoom data, not real market data). Ctrl-C stops everything.
+kiwoom-cache demo running — simulated Kiwoom data, not real market data. Ctrl-C stops everything.
 
-  Redis      {redis_server.url}   (data in {data / 'redis'})
-  Publisher  logs in {data / 'publisher.log'}""")
-        if api_url:
-            print(f"""  API        {api_url}/docs
-             curl -s {api_url}/v1/rankings/kospi-surge
-             curl -N {api_url}/v1/rankings/kospi-surge/events""")
-        print(f"""
-Inspect Redis by hand:
+  Dashboard  {stack.url}/
+  API docs   {stack.url}/docs
+  Balancer   {stack.url}   ({stack.balancer})
+{replicas}
+  Redis      {stack.redis_url}   (data in {data / 'redis'})
+  Publisher  log {data / 'publisher.log'}
+
+Try:
+  curl -s {stack.url}/v1/feeds
+  curl -s {stack.url}/v1/rankings/kospi-surge
+  curl -N {stack.url}/v1/rankings/kospi-surge/events
   {cli} --raw GET 'kiwoom:{{kospi-surge}}:latest'
   {cli} XREVRANGE 'kiwoom:{{kospi-surge}}:history' + - COUNT 1
   {cli} SUBSCRIBE 'kiwoom:{{kospi-surge}}:updates'
-  {cli} --raw GET kiwoom:publisher:status
 """, flush=True)
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stopping and (deadline is None or time.monotonic() < deadline):
-            for name, proc in children:
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; see {data / (name + '.log')}", file=sys.stderr)
-                    stopping = True
-            time.sleep(0.2)
-    finally:
-        for _name, proc in reversed(children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _name, proc in reversed(children):
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        redis_server.stop()
-        print("demo stopped; Redis data kept in", data / "redis")
+            dead = stack.dead()
+            if dead:
+                print(f"{', '.join(dead)} exited; see the logs in {data}", file=sys.stderr)
+                break
+            time.sleep(0.3)
+        print("stopping ...", flush=True)
+    print(f"demo stopped; Redis data kept in {data / 'redis'}")
     return 0
 
 

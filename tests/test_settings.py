@@ -45,7 +45,7 @@ def test_password_masked_in_repr() -> None:
         ({"feeds": [{"feed": "x"}, {"feed": "x"}]}, "must be unique"),
         ({"feeds": []}, "at least one feed"),
         ({"heartbeat_s": 10.0, "status_ttl_s": 5.0}, "must exceed"),
-        ({"feeds": [{"feed": "x", "interval_s": 0.1}]}, "greater than or equal to 1"),
+        ({"feeds": [{"feed": "x", "interval_s": 0.01}]}, "greater than or equal to 0.1"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(over: dict[str, object], message: str) -> None:

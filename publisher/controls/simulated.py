@@ -25,7 +25,8 @@ from publisher.controls.sim_market import Quote, SimMarket
 
 log = logging.getLogger(__name__)
 
-#: What the simulated server enforces: Kiwoom's published 5 TR/s and its ~1,000 TR/h throttle.
+#: What the simulated server enforces by default: Kiwoom's published 5 TR/s and its ~1,000 TR/h throttle
+#: (PublisherSettings.sim_limits carries the same default for the CLI).
 SIM_LIMITS: tuple[tuple[int, float], ...] = ((5, 1.0), (1000, 3600.0))
 OK, ERR_SOCKET_CLOSED, ERR_SISE_OVERFLOW, ERR_RQ_STRUCT, ERR_RQ_STRING = 0, -106, -200, -201, -202
 _INPUT_NAMES = dict(OPT10023_INPUTS)

@@ -1,0 +1,166 @@
+"""The whole system on one machine: Redis, the publisher (simulated Kiwoom), N API replicas, a balancer.
+
+Used by ``scripts/demo.py`` and by the end-to-end tests. Every part is a child process with its log in
+the data dir; :meth:`Stack.stop` stops them all (SIGTERM, then SIGKILL), so nothing is orphaned.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from kiwoom_cache.localredis import LocalRedis, free_port
+from stack import nginx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Publisher pacing. "kiwoom": the real limits (each feed every 10 s). "demo": a lively demo; the simulated
+#: server still refuses more than 5 TR/s, but Kiwoom's hourly budget is lifted. "fast": for tests.
+PACES: dict[str, str] = {
+    "kiwoom": "",
+    "demo": "tr_limits = [[5, 1.0]]\nsim_limits = [[5, 1.0]]\n",
+    "fast": "tr_limits = [[5, 1.0]]\nsim_limits = [[5, 1.0]]\n",
+}
+_FEEDS = (("kospi-surge", "코스피 거래량급증", "001", "1"), ("kosdaq-surge", "코스닥 거래량급증", "101", "1"),
+          ("all-surge-rate", "전체 거래량급증률", "000", "2"))
+_INTERVAL = {"kiwoom": 10.0, "demo": 2.0, "fast": 1.0}
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Replica:
+    """One API process; ``name`` is also its KIWOOM_CACHE_REPLICA_ID."""
+
+    def __init__(self, name: str, port: int, env: dict[str, str], log: Path) -> None:
+        self.name, self.port, self._env, self._log = name, port, env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Replica:
+        with self._log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "api", "--port", str(self.port)], cwd=ROOT, stdout=out,
+                stderr=subprocess.STDOUT, env={**self._env, "KIWOOM_CACHE_REPLICA_ID": self.name})
+        _wait_http(f"{self.url}/healthz", timeout, self.proc)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: a replica dying without a goodbye, as a crash or an OOM kill would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        _terminate(self.proc)
+
+
+class Stack:
+    def __init__(self, data_dir: str | Path, *, replicas: int = 2, pace: Literal["kiwoom", "demo", "fast"] = "demo",
+                 balancer: Literal["auto", "nginx", "python"] = "auto", redis_port: int | None = None,
+                 lb_port: int | None = None, persist: bool = True) -> None:
+        self.data = Path(data_dir)
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.pace = pace
+        self._want_balancer = balancer
+        self.redis = LocalRedis(self.data / "redis", redis_port, persist=persist)
+        self.lb_port = lb_port or free_port()
+        self._env = {**os.environ, "KIWOOM_CACHE_REDIS_URL": self.redis.url, "QT_QPA_PLATFORM": "offscreen",
+                     "PYTHONUNBUFFERED": "1"}
+        self.replicas = [Replica(f"api-{i + 1}", free_port(), self._env, self.data / f"api-{i + 1}.log")
+                         for i in range(replicas)]
+        self.publisher: subprocess.Popen[bytes] | None = None
+        self._balancer: subprocess.Popen[bytes] | None = None
+        self.balancer: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.lb_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        with (self.data / f"{name}.log").open("ab") as out:
+            return subprocess.Popen(argv, cwd=ROOT, env=self._env, stdout=out, stderr=subprocess.STDOUT)
+
+    def start(self) -> Stack:
+        try:
+            self.redis.start()
+            config = self.data / "publisher.toml"
+            feeds = "".join(f'\n[[feeds]]\nfeed = "{f}"\ntitle = "{t}"\nmarket = "{m}"\nsort = "{s}"\n'
+                            f"interval_s = {_INTERVAL[self.pace]}\n" for f, t, m, s in _FEEDS)
+            config.write_text(PACES[self.pace] + feeds, encoding="utf-8")
+            self.publisher = self._spawn("publisher", [sys.executable, "-m", "publisher", "--source", "sim",
+                                                       "--headless", "--config", str(config)])
+            for replica in self.replicas:
+                replica.start()
+            self._start_balancer()
+            _wait_http(f"{self.url}/healthz", 30, self._balancer)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_balancer(self) -> None:
+        ports = [r.port for r in self.replicas]
+        use_nginx = self._want_balancer == "nginx" or (self._want_balancer == "auto" and nginx.find_nginx())
+        if use_nginx:
+            self._balancer = nginx.start(self.data / "nginx", self.lb_port, ports, self.data / "nginx.log")
+            self.balancer = "nginx"
+        else:
+            self._balancer = self._spawn("balancer", [
+                sys.executable, "-m", "stack.balancer", "--listen", str(self.lb_port),
+                *[arg for p in ports for arg in ("--backend", f"127.0.0.1:{p}")]])
+            self.balancer = "python"
+
+    def dead(self) -> list[str]:
+        """Names of parts that exited on their own (the demo watches this)."""
+        parts = [("publisher", self.publisher), ("balancer", self._balancer), ("redis", self.redis.proc)]
+        return [name for name, proc in parts if proc is not None and proc.poll() is not None]
+
+    def stop(self) -> None:
+        _terminate(self._balancer)
+        for replica in self.replicas:
+            replica.stop()
+        _terminate(self.publisher)
+        self.redis.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
