@@ -10,26 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class RowModel(BaseModel):
-    rank: int
-    code: str = Field(description="종목코드, six digits")
-    name: str = Field(description="종목명")
-    price: int
-    sign: int = Field(description="전일대비기호: 1 상한, 2 상승, 3 보합, 4 하한, 5 하락")
-    change: int
-    change_rate: float
-    prev_volume: int
-    volume: int
-    surge_volume: int
-    surge_rate: float
-
-
-class DroppedRowModel(BaseModel):
-    rank: int
-    field: str
-    value: str
-    reason: str
+# Row and DroppedRow come from the contract itself (pydantic reads stdlib dataclasses), so the API
+# documents exactly the fields the publisher writes and never keeps a second copy of them.
+from kiwoom_cache.contract import DroppedRow, Row
 
 
 class RankingModel(BaseModel):
@@ -52,8 +35,8 @@ class RankingModel(BaseModel):
     published_at: str
     published_at_ms: int
     row_count: int = Field(description="Rows in the ranking (before any ?limit=)")
-    rows: list[dict[str, Any]] = Field(description="RowModel objects, or only the ?fields= selected")
-    dropped: list[DroppedRowModel]
+    rows: list[Row | dict[str, Any]] = Field(description="Row objects, or only the ?fields= selected")
+    dropped: list[DroppedRow]
 
 
 class SnapshotModel(RankingModel):

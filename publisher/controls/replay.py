@@ -18,10 +18,10 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from kiwoom_cache.contract import OPT10023_INPUTS, OPT10023_RECORD
 from publisher.controls import ocx
+from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL, OP_ERR_RQ_STRUCT_FAIL, OP_ERR_SOCKET_CLOSED
 from publisher.settings import FeedSettings
 from publisher.tr import RawResponse
 
-OK, ERR_SOCKET_CLOSED, ERR_RQ_STRUCT, ERR_RQ_STRING = 0, -106, -201, -202
 _Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
@@ -80,28 +80,28 @@ class ReplayControl(QObject):
             self.OnEventConnect.emit(0)
 
         QTimer.singleShot(self._latency_ms, finish)
-        return OK
+        return OP_ERR_NONE
 
     def _comm_rq_data(self, rqname: str, trcode: str, prev_next: int, screen: str) -> int:
         inputs, self._inputs = self._inputs, {}
         if not self._connected:
-            return ERR_SOCKET_CLOSED
+            return OP_ERR_SOCKET_CLOSED
         if not (len(screen) == 4 and screen.isdigit() and screen != "0000"):
-            return ERR_RQ_STRUCT
+            return OP_ERR_RQ_STRUCT_FAIL
         key = _key(trcode, list(inputs.items()))
         queue = self._queues.get(key)
         if queue is None:
             self.OnReceiveMsg.emit(screen, rqname, trcode, "[replay] 녹화에 없는 조회입니다 (no recorded answer for "
                                    f"{trcode} with inputs {dict(inputs)})")
-            return ERR_RQ_STRING
+            return OP_ERR_RQ_STRING_FAIL
         if not queue:
             if not self._loop:
                 self.OnReceiveMsg.emit(screen, rqname, trcode, "[replay] recording exhausted")
-                return ERR_RQ_STRING
+                return OP_ERR_RQ_STRING_FAIL
             queue.extend(self._all[key])
         response = queue.popleft()
         QTimer.singleShot(self._latency_ms, lambda: self._answer(screen, rqname, response))
-        return OK
+        return OP_ERR_NONE
 
     def _answer(self, screen: str, rqname: str, response: RawResponse) -> None:
         self._current = (rqname, response)

@@ -22,13 +22,19 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, OPT10023_OUTPUTS, OPT10023_RECORD
 from publisher.controls import ocx
 from publisher.controls.sim_market import Quote, SimMarket
+from publisher.kiwoom_errors import (
+    OP_ERR_NONE,
+    OP_ERR_RQ_STRING_FAIL,
+    OP_ERR_RQ_STRUCT_FAIL,
+    OP_ERR_SISE_OVERFLOW,
+    OP_ERR_SOCKET_CLOSED,
+)
 
 log = logging.getLogger(__name__)
 
 #: What the simulated server enforces by default: Kiwoom's published 5 TR/s and its ~1,000 TR/h throttle
 #: (PublisherSettings.sim_limits carries the same default for the CLI).
 SIM_LIMITS: tuple[tuple[int, float], ...] = ((5, 1.0), (1000, 3600.0))
-OK, ERR_SOCKET_CLOSED, ERR_SISE_OVERFLOW, ERR_RQ_STRUCT, ERR_RQ_STRING = 0, -106, -200, -201, -202
 _INPUT_NAMES = dict(OPT10023_INPUTS)
 _WIDTH = 20
 
@@ -151,19 +157,19 @@ class SimulatedControl(QObject):
         inputs, self._inputs = self._inputs, {}
         now = self._clock()
         if not self._connected:
-            return ERR_SOCKET_CLOSED
+            return OP_ERR_SOCKET_CLOSED
         if self.faults.refuse_codes:
             self.refused += 1
             return self.faults.refuse_codes.popleft()
         if not (len(screen) == 4 and screen.isdigit() and screen != "0000"):
-            return ERR_RQ_STRUCT
+            return OP_ERR_RQ_STRUCT_FAIL
         if trcode.lower() != OPT10023:
-            return ERR_RQ_STRUCT
+            return OP_ERR_RQ_STRUCT_FAIL
         if now < self._penalty_until or self._over_limit(now):
             # Kiwoom answers a burst with 조회과다 and keeps refusing for a while.
             self._penalty_until = max(self._penalty_until, now + self._penalty_s)
             self.refused += 1
-            return ERR_SISE_OVERFLOW
+            return OP_ERR_SISE_OVERFLOW
         self._count(now)
         self.screens_seen.add(screen)
         if prev_next == 2:
@@ -172,7 +178,7 @@ class SimulatedControl(QObject):
             error = self._check_inputs(inputs)
             if error:
                 self.OnReceiveMsg.emit(screen, rqname, trcode, f"[505217] 입력값 오류입니다. ({error})")
-                return ERR_RQ_STRING
+                return OP_ERR_RQ_STRING_FAIL
             self._advance(now)
             rows = self._rank(inputs)
         page, rest = rows[: self._page_size], rows[self._page_size :]
@@ -180,10 +186,10 @@ class SimulatedControl(QObject):
             self._pages[rqname] = rest
         if self.faults.swallow > 0:
             self.faults.swallow -= 1
-            return OK
+            return OP_ERR_NONE
         answer = _Answer(rqname, trcode, page, bool(rest))
         QTimer.singleShot(self._latency_ms, lambda: self._answer(screen, answer))
-        return OK
+        return OP_ERR_NONE
 
     def _repeat_cnt(self, trcode: str, name: str) -> int:
         cur = self._current
