@@ -72,8 +72,9 @@ class LocalRedis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                log_text = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
+                err = self.proc.communicate()[1].decode(errors="replace")
+                log_file = self.data_dir / "redis.log"
+                log_text = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {err}{log_text}")
             if self.ping():
                 log.info("redis-server %s listening on %s", self.executable, self.port)
