@@ -17,7 +17,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
 
 import redis
 
@@ -257,13 +256,8 @@ class RedisWriter:
         self._client.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
 
     def _final_status(self) -> None:
-        status = replace(self._status(), state="stopped", heartbeat_at_ms=now_ms())
+        status = replace(self._status(), state="stopped", heartbeat_at_ms=now_ms(), redis=WriterState.connected.value)
         try:
             self._client.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
         except redis.RedisError as exc:
             log.warning("could not write the final status: %s", exc)
-
-    def describe(self) -> dict[str, Any]:
-        s = self.stats()
-        return {"state": s.state.value, "written": s.written, "superseded": s.superseded, "rejected": s.rejected,
-                "pending": s.pending, "reconnects": s.reconnects, "last_error": s.last_error}
