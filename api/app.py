@@ -1,8 +1,9 @@
 """``create_app(settings)``: the ASGI application of one replica.
 
-Layers, outermost first: CORS (only when origins are configured) -> :class:`api.fastpath.FastPath` (the
-snapshot and events routes as raw ASGI) -> FastAPI (everything else, ``/docs``, and the lifespan that owns
-the Redis clients and the hub, closing both on shutdown).
+Layers, outermost first: :class:`ReplicaHeader` (``X-Kiwoom-Replica`` on every response) -> CORS (only when
+origins are configured) -> :class:`api.fastpath.FastPath` (the snapshot and events routes as raw ASGI) ->
+FastAPI (everything else: the dashboard at ``/`` and ``/static/``, ``/docs``, and the lifespan that owns the
+Redis clients and the hub, closing both on shutdown).
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from redis.exceptions import RedisError
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.fastpath import FastPath
+from api.fastpath import FastPath, hot_route
+from api.frames import REPLICA_HEADER
 from api.routes import build_router
 from api.settings import ApiSettings
 from api.state import AppState, ServiceUnavailable
@@ -26,7 +31,9 @@ from kiwoom_cache.errors import ContractError
 log = logging.getLogger(__name__)
 
 EXPOSED_HEADERS = ["ETag", "Last-Modified", "X-Kiwoom-Ranking-Id", "X-Kiwoom-Stale", "X-Kiwoom-Stale-Reason",
-                   "X-Kiwoom-Publisher"]
+                   "X-Kiwoom-Publisher", "X-Kiwoom-Replica"]
+#: The dashboard: plain files, no build step (shipped as package data, see pyproject.toml).
+STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 
 
 class ApiApp:
@@ -43,10 +50,40 @@ class ApiApp:
             inner = CORSMiddleware(inner, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                                    allow_headers=["Last-Event-ID", "If-None-Match", "Cache-Control"],
                                    expose_headers=EXPOSED_HEADERS, max_age=600)
-        self._asgi = inner
+        self._asgi = ReplicaHeader(inner, settings.replica_id, fast_path=settings.fast_path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
+
+
+class ReplicaHeader:
+    """Adds ``X-Kiwoom-Replica`` to every HTTP response.
+
+    Requests the fast path answers itself are passed through untouched: it sets the header on its own
+    responses (``api.fastpath``, ``api.sse``), because a send wrapper would cost a coroutine call on every
+    snapshot and on every frame of every long-lived stream.
+    """
+
+    def __init__(self, app: ASGIApp, replica_id: str, *, fast_path: bool) -> None:
+        self.app = app
+        self.header = (REPLICA_HEADER, replica_id.encode())
+        self.fast_path = fast_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.fast_path and hot_route(scope) is not None):
+            await self.app(scope, receive, send)
+            return
+        header = self.header
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if all(name != REPLICA_HEADER for name, _ in headers):  # fast-path code behind FastAPI set it
+                    headers.append(header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, tagged)
 
 
 async def _unset(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover - replaced in __init__
@@ -69,6 +106,11 @@ def _build_fastapi(state: AppState, fast: FastPath) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(build_router(state, fast))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
     @app.exception_handler(RedisError)
     async def redis_down(_request: Request, exc: RedisError) -> JSONResponse:

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.frames import REPLICA_HEADER
 from api.hub import Hub
 from api.snapshot import QueryError, etag_matches, freshness, parse_snapshot_query, render_body, snapshot_headers
 from api.sse import serve_events
@@ -41,6 +42,15 @@ async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[b
     await send({"type": "http.response.body", "body": body})
 
 
+def hot_route(scope: Scope) -> tuple[str, bool] | None:
+    """``(feed, is_events)`` when the fast path answers this request itself, else None."""
+    if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["path"].startswith(PREFIX):
+        feed, slash, tail = scope["path"][len(PREFIX):].partition("/")
+        if not slash or tail == "events":
+            return feed, bool(slash)
+    return None
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
@@ -54,13 +64,14 @@ class FastPath:
     def __init__(self, state: AppState, fallback: ASGIApp) -> None:
         self.state = state
         self.fallback = fallback
+        self.replica_header = (REPLICA_HEADER, state.settings.replica_id.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["path"].startswith(PREFIX):
-            feed, slash, tail = scope["path"][len(PREFIX):].partition("/")
-            if not slash or tail == "events":
-                await self.handle(scope, receive, send, feed, events=bool(slash))
-                return
+        hot = hot_route(scope)
+        if hot is not None:
+            feed, events = hot
+            await self.handle(scope, receive, send, feed, events=events)
+            return
         if scope["type"] != "http":
             await self.fallback(scope, receive, send)
             return
@@ -69,6 +80,11 @@ class FastPath:
             await self.fallback(scope, receive, send)
         finally:
             self.state.latency.observe(_route_label(scope["path"]), time.perf_counter() - started)
+
+    async def reply(self, send: Send, status: int, payload: Any,
+                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """A JSON answer naming the replica (api.app.ReplicaHeader leaves fast-path requests alone)."""
+        await send_json(send, status, payload, [*(headers or []), self.replica_header])
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, feed: str, *, events: bool) -> None:
         started = time.perf_counter()
@@ -79,12 +95,12 @@ class FastPath:
                 return
             await self.snapshot(hub, scope, send, feed)
         except ServiceUnavailable as exc:
-            await send_json(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
+            await self.reply(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
         except RedisError as exc:
-            await send_json(send, 503, {"detail": f"redis unavailable: {type(exc).__name__}: {exc}"},
-                            [(b"retry-after", b"1")])
+            await self.reply(send, 503, {"detail": f"redis unavailable: {type(exc).__name__}: {exc}"},
+                             [(b"retry-after", b"1")])
         except QueryError as exc:
-            await send_json(send, 422, {"detail": exc.detail})
+            await self.reply(send, 422, {"detail": exc.detail})
         if not events:
             self.state.latency.observe("snapshot", time.perf_counter() - started)
 
@@ -93,7 +109,7 @@ class FastPath:
             raise ServiceUnavailable(f"redis subscription is down ({hub.last_error or 'connecting'})")
         st = await hub.lookup(feed)
         if st is None:
-            await send_json(send, 404, {"detail": f"unknown feed {feed!r}"})
+            await self.reply(send, 404, {"detail": f"unknown feed {feed!r}"})
         return st
 
     async def snapshot(self, hub: Hub, scope: Scope, send: Send, feed: str) -> None:
@@ -105,18 +121,19 @@ class FastPath:
         if snap is None:  # nothing valid cached: ask Redis, so a bad document is reported, not hidden
             raw = await hub.redis.get(contract.latest_key(feed))
             if raw is None:
-                await send_json(send, 404, {"detail": f"feed {feed!r} has no ranking yet"})
+                await self.reply(send, 404, {"detail": f"feed {feed!r} has no ranking yet"})
                 return
             if hub.take_snapshot(st, raw) is None:
                 log.error("feed %s: snapshot in redis breaks the contract: %s", feed, st.error)
-                await send_json(send, 502, {"detail": f"bad snapshot document in redis for feed {feed!r}",
-                                            "reason": st.error})
+                await self.reply(send, 502, {"detail": f"bad snapshot document in redis for feed {feed!r}",
+                                             "reason": st.error})
                 return
             snap = st.snapshot
             assert snap is not None
         now = now_ms()
         stale, liveness = freshness(hub, feed, snap, now)
         headers = snapshot_headers(hub, st, snap, stale=stale, liveness=liveness, now_ms=now)
+        headers.append(self.replica_header)
         inm = _header(scope, b"if-none-match")
         if inm is not None and etag_matches(inm, snap.id):
             await send({"type": "http.response.start", "status": 304, "headers": headers})
@@ -139,7 +156,7 @@ class FastPath:
             try:
                 contract.parse_stream_id(rid)
             except ContractError as exc:
-                await send_json(send, 400, {"detail": f"malformed Last-Event-ID: {exc}"})
+                await self.reply(send, 400, {"detail": f"malformed Last-Event-ID: {exc}"})
                 return
         st = await self._feed(hub, feed, send)
         if st is None:

@@ -7,6 +7,7 @@ because a ranking document is one JSON line (json escapes newlines) and ids are 
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
 from sse_starlette.event import ServerSentEvent
@@ -16,12 +17,21 @@ SEP: Final = b"\r\n"
 EVENT_SNAPSHOT: Final = "snapshot"
 EVENT_RANKING: Final = "ranking"
 EVENT_RESET: Final = "reset"
+#: First event of every stream: which replica serves it and where it resumed from. It has no ``id:`` line, so
+#: EventSource's last event id (and hence ``Last-Event-ID`` on the next reconnect) is left untouched.
+EVENT_HELLO: Final = "hello"
+REPLICA_HEADER: Final = b"x-kiwoom-replica"
 PING: Final = ServerSentEvent(comment="ping").encode()
 
 
 def event_frame(event: str, event_id: str, data: bytes) -> bytes:
     """``id:``/``event:``/``data:`` frame; ``data`` must be a single line (a compact JSON document)."""
     return b"id: " + event_id.encode() + SEP + b"event: " + event.encode() + SEP + b"data: " + data + SEP + SEP
+
+
+def hello_frame(replica: str, resumed_from: str | None) -> bytes:
+    data = json.dumps({"replica": replica, "resumed_from": resumed_from}, separators=(",", ":")).encode()
+    return b"event: " + EVENT_HELLO.encode() + SEP + b"data: " + data + SEP + SEP
 
 
 def retry_frame(retry_ms: int, comment: str) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -48,6 +50,9 @@ class ApiSettings(BaseSettings):
     fast_path: bool = True
     #: Seconds uvicorn waits for open streams on shutdown before closing them.
     graceful_shutdown_s: float = Field(5.0, ge=0)
+    #: Names this replica in the ``X-Kiwoom-Replica`` header and the SSE ``hello`` event, so a client (and an
+    #: operator behind a balancer) can tell which replica answered.
+    replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}", min_length=1)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -56,8 +61,16 @@ class ApiSettings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("replica_id")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError("replica_id must be printable ASCII (it is sent as an HTTP header)")
+        return value
+
     def __repr__(self) -> str:
-        return f"ApiSettings(redis_url={mask_url(self.redis_url)!r}, host={self.host!r}, port={self.port})"
+        return (f"ApiSettings(redis_url={mask_url(self.redis_url)!r}, host={self.host!r}, port={self.port}, "
+                f"replica_id={self.replica_id!r})")
 
 
 def mask_url(url: str) -> str:

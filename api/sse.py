@@ -7,6 +7,9 @@ per-event formatting, which anchors.md measured at 2-10x nchan's p99 at 4k-8k cl
 
 Deliberate choices:
 
+- Every stream opens with ``retry:`` and a ``hello`` event (replica id, the ``Last-Event-ID`` it resumes from);
+  ``hello`` carries no ``id:`` so it never moves the client's resume point.
+
 - Disconnects are noticed by one idle task per client waiting on ``receive()``; it marks the client gone,
   and the loop ends at its next wake-up (an event or the heartbeat), so no wake-up is ever cancelled.
 - Resume: ``Last-Event-ID`` inside the ring is served from memory; otherwise the client's cursor is taken
@@ -32,8 +35,10 @@ from api.frames import (
     EVENT_RESET,
     EVENT_SNAPSHOT,
     PING,
+    REPLICA_HEADER,
     comment_frame,
     event_frame,
+    hello_frame,
     retry_frame,
     with_field,
 )
@@ -59,7 +64,9 @@ async def serve_events(hub: Hub, st: FeedState, last_event_id: str | None, recei
     watcher = hub.loop.create_task(_watch_disconnect(receive, client, st))
     stream = _Stream(hub, st, client, send)
     try:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        # The replica header is set here, not by api.app's middleware, so stream writes skip its send wrapper.
+        headers = [*SSE_HEADERS, (REPLICA_HEADER, hub.settings.replica_id.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         cursor = await stream.start(last_event_id)
         if cursor is not None:
             await stream.live(cursor)
@@ -115,7 +122,8 @@ class _Stream:
     async def start(self, last_event_id: str | None) -> int | None:
         """Send the opening frames; return the ring cursor to continue from (None: the stream is over)."""
         st = self.st
-        head = retry_frame(self.hub.settings.retry_ms, "kiwoom-cache")
+        settings = self.hub.settings
+        head = retry_frame(settings.retry_ms, "kiwoom-cache") + hello_frame(settings.replica_id, last_event_id)
         if last_event_id is None:
             snap = st.snapshot
             if snap is None:

@@ -220,6 +220,7 @@ class Publisher(QObject):
             changed = state != self._state
             self._state, self._message = state, message
         if changed:
+            self.writer.refresh_status()  # readers see the new state now, not a heartbeat later
             self.stateChanged.emit(state)
 
     @property

@@ -100,6 +100,7 @@ class RedisWriter:
         self._lock = threading.Condition()
         self._pending: OrderedDict[str, Ranking] = OrderedDict()
         self._stopping = False
+        self._heartbeat_due = False
         self._flush_deadline = float("inf")
         self._thread: threading.Thread | None = None
         self._state = WriterState.idle
@@ -120,6 +121,12 @@ class RedisWriter:
                          self._state.value)
             self._pending[ranking.feed] = ranking
             self._pending.move_to_end(ranking.feed)
+            self._lock.notify()
+
+    def refresh_status(self) -> None:
+        """Write the status key at the next chance (e.g. the publisher's state changed), not a period later."""
+        with self._lock:
+            self._heartbeat_due = True
             self._lock.notify()
 
     def stats(self) -> WriterStats:
@@ -160,9 +167,10 @@ class RedisWriter:
         delay = self._backoff[0]
         while True:
             with self._lock:
-                timeout = max(0.0, next_heartbeat - time.monotonic())
-                if not self._pending and not self._stopping:
-                    self._lock.wait(timeout)
+                if not self._pending and not self._stopping and not self._heartbeat_due:
+                    self._lock.wait(max(0.0, next_heartbeat - time.monotonic()))
+                if self._heartbeat_due:
+                    next_heartbeat, self._heartbeat_due = 0.0, False
                 stopping = self._stopping
                 item = self._pending.popitem(last=False)[1] if self._pending else None
             try:

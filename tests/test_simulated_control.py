@@ -8,6 +8,7 @@ import pytest
 
 from kiwoom_cache.contract import OPT10023_INPUTS
 from publisher.controls import ocx
+from publisher.controls.sim_market import limit_prices, tick_size
 from publisher.controls.simulated import SimulatedControl
 
 INPUTS = dict(zip([k for k, _ in OPT10023_INPUTS], ["001", "1", "1", "5", "5", "0", "0"], strict=True))
@@ -112,3 +113,14 @@ def test_seeded_markets_are_deterministic() -> None:
     b.market.advance(50)
     assert [s.volumes[-1] for s in a.market.stocks] == [s.volumes[-1] for s in b.market.stocks]
     assert all(s.volumes == sorted(s.volumes) for s in a.market.stocks), "cumulative volume never falls"
+
+
+def test_prices_stay_on_ticks_within_the_daily_band() -> None:
+    control = SimulatedControl(seed=2)
+    control.market.surge_probability = 0.3  # surging stocks run to their limits
+    control.market.advance(300)
+    for stock in control.market.stocks:
+        low, high = limit_prices(stock.prev_close)
+        assert low <= stock.price <= high
+        assert stock.price % tick_size(stock.price) == 0, (stock.name, stock.price)
+    assert limit_prices(38250) == (26800, 49700)

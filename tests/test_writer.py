@@ -136,3 +136,20 @@ def test_unencodable_ranking_is_rejected_and_counted(redis_url: str) -> None:
 def test_status_ttl_must_exceed_heartbeat() -> None:
     with pytest.raises(ValueError, match="must exceed"):
         make_writer("redis://127.0.0.1:1/0", heartbeat_s=2.0, status_ttl_s=1.0)
+
+
+def test_refresh_status_writes_at_once(redis_url: str, redis_client: redis.Redis) -> None:
+    state = {"value": "connecting"}
+
+    def current() -> c.PublisherStatus:
+        return c.PublisherStatus(state=state["value"], source="sim", account_mode="sim", version="t", host="h",
+                                 pid=1, started_at_ms=1, heartbeat_at_ms=1, last_success_ms=None, heartbeat_s=60.0)
+
+    writer = RedisWriter(redis_url, feeds=[], status=current, heartbeat_s=60.0, status_ttl_s=120.0)
+    writer.start()
+    wait_for(lambda: redis_client.exists(c.STATUS_KEY), what="first heartbeat")
+    state["value"] = "running"
+    writer.refresh_status()  # a minute before the next periodic heartbeat
+    wait_for(lambda: c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY)).state == "running",
+             what="refreshed status")
+    writer.stop()

@@ -82,6 +82,14 @@ def tick_size(price: int) -> int:
     return 1000
 
 
+def limit_prices(prev_close: int) -> tuple[int, int]:
+    """KRX's daily price band: ±30% of the previous close, rounded inward to the tick size."""
+    high, low = int(prev_close * 1.3), int(prev_close * 0.7)
+    high -= high % tick_size(high)
+    low += -low % tick_size(low)
+    return low, high
+
+
 @dataclass(slots=True)
 class SimStock:
     code: str
@@ -156,9 +164,9 @@ class SimMarket:
                 # Surging stocks move more, mostly upward.
                 drift = 0.002 * factor if s.surge_left else 0.0
                 move = rng.gauss(drift, 0.002 * (factor ** 0.5))
-                tick = tick_size(s.price)
-                target = s.price * (1 + move)
-                low, high = int(s.prev_close * 0.7), int(s.prev_close * 1.3)
+                target = max(1, int(s.price * (1 + move)))
+                tick = tick_size(target)  # the band of the new price, so crossing 50,000 lands on 100s
+                low, high = limit_prices(s.prev_close)
                 s.price = max(low, min(high, max(tick, round(target / tick) * tick)))
 
     def quotes(self, market: str, minutes: int, versus_previous_day: bool) -> list[Quote]:

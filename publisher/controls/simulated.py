@@ -21,7 +21,7 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, OPT10023_OUTPUTS, OPT10023_RECORD
 from publisher.controls import ocx
-from publisher.controls.sim_market import Quote, SimMarket
+from publisher.controls.sim_market import Quote, SimMarket, limit_prices
 from publisher.kiwoom_errors import (
     OP_ERR_NONE,
     OP_ERR_RQ_STRING_FAIL,
@@ -270,7 +270,7 @@ class SimulatedControl(QObject):
         """Kiwoom's raw strings: right-aligned in 20 columns, sign = direction vs. the previous close."""
         rng = self._rng
         change = q.change
-        limit_up, limit_down = int(q.prev_close * 1.3), int(q.prev_close * 0.7)
+        limit_down, limit_up = limit_prices(q.prev_close)
         sign = "1" if q.price >= limit_up else "4" if q.price <= limit_down else (
             "2" if change > 0 else "5" if change < 0 else "3")
         mark = "+" if change > 0 else "-" if change < 0 else ""

@@ -14,17 +14,25 @@ def dispatched(event: ServerSentEvent) -> bool:
     return bool(event.data) or event.event != "message"
 
 
+def is_hello(event: ServerSentEvent) -> bool:
+    """The opening ``hello`` (replica, resume point); collected apart so ranking tests see rankings only."""
+    return event.event == "hello"
+
+
 #: A silent stream fails the test on this read timeout instead of hanging it.
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 def read_events(url: str, count: int, headers: dict[str, str] | None = None,
-                until: Callable[[ServerSentEvent], bool] | None = None) -> list[ServerSentEvent]:
-    """Connect, collect ``count`` events (or until ``until(event)``), disconnect."""
+                until: Callable[[ServerSentEvent], bool] | None = None,
+                hello: bool = False) -> list[ServerSentEvent]:
+    """Connect, collect ``count`` events (or until ``until(event)``), disconnect; ``hello=True`` keeps it."""
     events: list[ServerSentEvent] = []
     with httpx.Client(timeout=TIMEOUT) as client, connect_sse(client, "GET", url, headers=headers or {}) as source:
         source.response.raise_for_status()
         for event in filter(dispatched, source.iter_sse()):
+            if is_hello(event) and not hello:
+                continue
             events.append(event)
             if (until is not None and until(event)) or (until is None and len(events) >= count):
                 break
@@ -38,6 +46,7 @@ class Collector(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.headers = url, headers or {}
         self.events: list[ServerSentEvent] = []
+        self.hellos: list[ServerSentEvent] = []
         self.error: BaseException | None = None
         self.ended = False
         self._stop_flag = threading.Event()
@@ -49,7 +58,7 @@ class Collector(threading.Thread):
                     connect_sse(client, "GET", self.url, headers=self.headers) as source:
                 for event in filter(dispatched, source.iter_sse()):
                     with self.lock:
-                        self.events.append(event)
+                        (self.hellos if is_hello(event) else self.events).append(event)
                     if self._stop_flag.is_set():
                         return
                 self.ended = True

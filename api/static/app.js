@@ -1,0 +1,383 @@
+// kiwoom-cache dashboard: one EventSource per selected feed, no framework, no build step.
+// EventSource reconnects by itself and resends Last-Event-ID; the server's `hello` event (no `id:`) says which
+// replica serves the stream and where it resumed from, so resume is visible rather than assumed.
+"use strict";
+
+const SPARK_POINTS = 60;        // surge-volume points kept per stock
+const HISTORY_LIMIT = 60;       // rankings fetched once per feed switch to seed the sparklines
+const FEEDS_POLL_MS = 2000;     // publisher status / session refresh
+const MANUAL_RETRY_MS = 2000;   // only when EventSource gave up (a non-200 answer closes it for good)
+const LOG_KEEP = 6;
+
+const SESSION_NAMES = {
+  pre_open: "장전 동시호가", regular: "정규장", closing_auction: "장마감 동시호가",
+  after_hours: "시간외", closed: "장종료", holiday: "휴장",
+};
+
+const state = {
+  feed: null,
+  source: null,          // the EventSource
+  retryTimer: null,
+  lastId: null,          // newest ranking id shown (the resume point)
+  lastSeq: null,
+  publishedMs: null,
+  gaps: 0,
+  ranks: new Map(),      // code -> rank in the previous ranking
+  series: new Map(),     // code -> [{id, v}] surge volumes, oldest first
+  seriesLastId: null,
+};
+
+const $ = (id) => document.getElementById(id);
+const fmtInt = new Intl.NumberFormat("ko-KR");
+const fmtRate = new Intl.NumberFormat("ko-KR", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+// ---- ids ------------------------------------------------------------------------------------------------
+
+/** Stream ids are "<ms>-<seq>"; both parts fit in a double for any realistic clock. */
+function compareIds(a, b) {
+  const [am, as] = a.split("-").map(Number);
+  const [bm, bs] = b.split("-").map(Number);
+  return am - bm || as - bs;
+}
+
+// ---- formatting -----------------------------------------------------------------------------------------
+
+/** Korean convention: rising is red, falling is blue (sign: 1 상한, 2 상승, 3 보합, 4 하한, 5 하락). */
+function signClass(sign, value) {
+  if (sign === 1 || sign === 2) return "up";
+  if (sign === 4 || sign === 5) return "down";
+  if (sign === 3) return "flat";
+  return value > 0 ? "up" : value < 0 ? "down" : "flat";
+}
+
+function signed(n, fmt) {
+  const text = fmt.format(Math.abs(n));
+  return n > 0 ? "+" + text : n < 0 ? "−" + text : text;
+}
+
+function arrowFor(sign) {
+  return { 1: "↑", 2: "▲", 3: "", 4: "↓", 5: "▼" }[sign] || "";
+}
+
+function ageText(ms) {
+  if (ms < 1000) return "just now";
+  const s = ms / 1000;
+  if (s < 60) return s.toFixed(1) + " s ago";
+  if (s < 3600) return Math.floor(s / 60) + " min " + Math.floor(s % 60) + " s ago";
+  return Math.floor(s / 3600) + " h ago";
+}
+
+function clock() {
+  return new Date().toTimeString().slice(0, 8);   // HH:MM:SS, local time
+}
+
+// ---- DOM helpers ----------------------------------------------------------------------------------------
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function setConn(kind, text) {
+  const pill = $("conn");
+  pill.dataset.state = kind;
+  pill.textContent = text;
+}
+
+/** Newest first; a repeat of the newest message updates it (with a count) instead of flooding the list. */
+function log(text) {
+  const list = $("log");
+  const top = list.firstElementChild;
+  if (top && top.dataset.text === text) {
+    top.dataset.count = String(Number(top.dataset.count) + 1);
+    top.textContent = `${clock()}  ${text} (×${top.dataset.count})`;
+    return;
+  }
+  const item = el("li", "", clock() + "  " + text);
+  item.dataset.text = text;
+  item.dataset.count = "1";
+  list.prepend(item);
+  while (list.children.length > LOG_KEEP) list.lastElementChild.remove();
+}
+
+function notice(text) {
+  const box = $("notice");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+// ---- sparklines -----------------------------------------------------------------------------------------
+
+/** Add one ranking's surge volumes to the per-stock series (ids only move forward). */
+function extendSeries(doc) {
+  if (state.seriesLastId && compareIds(doc.id, state.seriesLastId) <= 0) return;
+  state.seriesLastId = doc.id;
+  for (const row of doc.rows) {
+    let points = state.series.get(row.code);
+    if (!points) state.series.set(row.code, (points = []));
+    points.push({ id: doc.id, v: row.surge_volume });
+    if (points.length > SPARK_POINTS) points.shift();
+  }
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function sparkline(points) {
+  const w = 120, h = 26, pad = 2;
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.setAttribute("width", w);
+  svg.setAttribute("height", h);
+  if (!points || points.length === 0) return svg;
+  const values = points.map((p) => p.v);
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const span = hi - lo || 1;
+  // Spread over the full width (newest at the right edge) however many points there are yet.
+  const step = (w - 2 * pad) / Math.max(1, values.length - 1);
+  const x0 = values.length === 1 ? w - pad : pad;
+  const xy = values.map((v, i) => [x0 + i * step, h - pad - ((v - lo) / span) * (h - 2 * pad)]);
+  const line = document.createElementNS(SVG_NS, "polyline");
+  line.setAttribute("points", xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" "));
+  svg.append(line);
+  const [lx, ly] = xy[xy.length - 1];
+  const dot = document.createElementNS(SVG_NS, "circle");
+  dot.setAttribute("cx", lx.toFixed(1));
+  dot.setAttribute("cy", ly.toFixed(1));
+  dot.setAttribute("r", "2");
+  svg.append(dot);
+  const title = document.createElementNS(SVG_NS, "title");
+  title.textContent = `급증량 ${values.length} points: ${fmtInt.format(lo)} … ${fmtInt.format(hi)}`;
+  svg.append(title);
+  return svg;
+}
+
+// ---- the table ------------------------------------------------------------------------------------------
+
+function rankChange(row) {
+  const prev = state.ranks.get(row.code);
+  if (state.ranks.size === 0) return { cls: "", text: "" };   // first ranking of this feed: nothing to compare
+  if (prev === undefined) return { cls: "new", text: "new" };
+  if (prev > row.rank) return { cls: "rise", text: "↑" + (prev - row.rank) };
+  if (prev < row.rank) return { cls: "fall", text: "↓" + (row.rank - prev) };
+  return { cls: "", text: "" };
+}
+
+function renderRow(row) {
+  const tr = el("tr");
+  tr.dataset.code = row.code;
+  const change = rankChange(row);
+  if (change.cls) tr.classList.add("flash-" + change.cls);
+  const tone = signClass(row.sign, row.change);
+
+  tr.append(el("td", "num rank", String(row.rank)));
+  tr.append(el("td", "chg " + change.cls, change.text));
+  const name = el("td", "name");
+  name.append(el("span", "stock", row.name), el("span", "code mono", row.code));
+  tr.append(name);
+  tr.append(el("td", "num " + tone, fmtInt.format(row.price)));
+  tr.append(el("td", "num " + tone, (arrowFor(row.sign) + " " + fmtInt.format(Math.abs(row.change))).trim()));
+  tr.append(el("td", "num " + tone, signed(row.change_rate, fmtRate) + "%"));
+  tr.append(el("td", "num", signed(row.surge_volume, fmtInt)));
+  tr.append(el("td", "num", signed(row.surge_rate, fmtRate) + "%"));
+  const spark = el("td", "spark-cell " + (row.surge_volume >= 0 ? "up" : "down"));
+  spark.append(sparkline(state.series.get(row.code)));
+  tr.append(spark);
+  return tr;
+}
+
+function renderTable(doc) {
+  const body = document.createDocumentFragment();
+  for (const row of doc.rows) body.append(renderRow(row));
+  const table = $("ranking");
+  table.tBodies[0].replaceChildren(body);
+  table.dataset.rankingId = doc.id;
+  table.dataset.seq = String(doc.seq);
+  state.ranks = new Map(doc.rows.map((r) => [r.code, r.rank]));
+  $("rid").textContent = `${doc.id} · seq ${doc.seq}`;
+  $("caption").textContent = `${doc.feed} · ${doc.row_count} rows · published ${doc.published_at.slice(11, 23)} KST`
+    + (doc.dropped && doc.dropped.length ? ` · ${doc.dropped.length} unparseable row(s) dropped` : "");
+}
+
+/** One document from the stream: snapshot, ranking or reset. */
+function apply(doc, kind) {
+  if (kind === "ranking" && state.lastId && compareIds(doc.id, state.lastId) <= 0) return;   // never go back
+  if (kind === "ranking" && state.lastSeq !== null && doc.seq !== state.lastSeq + 1) state.gaps += 1;
+  if (kind === "reset") {
+    state.ranks = new Map();   // a reset replaces the table: rank changes across it would be meaningless
+    notice(`Stream reset (${doc.reset_reason || "no ranking"}): the table was replaced by the current ranking.`);
+    log(`reset: ${doc.reset_reason || "no ranking"}`);
+    setConn("live", `● live after reset (${doc.reset_reason || "no ranking"})`);   // not a resume: say so
+    if (!doc.rows) return;
+  }
+  state.lastId = doc.id;
+  state.lastSeq = doc.seq;
+  state.publishedMs = doc.published_at_ms;
+  extendSeries(doc);
+  renderTable(doc);
+  tickAge();   // not just on the next timer tick: the age beside a new id must never be the previous one's
+  $("gaps").dataset.gaps = String(state.gaps);
+  $("gaps").textContent = state.gaps === 0 ? "none (seq continuous)" : `${state.gaps} (seq jumped)`;
+  $("source-note").textContent = doc.source === "sim"
+    ? "source: simulated Kiwoom control — simulated data, not real market data." : `source: ${doc.source}`;
+}
+
+// ---- the stream -----------------------------------------------------------------------------------------
+
+function eventsUrl(feed, resumeFrom) {
+  const base = `/v1/rankings/${encodeURIComponent(feed)}/events`;
+  return resumeFrom ? `${base}?last_event_id=${encodeURIComponent(resumeFrom)}` : base;
+}
+
+function closeStream() {
+  clearTimeout(state.retryTimer);
+  if (state.source) state.source.close();
+  state.source = null;
+}
+
+function openStream(resumeFrom) {
+  closeStream();
+  const feed = state.feed;
+  const source = new EventSource(eventsUrl(feed, resumeFrom));
+  state.source = source;
+  const current = (handler) => (event) => { if (state.source === source) handler(event); };
+
+  source.addEventListener("hello", current(onHello));
+  for (const kind of ["snapshot", "ranking", "reset"]) {
+    source.addEventListener(kind, current((event) => apply(JSON.parse(event.data), kind)));
+  }
+  source.addEventListener("error", current(() => onStreamError(source)));
+}
+
+function onHello(event) {
+  const hello = JSON.parse(event.data);
+  const replica = $("replica");
+  replica.textContent = hello.replica;
+  replica.dataset.replica = hello.replica;
+  if (hello.resumed_from) {
+    setConn("resumed", `● resumed from ${hello.resumed_from}`);
+    log(`${state.feed}: resumed from ${hello.resumed_from} on ${hello.replica}`);
+  } else {
+    setConn("live", "● live");
+    log(`${state.feed}: connected to ${hello.replica}`);
+  }
+}
+
+function onStreamError(source) {
+  const replica = $("replica");
+  const was = replica.dataset.replica || "the replica";
+  if (replica.dataset.replica) replica.textContent = `${was} (lost)`;
+  if (source.readyState === EventSource.CONNECTING) {   // the browser retries by itself, with Last-Event-ID
+    if ($("conn").dataset.state !== "reconnecting") log(`lost ${was}: reconnecting…`);
+    setConn("reconnecting", "⟳ reconnecting…");
+    return;
+  }
+  // CLOSED: EventSource gives up after a non-200 answer (e.g. 502/503 from the balancer); resume by hand.
+  setConn("reconnecting", "⟳ reconnecting…");
+  log(`stream refused; retrying in ${MANUAL_RETRY_MS / 1000} s`);
+  state.retryTimer = setTimeout(() => openStream(state.lastId), MANUAL_RETRY_MS);
+}
+
+// ---- feeds, publisher, session --------------------------------------------------------------------------
+
+async function fetchJson(url) {
+  const response = await fetch(url, { cache: "no-store" });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function renderPublisher(pub) {
+  const node = $("publisher");
+  node.dataset.liveness = pub.liveness;
+  node.className = "v liveness-" + pub.liveness;
+  node.textContent = [pub.liveness, pub.state, pub.source].filter(Boolean).join(" · ");
+  if (pub.heartbeat_age_s != null) node.append(el("span", "hint", `heartbeat ${pub.heartbeat_age_s.toFixed(1)} s ago`));
+  const session = $("session");
+  session.dataset.session = pub.session || "";
+  session.textContent = pub.session ? `${SESSION_NAMES[pub.session] || pub.session} (${pub.session})` : "–";
+}
+
+function fillPicker(feeds) {
+  const select = $("feed");
+  const known = [...select.options].map((o) => o.value).join();
+  if (known === feeds.map((f) => f.feed).join()) return;
+  select.replaceChildren(...feeds.map((f) => {
+    const option = el("option", "", `${f.title} (${f.feed})`);
+    option.value = f.feed;
+    return option;
+  }));
+  if (state.feed) select.value = state.feed;
+}
+
+async function pollFeeds() {
+  try {
+    const body = await fetchJson("/v1/feeds");
+    fillPicker(body.feeds);
+    renderPublisher(body.publisher);
+    if (!state.feed) startFirstFeed(body.feeds);
+    const mine = body.feeds.find((f) => f.feed === state.feed);
+    if (mine && mine.stale) notice(`Feed is stale: ${mine.stale_reason}`);
+    else if (mine && $("notice").textContent.startsWith("Feed is stale")) notice("");
+    return body.feeds;
+  } catch (err) {
+    $("publisher").textContent = `unknown (${err.message})`;
+    return null;
+  }
+}
+
+/** Seed the sparklines from the stream's recent entries, then go live. */
+async function switchFeed(feed) {
+  closeStream();
+  Object.assign(state, { feed, lastId: null, lastSeq: null, publishedMs: null, gaps: 0,
+                         ranks: new Map(), series: new Map(), seriesLastId: null });
+  $("ranking").dataset.feed = feed;
+  $("ranking").dataset.rankingId = "";
+  $("ranking").tBodies[0].replaceChildren();
+  notice("");
+  if (location.hash.slice(1) !== feed) history.replaceState(null, "", "#" + feed);
+  setConn("connecting", "connecting…");
+  try {
+    const page = await fetchJson(`/v1/rankings/${encodeURIComponent(feed)}/history?limit=${HISTORY_LIMIT}`);
+    if (state.feed !== feed) return;   // the user switched again meanwhile
+    for (const doc of page.items.reverse()) extendSeries(doc);
+  } catch (err) {
+    log(`history unavailable: ${err.message}`);
+  }
+  if (state.feed === feed) openStream(null);
+}
+
+function tickAge() {
+  if (state.publishedMs === null) return;
+  const age = Math.max(0, Date.now() - state.publishedMs);
+  $("age").textContent = ageText(age);
+}
+
+/** The feed named in the URL's #fragment, else the first one; until a feed exists, say so. */
+function startFirstFeed(feeds) {
+  if (feeds.length === 0) {
+    notice("No feeds configured yet: is the publisher running?");
+    return;
+  }
+  const wanted = location.hash.slice(1);
+  const feed = feeds.some((f) => f.feed === wanted) ? wanted : feeds[0].feed;
+  $("feed").value = feed;
+  switchFeed(feed);
+}
+
+function main() {
+  $("feed").addEventListener("change", (e) => switchFeed(e.target.value));
+  window.addEventListener("hashchange", () => {
+    const feed = location.hash.slice(1);
+    if (feed && state.feed && feed !== state.feed) {
+      $("feed").value = feed;
+      switchFeed(feed);
+    }
+  });
+  setInterval(pollFeeds, FEEDS_POLL_MS);
+  setInterval(tickAge, 250);
+  pollFeeds();
+}
+
+main();
