@@ -11,14 +11,13 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+from PyQt5.QtCore import QObject
 
-from kiwoom_cache.contract import OPT10023_INPUTS, OPT10023_RECORD
-from publisher.controls import ocx
-from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL, OP_ERR_RQ_STRUCT_FAIL, OP_ERR_SOCKET_CLOSED
+from kiwoom_cache.contract import OPT10023_INPUTS
+from publisher.controls.base import OcxControl
+from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL
 from publisher.settings import FeedSettings
 from publisher.tr import RawResponse
 
@@ -29,14 +28,10 @@ def _key(trcode: str, inputs: Sequence[tuple[str, str]]) -> _Key:
     return trcode.lower(), tuple(sorted(inputs))
 
 
-class ReplayControl(QObject):
-    OnEventConnect = pyqtSignal(int)
-    OnReceiveTrData = pyqtSignal(str, str, str, str, str, int, str, str, str)
-    OnReceiveMsg = pyqtSignal(str, str, str, str)
-
+class ReplayControl(OcxControl):
     def __init__(self, responses: Sequence[RawResponse], *, loop: bool = True, latency_ms: int = 5,
                  parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(latency_ms=latency_ms, login_delay_ms=latency_ms, parent=parent)
         if not responses:
             raise ValueError("a replay needs at least one recorded response")
         self._all: dict[_Key, list[RawResponse]] = defaultdict(list)
@@ -44,50 +39,13 @@ class ReplayControl(QObject):
             self._all[_key(response.trcode, response.inputs)].append(response)
         self._queues = {k: deque(v) for k, v in self._all.items()}
         self._loop = loop
-        self._latency_ms = latency_ms
-        self._connected = 0
-        self._inputs: dict[str, str] = {}
-        self._current: tuple[str, RawResponse] | None = None
         self.replayed = 0
-        self._dispatch: dict[str, Callable[..., Any]] = {
-            ocx.COMM_CONNECT: self._comm_connect,
-            ocx.GET_CONNECT_STATE: lambda: self._connected,
-            ocx.GET_LOGIN_INFO: lambda tag: "",
-            ocx.SET_INPUT_VALUE: self._set_input,
-            ocx.COMM_RQ_DATA: self._comm_rq_data,
-            ocx.GET_REPEAT_CNT: self._repeat_cnt,
-            ocx.GET_COMM_DATA: self._comm_data,
-            ocx.DISCONNECT_REAL_DATA: lambda screen: None,
-            ocx.COMM_TERMINATE: lambda: None,
-        }
-
-    def dynamicCall(self, function: str, *args: Any) -> Any:
-        handler = self._dispatch.get(function)
-        if handler is None:
-            raise ValueError(f"ReplayControl: unknown dynamicCall signature {function!r}")
-        return handler(*args)
 
     @property
     def exhausted(self) -> bool:
         return not self._loop and not any(self._queues.values())
 
-    def _set_input(self, name: str, value: str) -> None:
-        self._inputs[name] = value
-
-    def _comm_connect(self) -> int:
-        def finish() -> None:
-            self._connected = 1
-            self.OnEventConnect.emit(0)
-
-        QTimer.singleShot(self._latency_ms, finish)
-        return OP_ERR_NONE
-
-    def _comm_rq_data(self, rqname: str, trcode: str, prev_next: int, screen: str) -> int:
-        inputs, self._inputs = self._inputs, {}
-        if not self._connected:
-            return OP_ERR_SOCKET_CLOSED
-        if not (len(screen) == 4 and screen.isdigit() and screen != "0000"):
-            return OP_ERR_RQ_STRUCT_FAIL
+    def request(self, rqname: str, trcode: str, prev_next: int, screen: str, inputs: dict[str, str]) -> int:
         key = _key(trcode, list(inputs.items()))
         queue = self._queues.get(key)
         if queue is None:
@@ -100,33 +58,9 @@ class ReplayControl(QObject):
                 return OP_ERR_RQ_STRING_FAIL
             queue.extend(self._all[key])
         response = queue.popleft()
-        QTimer.singleShot(self._latency_ms, lambda: self._answer(screen, rqname, response))
-        return OP_ERR_NONE
-
-    def _answer(self, screen: str, rqname: str, response: RawResponse) -> None:
-        self._current = (rqname, response)
         self.replayed += 1
-        try:
-            self.OnReceiveTrData.emit(screen, rqname, response.trcode, "", response.prev_next, 0, "", "", "")
-        finally:
-            self._current = None
-
-    def _matches(self, trcode: str, name: str) -> RawResponse | None:
-        if self._current is None:
-            return None
-        rqname, response = self._current
-        ok = trcode.lower() == response.trcode.lower() and name in (rqname, OPT10023_RECORD)
-        return response if ok else None
-
-    def _repeat_cnt(self, trcode: str, name: str) -> int:
-        response = self._matches(trcode, name)
-        return len(response.rows) if response else 0
-
-    def _comm_data(self, trcode: str, name: str, index: int, item: str) -> str:
-        response = self._matches(trcode, name)
-        if response is None or not 0 <= index < len(response.rows):
-            return ""
-        return response.rows[index].get(item, "")
+        self.answer_later(screen, rqname, response.trcode, response.rows, prev_next=response.prev_next)
+        return OP_ERR_NONE
 
 
 _PARAMS = dict(OPT10023_INPUTS)

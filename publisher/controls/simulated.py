@@ -15,19 +15,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+from PyQt5.QtCore import QObject
 
-from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, OPT10023_OUTPUTS, OPT10023_RECORD
+from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, OPT10023_OUTPUTS
 from publisher.controls import ocx
+from publisher.controls.base import OcxControl
 from publisher.controls.sim_market import Quote, SimMarket, limit_prices
 from publisher.kiwoom_errors import (
     OP_ERR_NONE,
     OP_ERR_RQ_STRING_FAIL,
     OP_ERR_RQ_STRUCT_FAIL,
     OP_ERR_SISE_OVERFLOW,
-    OP_ERR_SOCKET_CLOSED,
 )
 
 log = logging.getLogger(__name__)
@@ -55,19 +54,7 @@ class SimFaults:
     login_result: int = 0
 
 
-@dataclass(slots=True)
-class _Answer:
-    rqname: str
-    trcode: str
-    rows: list[dict[str, str]]
-    more: bool
-
-
-class SimulatedControl(QObject):
-    OnEventConnect = pyqtSignal(int)
-    OnReceiveTrData = pyqtSignal(str, str, str, str, str, int, str, str, str)
-    OnReceiveMsg = pyqtSignal(str, str, str, str)
-
+class SimulatedControl(OcxControl):
     def __init__(
         self,
         seed: int | None = 0,
@@ -82,65 +69,33 @@ class SimulatedControl(QObject):
         server_gubun: str = ocx.MOCK_SERVER,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(latency_ms=latency_ms, login_delay_ms=login_delay_ms, parent=parent)
         self.market = SimMarket(seed)
         self.faults = SimFaults()
         self._rng = random.Random(None if seed is None else seed + 1)
         self._clock = clock
         self._step_s = step_s
         self._last_step_at = clock()
-        self._latency_ms = latency_ms
-        self._login_delay_ms = login_delay_ms
         self._page_size = page_size
         self._limits = limits
         self._penalty_s = penalty_s
         self._penalty_until = 0.0
         self._server_gubun = server_gubun
-        self._connected = 0
-        self._inputs: dict[str, str] = {}
         self._pages: dict[str, list[dict[str, str]]] = {}
-        self._current: _Answer | None = None
         self._stamps: deque[float] = deque()
         #: Highest number of requests seen inside each limit's window (tests assert on it).
         self.max_in_window: dict[float, int] = {seconds: 0 for _, seconds in limits}
         self.requests = 0
         self.refused = 0
         self.screens_seen: set[str] = set()
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-        self._dispatch: dict[str, Callable[..., Any]] = {
-            ocx.COMM_CONNECT: self._comm_connect,
-            ocx.GET_CONNECT_STATE: lambda: self._connected,
-            ocx.GET_LOGIN_INFO: self._login_info,
-            ocx.SET_INPUT_VALUE: self._set_input,
-            ocx.COMM_RQ_DATA: self._comm_rq_data,
-            ocx.GET_REPEAT_CNT: self._repeat_cnt,
-            ocx.GET_COMM_DATA: self._comm_data,
-            ocx.DISCONNECT_REAL_DATA: lambda screen: None,
-            ocx.COMM_TERMINATE: self.drop_connection,
-        }
 
     # --- the OCX surface ----------------------------------------------------------------------
 
-    def dynamicCall(self, function: str, *args: Any) -> Any:
-        handler = self._dispatch.get(function)
-        if handler is None:
-            # The real control would print a warning and return an invalid QVariant; fail loudly instead.
-            raise ValueError(f"SimulatedControl: unknown dynamicCall signature {function!r}")
-        self.calls.append((function, args))
-        return handler(*args)
+    def login_result(self) -> int:
+        result, self.faults.login_result = self.faults.login_result, 0
+        return result
 
-    def _comm_connect(self) -> int:
-        result = self.faults.login_result
-        self.faults.login_result = 0
-
-        def finish() -> None:
-            self._connected = 1 if result == 0 else 0
-            self.OnEventConnect.emit(result)
-
-        QTimer.singleShot(self._login_delay_ms, finish)
-        return 0
-
-    def _login_info(self, tag: str) -> str:
+    def login_info(self, tag: str) -> str:
         return {
             "ACCOUNT_CNT": "1",
             "ACCNO": "8012345611;",
@@ -150,19 +105,11 @@ class SimulatedControl(QObject):
             "GetServerGubun": self._server_gubun,
         }.get(tag, "")
 
-    def _set_input(self, name: str, value: str) -> None:
-        self._inputs[name] = value
-
-    def _comm_rq_data(self, rqname: str, trcode: str, prev_next: int, screen: str) -> int:
-        inputs, self._inputs = self._inputs, {}
+    def request(self, rqname: str, trcode: str, prev_next: int, screen: str, inputs: dict[str, str]) -> int:
         now = self._clock()
-        if not self._connected:
-            return OP_ERR_SOCKET_CLOSED
         if self.faults.refuse_codes:
             self.refused += 1
             return self.faults.refuse_codes.popleft()
-        if not (len(screen) == 4 and screen.isdigit() and screen != "0000"):
-            return OP_ERR_RQ_STRUCT_FAIL
         if trcode.lower() != OPT10023:
             return OP_ERR_RQ_STRUCT_FAIL
         if now < self._penalty_until or self._over_limit(now):
@@ -187,38 +134,11 @@ class SimulatedControl(QObject):
         if self.faults.swallow > 0:
             self.faults.swallow -= 1
             return OP_ERR_NONE
-        answer = _Answer(rqname, trcode, page, bool(rest))
-        QTimer.singleShot(self._latency_ms, lambda: self._answer(screen, answer))
+        self.answer_later(screen, rqname, trcode, page, prev_next="2" if rest else "0",
+                          message="[00Z310] 모의투자 조회가 완료되었습니다")
         return OP_ERR_NONE
 
-    def _repeat_cnt(self, trcode: str, name: str) -> int:
-        cur = self._current
-        if cur is None or trcode.lower() != cur.trcode.lower() or name not in (cur.rqname, OPT10023_RECORD):
-            return 0
-        return len(cur.rows)
-
-    def _comm_data(self, trcode: str, name: str, index: int, item: str) -> str:
-        cur = self._current
-        if cur is None or trcode.lower() != cur.trcode.lower() or name not in (cur.rqname, OPT10023_RECORD):
-            return ""
-        if not 0 <= index < len(cur.rows):
-            return ""
-        return cur.rows[index].get(item, "")
-
-    def _answer(self, screen: str, answer: _Answer) -> None:
-        self._current = answer
-        try:
-            self.OnReceiveTrData.emit(screen, answer.rqname, answer.trcode, "", "2" if answer.more else "0",
-                                      0, "", "", "")
-        finally:
-            self._current = None
-        self.OnReceiveMsg.emit(screen, answer.rqname, answer.trcode, "[00Z310] 모의투자 조회가 완료되었습니다")
-
     # --- faults and inspection ------------------------------------------------------------------
-
-    def drop_connection(self) -> None:
-        """The server went away: GetConnectState() turns 0 and requests fail with -106."""
-        self._connected = 0
 
     def _over_limit(self, now: float) -> bool:
         stamps = self._stamps
