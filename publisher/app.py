@@ -121,6 +121,9 @@ class Publisher(QObject):
 
     def _on_login(self, code: int) -> None:
         if code != 0:
+            # OnEventConnect with an error while polling means the session is gone: stop sending TRs.
+            self.poller.stop()
+            self._watchdog.stop()
             retry = self.settings.login_retry_s
             text = f"{error_for(code, 'OnEventConnect')}; retrying in {retry:g}s"
             self._set_state("degraded", text)
@@ -196,7 +199,13 @@ class Publisher(QObject):
             entry.update(last_id=written.id, last_seq=written.seq, last_published_ms=written.published_at_ms)
 
     def _on_message(self, screen: str, rqname: str, trcode: str, msg: str) -> None:
+        """Kiwoom's own words about a request, kept per feed. Its 6-digit codes may change without notice
+        (koapy), so nothing branches on them; the text is shown as is."""
         log.debug("OnReceiveMsg %s %s %s: %s", screen, rqname, trcode, msg)
+        feed = self.client.feed_of(rqname)
+        if feed is not None:
+            with self._lock:
+                self._feed_status.setdefault(feed, {})["last_message"] = msg.strip()
 
     def _on_request_failed(self, feed: str, code: int, text: str) -> None:
         self._error(f"{feed}: {text}", logged=True)  # the poller logged it already

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from PyQt5.QtCore import QObject, pyqtSignal
 
 from kiwoom_cache.clock import now_ms
-from kiwoom_cache.contract import OPT10023_OUTPUTS
+from kiwoom_cache.contract import OPT10023_OUTPUTS, OPT10023_RQNAME
 from publisher.controls import ocx
 from publisher.controls.ocx import Control
 from publisher.tr import RawResponse, TrRequest
@@ -103,6 +103,12 @@ class KiwoomClient(QObject):
 
     def _on_receive_msg(self, screen: str, rqname: str, trcode: str, msg: str) -> None:
         self.messageReceived.emit(screen, rqname, trcode, msg)
+
+    @staticmethod
+    def feed_of(rqname: str) -> str | None:
+        """The feed a sRQName we sent belongs to (see TrRequest.rqname), else None."""
+        head, sep, feed = rqname.partition(":")
+        return feed if sep and head == OPT10023_RQNAME and feed else None
 
     def pending_feeds(self) -> Sequence[str]:
         return [req.feed for req, _ in self._pending.values()]

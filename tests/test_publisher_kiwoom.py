@@ -177,3 +177,27 @@ def test_sim_ignores_market_hours_by_default(qtbot, redis_url: str) -> None:
     qtbot.waitUntil(lambda: len(got) >= 1, timeout=5000)
     assert publisher.state == "running" and got[0].session == "holiday", "the session is still stamped"
     publisher.stop()
+
+
+def test_kiwoom_messages_are_kept_per_feed(qtbot, redis_url: str) -> None:
+    publisher, _control, got = make(redis_url)
+    publisher.start()
+    qtbot.waitUntil(lambda: len(got) >= 2, timeout=5000)
+    qtbot.waitUntil(lambda: "last_message" in publisher.status().feeds.get("kospi-surge", {}), timeout=3000)
+    assert "조회가 완료되었습니다" in publisher.status().feeds["kospi-surge"]["last_message"]
+    publisher.stop()
+
+
+def test_on_event_connect_error_while_running_stops_polling(qtbot, redis_url: str) -> None:
+    publisher, control, got = make(redis_url)
+    publisher.start()
+    qtbot.waitUntil(lambda: len(got) >= 1, timeout=5000)
+    control.connected = 0
+    control.faults.login_result = -101  # the re-login fails once too
+    control.OnEventConnect.emit(-106)  # the OCX reports the session closed
+    assert publisher.state == "degraded" and not publisher.poller.running
+    assert "OP_ERR_SOCKET_CLOSED" in publisher.recent_errors[-1][1]
+    qtbot.waitUntil(lambda: publisher.state == "running", timeout=5000)
+    before = len(got)
+    qtbot.waitUntil(lambda: len(got) > before, timeout=5000)
+    publisher.stop()
