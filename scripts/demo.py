@@ -36,10 +36,11 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--pace", choices=("demo", "kiwoom"), default="demo",
                         help="demo: each feed every 2 s; kiwoom: Kiwoom's real limits (every 10 s)")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".demo", help="logs and Redis data (default .demo)")
     parser.add_argument("--duration", type=float, help="stop after S seconds (used by the tests)")
     args = parser.parse_args()
 
-    data = ROOT / ".demo"
+    data = args.data_dir.resolve()
     stack = Stack(data, replicas=args.replicas, pace=args.pace, redis_port=pick(args.redis_port),
                   lb_port=pick(args.port))
     stopping = False
