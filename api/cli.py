@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 
 import uvicorn
 
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-        timeout_graceful_shutdown=settings.graceful_shutdown_s or None, lifespan="on",
+        # uvicorn takes whole seconds: a fractional grace period is rounded up, never cut short.
+        timeout_graceful_shutdown=math.ceil(settings.graceful_shutdown_s) or None, lifespan="on",
         # The hub streams to thousands of idle sockets; uvicorn's default keep-alive is for short requests.
         timeout_keep_alive=30,
     )

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.frames import REPLICA_HEADER
 from api.hub import Hub
+from api.replies import bytes_value
 from api.snapshot import QueryError, etag_matches, freshness, parse_snapshot_query, render_body, snapshot_headers
 from api.sse import serve_events
 from api.state import AppState, ServiceUnavailable
@@ -119,7 +120,7 @@ class FastPath:
             return
         snap = st.snapshot
         if snap is None:  # nothing valid cached: ask Redis, so a bad document is reported, not hidden
-            raw = await hub.redis.get(contract.latest_key(feed))
+            raw = bytes_value(await hub.redis.get(contract.latest_key(feed)))
             if raw is None:
                 await self.reply(send, 404, {"detail": f"feed {feed!r} has no ranking yet"})
                 return

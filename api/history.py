@@ -7,6 +7,7 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
+from api.replies import stream_entries
 from kiwoom_cache import contract
 from kiwoom_cache.clock import KST
 
@@ -63,9 +64,9 @@ async def read_page(redis: aioredis.Redis, feed: str, *, low: str, high: str, li
     """Up to ``limit`` validated documents, and the id to continue from (None on the last page)."""
     key = contract.history_key(feed)
     if newest_first:
-        entries = await redis.xrevrange(key, high, low, count=limit + 1)
+        entries = stream_entries(await redis.xrevrange(key, high, low, count=limit + 1))
     else:
-        entries = await redis.xrange(key, low, high, count=limit + 1)
+        entries = stream_entries(await redis.xrange(key, low, high, count=limit + 1))
     more = len(entries) > limit
     entries = entries[:limit]
     docs = []

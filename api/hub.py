@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from sse_starlette.sse import AppStatus
 
 from api.frames import EVENT_RANKING, event_frame
+from api.replies import bytes_value, stream_entries
 from api.settings import ApiSettings
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
@@ -259,17 +260,17 @@ class Hub:
         try:
             key = contract.history_key(st.feed)
             if not st.ring:
-                entries = await self.redis.xrevrange(key, "+", "-", count=self.settings.ring_size)
+                entries = stream_entries(await self.redis.xrevrange(key, "+", "-", count=self.settings.ring_size))
                 entries.reverse()
                 appended += self._append_entries(st, entries)
             else:
                 page = self.settings.replay_page
                 while True:
-                    entries = await self.redis.xrange(key, "(" + st.ring[-1].id, "+", count=page)
+                    entries = stream_entries(await self.redis.xrange(key, "(" + st.ring[-1].id, "+", count=page))
                     appended += self._append_entries(st, entries)
                     if len(entries) < page:
                         break
-            latest = await self.redis.get(contract.latest_key(st.feed))
+            latest = bytes_value(await self.redis.get(contract.latest_key(st.feed)))
             if latest is not None:
                 self.take_snapshot(st, latest)
             ok = True

@@ -65,10 +65,10 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
                 links=FeedLinks(snapshot=base, history=f"{base}/history", events=f"{base}/events"),
             ))
         status = hub.status
-        publisher = PublisherModel(liveness=hub.liveness(now), error=hub.status_error)  # type: ignore[arg-type]
+        publisher = PublisherModel(liveness=hub.liveness(now), error=hub.status_error)
         if status is not None:
             publisher = PublisherModel(
-                liveness=hub.liveness(now),  # type: ignore[arg-type]
+                liveness=hub.liveness(now),
                 state=status.state, session=status.session, source=status.source, version=status.version,
                 host=status.host, heartbeat_at=iso_kst(status.heartbeat_at_ms),
                 heartbeat_age_s=round((now - status.heartbeat_at_ms) / 1000, 3),

@@ -44,6 +44,7 @@ from api.frames import (
 )
 from api.hub import CLOSE, Client, FeedState, Hub, StreamId
 from api.hub import PING as WAKE_PING
+from api.replies import stream_entries
 from kiwoom_cache import contract
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class _Stream:
         self.last_sid, last_id = sid, rid
         page = hub.settings.replay_page
         while True:
-            entries = await hub.redis.xrange(key, "(" + last_id, "+", count=page)
+            entries = stream_entries(await hub.redis.xrange(key, "(" + last_id, "+", count=page))
             frames = []
             for entry_id, fields in entries:
                 eid = entry_id.decode()
@@ -179,9 +180,9 @@ class _Stream:
                 await self.write(b"".join(frames))
                 hub.events_sent += len(frames)
             if len(entries) < page:
-                pos = st.pos_after(self.last_sid)
-                if pos is not None:
-                    return pos
+                resume = st.pos_after(self.last_sid)
+                if resume is not None:
+                    return resume
                 if not st.ring or self.last_sid > st.ring[-1].sid:
                     return max(registered, st.first_pos)
                 # the ring moved past the replay while it ran: read the stream again from last_id
@@ -204,10 +205,10 @@ class _Stream:
                 n = min(st.next_pos - cursor, max_batch)
                 cursor += n
                 if n == 1:
-                    frame = ring[base]
-                    if frame.sid > self.last_sid:
-                        self.last_sid = frame.sid
-                        await self.write(frame.data)
+                    ring_frame = ring[base]
+                    if ring_frame.sid > self.last_sid:
+                        self.last_sid = ring_frame.sid
+                        await self.write(ring_frame.data)
                         hub.events_sent += 1
                     continue
                 frames = [f for f in (ring[base + i] for i in range(n)) if f.sid > self.last_sid]

@@ -128,7 +128,12 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     if duration_s is not None:
         QTimer.singleShot(int(duration_s * 1000), app.quit)
     if settings.source == "replay" and not loop:
-        pulse.timeout.connect(lambda: control.exhausted and not publisher.client.pending_feeds() and app.quit())
+
+        def quit_when_replayed() -> None:
+            if control.exhausted and not publisher.client.pending_feeds():
+                app.quit()
+
+        pulse.timeout.connect(quit_when_replayed)
     window = None
     if not headless:
         from publisher.window import OperatorWindow  # noqa: PLC0415

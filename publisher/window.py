@@ -102,10 +102,12 @@ class OperatorWindow(QMainWindow):
 
         self.table = QTableWidget(len(publisher.settings.feeds), len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
+        rows, columns = self.table.verticalHeader(), self.table.horizontalHeader()
+        assert rows is not None and columns is not None, "a QTableView always has both headers"
+        rows.setVisible(False)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        columns.setSectionResizeMode(QHeaderView.ResizeToContents)
+        columns.setStretchLastSection(True)
 
         budget_box, budget_layout = section("요청 한도 request budget (used / limit)")
         grid = QGridLayout()
@@ -123,7 +125,7 @@ class OperatorWindow(QMainWindow):
         writer_box, writer_layout = section("Redis writer")
         self.writer_label = QLabel()
         self.writer_label.setWordWrap(True)
-        self.writer_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.writer_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         writer_layout.addWidget(self.writer_label)
 
         errors_box, errors_layout = section("최근 오류 recent errors (newest first)")
@@ -166,7 +168,7 @@ class OperatorWindow(QMainWindow):
         show = QAction("Show window", menu)
         show.triggered.connect(self._show_from_tray)
         quit_ = QAction("Quit", menu)
-        quit_.triggered.connect(self.close)
+        quit_.triggered.connect(self._close_from_tray)
         menu.addActions([show, quit_])
         tray.setContextMenu(menu)
         tray.activated.connect(lambda _reason: self._show_from_tray())
@@ -177,6 +179,9 @@ class OperatorWindow(QMainWindow):
         self.showNormal()
         self.raise_()
         self.activateWindow()
+
+    def _close_from_tray(self) -> None:
+        self.close()  # a slot returns None; close() reports whether the window closed
 
     def _schedule(self, *_: object) -> None:
         if not self._soon.isActive():
@@ -249,7 +254,7 @@ class OperatorWindow(QMainWindow):
 
     # --- closing --------------------------------------------------------------------------------------
 
-    def closeEvent(self, event: QCloseEvent) -> None:
+    def closeEvent(self, event: QCloseEvent | None) -> None:
         if not self._stopped:
             self._stopped = True
             self._timer.stop()
@@ -259,11 +264,14 @@ class OperatorWindow(QMainWindow):
             outcome = f"stopped: {st.written} written, {st.superseded} superseded, {st.pending} unsent"
             if st.pending:
                 log.warning("publisher %s", outcome)
-            self.statusBar().showMessage(outcome)
+            status_bar = self.statusBar()
+            assert status_bar is not None, "QMainWindow.statusBar() creates the bar on first use"
+            status_bar.showMessage(outcome)
             self.refresh()
             if self.tray is not None:
                 self.tray.hide()
             self.closed.emit()
             if self.quit_on_close:
                 QApplication.quit()
-        event.accept()
+        if event is not None:
+            event.accept()

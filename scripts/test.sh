@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run every check: ruff, then the whole pytest suite (real redis-server, uvicorn,
+# Set up (if needed) and run every check: ruff, mypy, then the whole pytest suite (real redis-server, uvicorn,
 # Qt offscreen). Extra arguments go to pytest, e.g. `scripts/test.sh -k writer`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,4 +8,5 @@ cd "$ROOT"
 . scripts/setup.sh
 export QT_QPA_PLATFORM=offscreen
 ruff check .
+mypy
 python -m pytest "$@"

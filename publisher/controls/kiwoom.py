@@ -35,4 +35,4 @@ def create_control() -> Control:
     if widget.isNull():
         raise ControlUnavailableError(
             f"could not create {ocx.PROG_ID}: is Kiwoom OpenAPI+ installed (and registered with regsvr32)?")
-    return widget  # type: ignore[no-any-return]
+    return widget
