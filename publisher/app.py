@@ -51,6 +51,10 @@ class Publisher(QObject):
         self._clock = clock
         self._calendar = settings.calendar()
         self._session = session_at(clock(), self._calendar)
+        if settings.follows_market_hours() and clock().year not in self._calendar.years:
+            # Without this year's KRX closing days, holidays look like trading days (polls into a closed market).
+            log.warning("the KRX holiday calendar has no dates for %d: set `holidays` in the config from KRX's "
+                        "yearly notice", clock().year)
         self.control = control
         self.client = KiwoomClient(control, self)
         self.screens = ScreenPool()
