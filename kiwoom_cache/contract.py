@@ -28,7 +28,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, get_type_hints
 
 from kiwoom_cache.clock import iso_kst
 from kiwoom_cache.errors import ContractError
@@ -168,10 +168,8 @@ class Row:
 
 
 ROW_FIELDS: Final = tuple(Row.__dataclass_fields__)
-_ROW_TYPES: Final[dict[str, type]] = {
-    "rank": int, "code": str, "name": str, "price": int, "sign": int, "change": int, "change_rate": float,
-    "prev_volume": int, "volume": int, "surge_volume": int, "surge_rate": float,
-}
+#: Field -> type, read off Row itself so the decoder can never disagree with the dataclass.
+_ROW_TYPES: Final[dict[str, type]] = get_type_hints(Row)
 
 
 @dataclass(frozen=True, slots=True)

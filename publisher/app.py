@@ -50,11 +50,12 @@ class Publisher(QObject):
         self.settings = settings
         self._clock = clock
         self._calendar = settings.calendar()
-        self._session = session_at(clock(), self._calendar)
-        if settings.follows_market_hours() and clock().year not in self._calendar.years:
+        now = clock()
+        self._session = session_at(now, self._calendar)
+        if settings.follows_market_hours() and now.year not in self._calendar.years:
             # Without this year's KRX closing days, holidays look like trading days (polls into a closed market).
             log.warning("the KRX holiday calendar has no dates for %d: set `holidays` in the config from KRX's "
-                        "yearly notice", clock().year)
+                        "yearly notice", now.year)
         self.control = control
         self.client = KiwoomClient(control, self)
         self.screens = ScreenPool()
@@ -67,6 +68,7 @@ class Publisher(QObject):
             session=lambda: self._session.value, parent=self,
         )
         self._lock = threading.Lock()
+        self._stopped = False
         self._state = "starting"
         self._message: str | None = None
         self._account_mode: str | None = None
@@ -108,7 +110,13 @@ class Publisher(QObject):
         self._login()
 
     def stop(self, flush_timeout_s: float = 5.0) -> None:
-        """Stop polling, flush pending rankings to Redis (or report them), write the final status."""
+        """Stop polling, flush pending rankings to Redis (or report them), write the final status.
+
+        Idempotent: the operator window and the CLI may both call it on the way out.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         for timer in (self._login_timer, self._session_timer, self._watchdog):
             timer.stop()
         self.poller.stop()
@@ -125,14 +133,9 @@ class Publisher(QObject):
 
     def _on_login(self, code: int) -> None:
         if code != 0:
-            # OnEventConnect with an error while polling means the session is gone: stop sending TRs.
-            self.poller.stop()
-            self._watchdog.stop()
+            # Also while polling: an error OnEventConnect means the session is gone.
             retry = self.settings.login_retry_s
-            text = f"{error_for(code, 'OnEventConnect')}; retrying in {retry:g}s"
-            self._set_state("degraded", text)
-            self._error(text)
-            self._login_timer.start(int(retry * 1000))
+            self._lose_session(f"{error_for(code, 'OnEventConnect')}; retrying in {retry:g}s", retry)
             return
         if self.poller.running:  # a late or repeated OnEventConnect(0) changes nothing
             return
@@ -147,15 +150,16 @@ class Publisher(QObject):
             self._on_connection_lost()
 
     def _on_connection_lost(self) -> None:
-        """Kiwoom never reconnects by itself: stop polling, report it, and log in again."""
-        if not self.poller.running:
-            return
+        if self.poller.running:
+            self._lose_session("connection to Kiwoom lost (GetConnectState() = 0); logging in again", 1.0)
+
+    def _lose_session(self, text: str, relogin_after_s: float) -> None:
+        """Kiwoom never reconnects by itself: stop sending TRs, report it, and log in again later."""
         self.poller.stop()
         self._watchdog.stop()
-        text = "connection to Kiwoom lost (GetConnectState() = 0); logging in again"
         self._set_state("degraded", text)
         self._error(text)
-        self._login_timer.start(1000)
+        self._login_timer.start(int(relogin_after_s * 1000))
 
     # --- market session ---------------------------------------------------------------------------
 

@@ -142,8 +142,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
         window.show()
     publisher.start()
     app.exec_()
-    if window is None or publisher.state not in ("stopping", "stopped"):
-        publisher.stop()
+    publisher.stop()  # a no-op when closing the window already stopped it
     if recorder is not None:
         recorder.close()
         log.info("recorded %d TR answers to %s", recorder.count, record)

@@ -71,7 +71,6 @@ class Poller(QObject):
         request_timeout_s: float = 10.0,
         refusal_backoff_s: float = 17.0,
         session: Callable[[], str | None] = lambda: None,
-        monotonic: Callable[[], float] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -82,7 +81,6 @@ class Poller(QObject):
         self.source = source
         self.feeds = {f.feed: FeedState(f, screen) for f, screen in zip(feeds, screens, strict=True)}
         self._session = session
-        self._monotonic = monotonic or limiter.clock
         self._refusal_backoff_s = refusal_backoff_s
         self._inflight: str | None = None
         self._running = False
@@ -101,10 +99,6 @@ class Poller(QObject):
     @property
     def running(self) -> bool:
         return self._running
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
 
     def start(self) -> None:
         if self._running:
@@ -152,7 +146,7 @@ class Poller(QObject):
     def _mark_due(self, feed: str) -> None:
         state = self.feeds[feed]
         if state.due_since is None:
-            state.due_since = self._monotonic()
+            state.due_since = self.limiter.clock()
         self.kick()
 
     def kick(self) -> None:

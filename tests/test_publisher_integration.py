@@ -45,6 +45,7 @@ def test_latest_history_and_updates_agree(qtbot, redis_url: str, redis_client: r
     qtbot.waitUntil(lambda: all(len(entries(redis_client, f.feed)) >= 3 for f in FEEDS), timeout=15000)
     publisher.stop()
     assert publisher.state == "stopping"
+    publisher.stop()  # idempotent: the window and the CLI may both stop it
     messages: dict[str, list[bytes]] = {}
     while (m := pubsub.get_message(timeout=0.5)) is not None:
         messages.setdefault(c.feed_of_channel(m["channel"]) or "?", []).append(m["data"])

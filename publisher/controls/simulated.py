@@ -140,6 +140,8 @@ class SimulatedControl(OcxControl):
 
     # --- faults and inspection ------------------------------------------------------------------
 
+    # The server polices limits with its own counting, on purpose not publisher.limiter.RateLimiter: it stands in
+    # for Kiwoom checking the client, so a bug in our limiter must not be mirrored in the check.
     def _over_limit(self, now: float) -> bool:
         stamps = self._stamps
         return any(sum(1 for t in stamps if t > now - seconds) >= limit for limit, seconds in self._limits)
