@@ -132,8 +132,7 @@ class RedisWriter:
     def stats(self) -> WriterStats:
         with self._lock:
             return WriterStats(self._state, self._submitted, self._written, self._superseded, self._rejected,
-                               len(self._pending),
-                               self._reconnects, self._last_error, self._last_written)
+                               len(self._pending), self._reconnects, self._last_error, self._last_written)
 
     @property
     def state(self) -> WriterState:
@@ -184,20 +183,16 @@ class RedisWriter:
                     self._heartbeat()
                     next_heartbeat = time.monotonic() + self._heartbeat_s
                 delay = self._backoff[0]
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                self._failed(exc, item)
+            except (redis.ConnectionError, redis.TimeoutError, OSError, redis.ResponseError) as exc:
+                if isinstance(exc, redis.ResponseError):
+                    # Redis answered but refused (OOM, a key of the wrong type set by hand): keep it, retry.
+                    log.error("Redis refused the write for %s: %s", item.feed if item else "heartbeat", exc)
+                    self._requeue(item, exc)
+                else:
+                    self._failed(exc, item)
                 if stopping and time.monotonic() >= self._flush_deadline:
                     break
                 time.sleep(delay * random.uniform(0.5, 1.0))  # jitter: replicas of this process don't sync up
-                delay = min(delay * 2, self._backoff[1])
-                continue
-            except redis.ResponseError as exc:
-                # Redis answered but refused (OOM, a key of the wrong type set by hand): keep it, retry.
-                log.error("Redis refused the write for %s: %s", item.feed if item else "heartbeat", exc)
-                self._requeue(item, exc)
-                if stopping and time.monotonic() >= self._flush_deadline:
-                    break
-                time.sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
                 continue
             except Exception as exc:  # a ranking that can never be written: count it, keep the thread alive
