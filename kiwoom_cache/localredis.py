@@ -46,6 +46,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """Stop a child: SIGTERM for a clean shutdown, SIGKILL if it is still there after ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class LocalRedis:
     """A redis-server child process on 127.0.0.1; ``persist=True`` keeps data in ``data_dir``."""
 
@@ -94,15 +106,8 @@ class LocalRedis:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (redis saves on shutdown when persistence is on), then SIGKILL if it lingers."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
+        terminate(proc, timeout)
+        if proc is not None and proc.stderr:
             proc.stderr.close()
 
     def __enter__(self) -> LocalRedis:

@@ -7,7 +7,6 @@ the data dir; :meth:`Stack.stop` stops them all (SIGTERM, then SIGKILL), so noth
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from kiwoom_cache.localredis import LocalRedis, free_port
+from kiwoom_cache.localredis import LocalRedis, free_port, terminate
 from stack import nginx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,17 +46,6 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = 
     raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
 
 
-def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class Replica:
     """One API process; ``name`` is also its KIWOOM_CACHE_REPLICA_ID."""
 
@@ -84,7 +72,7 @@ class Replica:
             self.proc.wait()
 
     def stop(self) -> None:
-        _terminate(self.proc)
+        terminate(self.proc)
 
 
 class Stack:
@@ -153,10 +141,10 @@ class Stack:
         return [name for name, proc in parts if proc is not None and proc.poll() is not None]
 
     def stop(self) -> None:
-        _terminate(self._balancer)
+        terminate(self._balancer)
         for replica in self.replicas:
             replica.stop()
-        _terminate(self.publisher)
+        terminate(self.publisher)
         self.redis.stop()
 
     def __enter__(self) -> Stack:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import pytest
@@ -13,17 +12,9 @@ from kiwoom_cache import contract as c
 from kiwoom_cache.localredis import LocalRedis, free_port
 from publisher.writer import RedisWriter, WriterState
 from tests.test_contract import make_ranking
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status() -> c.PublisherStatus:
@@ -46,7 +37,7 @@ def test_one_ranking_lands_atomically_with_one_id(redis_url: str, redis_client: 
     writer.start()
     for i in range(5):
         writer.submit(make_ranking(requested_at_ms=1764028800000 + i))
-        wait_for(lambda i=i: writer.stats().written == i + 1, what="write")
+        wait_until(lambda i=i: writer.stats().written == i + 1, what="write")
     stats = writer.stop()
     assert (stats.written, stats.superseded, stats.pending, stats.state) == (5, 0, 0, WriterState.stopped)
     latest = redis_client.get(c.latest_key("kospi-surge"))
@@ -71,10 +62,10 @@ def test_one_ranking_lands_atomically_with_one_id(redis_url: str, redis_client: 
 def test_heartbeat_expires_when_the_writer_is_gone(redis_url: str, redis_client: redis.Redis) -> None:
     writer = make_writer(redis_url)
     writer.start()
-    wait_for(lambda: redis_client.exists(c.STATUS_KEY), what="heartbeat")
+    wait_until(lambda: redis_client.exists(c.STATUS_KEY), what="heartbeat")
     assert c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY)).redis == "connected"
     writer._stopping = True  # simulate a crash: no final status, the key must simply expire
-    wait_for(lambda: not redis_client.exists(c.STATUS_KEY), timeout=5, what="status key to expire")
+    wait_until(lambda: not redis_client.exists(c.STATUS_KEY), timeout=5, what="status key to expire")
     writer.stop()
 
 
@@ -85,12 +76,12 @@ def test_outage_keeps_newest_per_feed_then_flushes(own_redis: Callable[..., Loca
     for i in range(3):
         writer.submit(make_ranking("kospi-surge", requested_at_ms=100 + i))
     writer.submit(make_ranking("kosdaq-surge", requested_at_ms=200))
-    wait_for(lambda: writer.state is WriterState.disconnected, what="disconnected state")
+    wait_until(lambda: writer.state is WriterState.disconnected, what="disconnected state")
     stats = writer.stats()
     assert (stats.superseded, stats.pending, stats.written) == (2, 2, 0)
     assert "Error" in (stats.last_error or "")
     server = own_redis(port)  # Redis comes (back) up on the same port
-    wait_for(lambda: writer.stats().written == 2, what="flush after reconnect")
+    wait_until(lambda: writer.stats().written == 2, what="flush after reconnect")
     client = redis.Redis(port=port)
     assert c.decode_ranking(client.get(c.latest_key("kospi-surge"))).requested_at_ms == 102
     assert client.xlen(c.history_key("kospi-surge")) == 1
@@ -114,10 +105,10 @@ def test_wrong_type_key_is_retried_not_lost(redis_url: str, redis_client: redis.
     writer = make_writer(redis_url)
     writer.start()
     writer.submit(make_ranking())
-    wait_for(lambda: "WRONGTYPE" in (writer.stats().last_error or ""), what="WRONGTYPE error")
+    wait_until(lambda: "WRONGTYPE" in (writer.stats().last_error or ""), what="WRONGTYPE error")
     assert writer.stats().pending == 1
     redis_client.delete(c.history_key("kospi-surge"))
-    wait_for(lambda: writer.stats().written == 1, what="write after the key was fixed")
+    wait_until(lambda: writer.stats().written == 1, what="write after the key was fixed")
     writer.stop()
     assert "Redis refused the write" in caplog.text
     assert json.loads(redis_client.get(c.latest_key("kospi-surge")))["seq"] == 1
@@ -128,7 +119,7 @@ def test_unencodable_ranking_is_rejected_and_counted(redis_url: str) -> None:
     writer.start()
     writer.submit(make_ranking(source="nowhere"))
     writer.submit(make_ranking("kosdaq-surge"))
-    wait_for(lambda: writer.stats().written == 1, what="the good ranking")
+    wait_until(lambda: writer.stats().written == 1, what="the good ranking")
     stats = writer.stop()
     assert stats.rejected == 1 and "unknown source" in (stats.last_error or "")
 
@@ -147,9 +138,9 @@ def test_refresh_status_writes_at_once(redis_url: str, redis_client: redis.Redis
 
     writer = RedisWriter(redis_url, feeds=[], status=current, heartbeat_s=60.0, status_ttl_s=120.0)
     writer.start()
-    wait_for(lambda: redis_client.exists(c.STATUS_KEY), what="first heartbeat")
+    wait_until(lambda: redis_client.exists(c.STATUS_KEY), what="first heartbeat")
     state["value"] = "running"
     writer.refresh_status()  # a minute before the next periodic heartbeat
-    wait_for(lambda: c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY)).state == "running",
+    wait_until(lambda: c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY)).state == "running",
              what="refreshed status")
     writer.stop()

@@ -6,16 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from kiwoom_cache.localredis import free_port
 from tests.api.writer import Writer
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Defaults for test replicas: fast polls and reconnects; no heartbeat unless a test asks (a silent
@@ -30,19 +29,6 @@ TEST_ENV = {
 }
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll until ``predicate()`` is truthy; fail with ``what`` at the deadline (no timed assertions)."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:
-            last_exc = exc
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
 
 
 class Replica:

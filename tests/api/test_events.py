@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from kiwoom_cache import contract as c
-from tests.api.conftest import wait_until
 from tests.api.sse_client import Collector, read_events
 from tests.api.writer import BackgroundWriter, Writer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import socket
 import httpx
 import pytest
 
-from tests.api.conftest import wait_until
 from tests.api.sse_client import Collector, read_events
 from tests.api.writer import Writer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
