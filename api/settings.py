@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kiwoom_cache.urls import mask_url
+
 
 class ApiSettings(BaseSettings):
     """Everything a replica needs; pass it to :func:`api.app.create_app` (nothing is read at import)."""
@@ -71,13 +73,3 @@ class ApiSettings(BaseSettings):
     def __repr__(self) -> str:
         return (f"ApiSettings(redis_url={mask_url(self.redis_url)!r}, host={self.host!r}, port={self.port}, "
                 f"replica_id={self.replica_id!r})")
-
-
-def mask_url(url: str) -> str:
-    """``redis://:secret@host`` -> ``redis://:***@host`` for logs and reprs."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    user, colon, _ = creds.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"

@@ -11,7 +11,8 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 
 from api.hub import Hub
 from api.metrics import LatencyHistogram, build_registry
-from api.settings import ApiSettings, mask_url
+from api.settings import ApiSettings
+from kiwoom_cache.urls import mask_url
 
 log = logging.getLogger(__name__)
 

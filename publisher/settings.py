@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from kiwoom_cache import contract
 from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, FeedInfo
+from kiwoom_cache.urls import mask_url
 from publisher.limiter import DEFAULT_SAFETY_MARGIN, KIWOOM_TR_LIMITS, with_margin
 from publisher.market_session import HolidayCalendar
 
@@ -138,12 +139,8 @@ class PublisherSettings(BaseSettings):
         return sum(1.0 / f.interval_s for f in self.feeds)
 
     def masked_url(self) -> str:
-        """The Redis URL with any password hidden, for logs and the status key."""
-        head, sep, tail = self.redis_url.rpartition("@")
-        if not sep:
-            return self.redis_url
-        scheme, _, _creds = head.partition("://")
-        return f"{scheme}://***@{tail}"
+        """The Redis URL with any password hidden, for logs and the operator window."""
+        return mask_url(self.redis_url)
 
     def __repr_args__(self) -> Any:
         for key, value in super().__repr_args__():

@@ -34,7 +34,7 @@ def test_precedence_file_env_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_password_masked_in_repr() -> None:
     s = load_settings(redis_url="redis://user:s3cret@redis:6379/0")
-    assert "s3cret" not in repr(s) and s.masked_url() == "redis://***@redis:6379/0"
+    assert "s3cret" not in repr(s) and s.masked_url() == "redis://user:***@redis:6379/0"
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,11 @@ from sse_starlette.event import ServerSentEvent
 from api.frames import PING, event_frame
 from api.history import HistoryQueryError, bounds
 from api.hub import CLOSE, DATA, FeedState, Frame, Hub, Snapshot
-from api.settings import ApiSettings, mask_url
+from api.settings import ApiSettings
 from api.snapshot import QueryError, etag_matches, parse_snapshot_query
 from api.sse import serve_events
 from kiwoom_cache import contract as c
+from kiwoom_cache.urls import mask_url
 from tests.api.writer import make_ranking
 
 
