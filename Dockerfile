@@ -13,8 +13,8 @@ COPY api ./api
 RUN pip install --no-cache-dir ".[publisher,api]"
 ENV QT_QPA_PLATFORM=offscreen \
     PYTHONUNBUFFERED=1 \
-    KIWOOM_CACHE_HOST=0.0.0.0 \
-    KIWOOM_CACHE_PORT=8000
+    KIWOOM_API_HOST=0.0.0.0 \
+    KIWOOM_API_PORT=8000
 USER nobody
 EXPOSE 8000
 CMD ["kiwoom-api"]

@@ -1,4 +1,4 @@
-"""``kiwoom-api`` / ``python -m api``: one replica under uvicorn, configured by KIWOOM_CACHE_* variables."""
+"""``kiwoom-api`` / ``python -m api``: one replica under uvicorn, configured by KIWOOM_API_* variables."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from api.settings import ApiSettings
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="kiwoom-api", description=__doc__)
-    parser.add_argument("--host", help="bind address (KIWOOM_CACHE_HOST)")
-    parser.add_argument("--port", type=int, help="port (KIWOOM_CACHE_PORT)")
+    parser.add_argument("--host", help="bind address (KIWOOM_API_HOST)")
+    parser.add_argument("--port", type=int, help="port (KIWOOM_API_PORT)")
     parser.add_argument("--redis-url", help="Redis URL (KIWOOM_CACHE_REDIS_URL)")
-    parser.add_argument("--log-level", help="debug, info, warning ... (KIWOOM_CACHE_LOG_LEVEL)")
+    parser.add_argument("--log-level", help="debug, info, warning ... (KIWOOM_API_LOG_LEVEL)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     settings = ApiSettings(**overrides)

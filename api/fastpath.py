@@ -5,7 +5,7 @@ anchors.md: a FastAPI route returning cached bytes reached 8.6% of nginx's snaps
 operations and answered from the hub's memory; every other path (and every non-GET) falls through to
 FastAPI untouched. FastAPI still declares both routes (``api.routes``), so they appear in ``/docs``, and
 its handlers answer through these same functions (:class:`RawResponse`), so behaviour cannot diverge
-when the fast path is turned off (``KIWOOM_CACHE_FAST_PATH=false``).
+when the fast path is turned off (``KIWOOM_API_FAST_PATH=false``).
 """
 
 from __future__ import annotations

@@ -430,7 +430,7 @@ class Hub:
 
     async def _tick(self) -> None:
         loop = self.loop
-        next_ping = loop.time() + self.settings.heartbeat_s
+        next_ping = loop.time() + self.settings.ping_s
         while True:
             await asyncio.sleep(0.25)
             now = loop.time()
@@ -442,7 +442,7 @@ class Hub:
                         if client.task is not None:
                             client.task.cancel()
             if now >= next_ping:
-                next_ping = now + self.settings.heartbeat_s
+                next_ping = now + self.settings.ping_s
                 for st in self.feeds.values():
                     st.wake(PING)
             if AppStatus.should_exit and not self.draining:

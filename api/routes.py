@@ -128,7 +128,7 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
         until: Annotated[str | None, Query(description="Up to this time (epoch ms or ISO 8601)")] = None,
         order: Annotated[Literal["desc", "asc"], Query(description="desc = newest first")] = "desc",
         limit: Annotated[int | None, Query(ge=1, description="Page size (default 50, at most "
-                                                             "KIWOOM_CACHE_HISTORY_MAX_LIMIT, 500)")] = None,
+                                                             "KIWOOM_API_HISTORY_MAX_LIMIT, 500)")] = None,
     ) -> Response:
         """Rankings from the stream, newest-first or oldest-first; follow ``next`` for the next page."""
         if limit is None:

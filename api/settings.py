@@ -1,4 +1,4 @@
-"""Replica configuration, read from ``KIWOOM_CACHE_*`` environment variables (pydantic-settings)."""
+"""Replica configuration, read from ``KIWOOM_API_*`` variables and the shared ``KIWOOM_CACHE_REDIS_URL``."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import socket
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kiwoom_cache.env import API_ENV_PREFIX, env_sources
 from kiwoom_cache.urls import mask_url
 
 
 class ApiSettings(BaseSettings):
     """Everything a replica needs; pass it to :func:`api.app.create_app` (nothing is read at import)."""
 
-    model_config = SettingsConfigDict(env_prefix="KIWOOM_CACHE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=API_ENV_PREFIX, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Connections the command pool may open; further requests wait for one instead of flooding Redis.
@@ -26,8 +27,8 @@ class ApiSettings(BaseSettings):
     log_level: str = "info"
     #: Comma-separated origins allowed by CORS (``*`` for any); empty disables CORS headers.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    #: Seconds between SSE heartbeat comments, so idle proxies keep the connection.
-    heartbeat_s: float = Field(15.0, gt=0)
+    #: Seconds between ``: ping`` comments on event streams, so idle proxies keep the connection.
+    ping_s: float = Field(15.0, gt=0)
     #: ``retry:`` advice sent to EventSource clients, milliseconds.
     retry_ms: int = Field(3000, ge=0)
     #: Encoded frames kept per feed; a client further behind than this gets a ``reset``.
@@ -55,6 +56,17 @@ class ApiSettings(BaseSettings):
     #: Names this replica in the ``X-Kiwoom-Replica`` header and the SSE ``hello`` event, so a client (and an
     #: operator behind a balancer) can tell which replica answered.
     replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}", min_length=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, *env_sources(settings_cls)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

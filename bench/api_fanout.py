@@ -98,8 +98,8 @@ async def run(args: argparse.Namespace) -> None:
         client.hset(c.FEEDS_KEY, FEED, c.FeedInfo(FEED, "bench", c.OPT10023, {}, 1 / args.rate).encode())
         script(*c.write_ranking_args(make_ranking(FEED, args.rows)))
         port = free_port()
-        env = {**os.environ, "KIWOOM_CACHE_REDIS_URL": server.url, "KIWOOM_CACHE_PORT": str(port),
-               "KIWOOM_CACHE_LOG_LEVEL": "warning"}
+        env = {**os.environ, "KIWOOM_CACHE_REDIS_URL": server.url, "KIWOOM_API_PORT": str(port),
+               "KIWOOM_API_LOG_LEVEL": "warning"}
         proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env)
         try:
             base = f"http://127.0.0.1:{port}"

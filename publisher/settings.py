@@ -1,4 +1,4 @@
-"""Publisher configuration: defaults < TOML config file < ``KIWOOM_CACHE_*`` env vars < command line."""
+"""Publisher settings: defaults < TOML file < ``KIWOOM_PUBLISHER_*`` and ``KIWOOM_CACHE_REDIS_URL`` < CLI."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from kiwoom_cache import contract
 from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, FeedInfo
+from kiwoom_cache.env import PUBLISHER_ENV_PREFIX, env_sources
 from kiwoom_cache.urls import mask_url
 from publisher.limiter import DEFAULT_SAFETY_MARGIN, KIWOOM_TR_LIMITS, with_margin
 from publisher.market_session import HolidayCalendar
@@ -71,7 +72,7 @@ DEFAULT_FEEDS = [
 
 
 class PublisherSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KIWOOM_CACHE_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=PUBLISHER_ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     source: Literal["sim", "kiwoom", "replay"] = "sim"
@@ -156,7 +157,7 @@ class PublisherSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # model_config["toml_file"] is set only by load_settings(config=...); None reads nothing.
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+        return init_settings, *env_sources(settings_cls), TomlConfigSettingsSource(settings_cls)
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> PublisherSettings:

@@ -47,7 +47,7 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = 
 
 
 class Replica:
-    """One API process; ``name`` is also its KIWOOM_CACHE_REPLICA_ID."""
+    """One API process; ``name`` is also its KIWOOM_API_REPLICA_ID."""
 
     def __init__(self, name: str, port: int, env: dict[str, str], log: Path) -> None:
         self.name, self.port, self._env, self._log = name, port, env, log
@@ -61,7 +61,7 @@ class Replica:
         with self._log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "api", "--port", str(self.port)], cwd=ROOT, stdout=out,
-                stderr=subprocess.STDOUT, env={**self._env, "KIWOOM_CACHE_REPLICA_ID": self.name})
+                stderr=subprocess.STDOUT, env={**self._env, "KIWOOM_API_REPLICA_ID": self.name})
         _wait_http(f"{self.url}/healthz", timeout, self.proc)
         return self
 

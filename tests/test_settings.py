@@ -27,7 +27,7 @@ def test_example_config_loads_and_fits() -> None:
 def test_precedence_file_env_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('history_maxlen = 5\nheartbeat_s = 2.0\n[[feeds]]\nfeed = "a"\n', encoding="utf-8")
-    monkeypatch.setenv("KIWOOM_CACHE_HISTORY_MAXLEN", "50")
+    monkeypatch.setenv("KIWOOM_PUBLISHER_HISTORY_MAXLEN", "50")
     s = load_settings(cfg, heartbeat_s=3.0)
     assert (s.history_maxlen, s.heartbeat_s, [f.feed for f in s.feeds]) == (50, 3.0, ["a"])
 

@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Defaults for test replicas: fast polls and reconnects; no heartbeat unless a test asks (a silent
 #: stream then fails fast on the client's read timeout instead of idling on pings).
 TEST_ENV = {
-    "KIWOOM_CACHE_HEARTBEAT_S": "60",
-    "KIWOOM_CACHE_POLL_S": "0.2",
-    "KIWOOM_CACHE_RECONNECT_MIN_S": "0.05",
-    "KIWOOM_CACHE_RECONNECT_MAX_S": "0.5",
-    "KIWOOM_CACHE_REDIS_TIMEOUT_S": "2",
-    "KIWOOM_CACHE_LOG_LEVEL": "info",
+    "KIWOOM_API_PING_S": "60",
+    "KIWOOM_API_POLL_S": "0.2",
+    "KIWOOM_API_RECONNECT_MIN_S": "0.05",
+    "KIWOOM_API_RECONNECT_MAX_S": "0.5",
+    "KIWOOM_API_REDIS_TIMEOUT_S": "2",
+    "KIWOOM_API_LOG_LEVEL": "info",
 }
 
 
@@ -39,7 +39,7 @@ class Replica:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {**os.environ, **TEST_ENV, **env, "KIWOOM_CACHE_REDIS_URL": redis_url,
-                    "KIWOOM_CACHE_PORT": str(self.port), "KIWOOM_CACHE_HOST": "127.0.0.1"}
+                    "KIWOOM_API_PORT": str(self.port), "KIWOOM_API_HOST": "127.0.0.1"}
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=full_env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
@@ -90,7 +90,7 @@ def replica(tmp_path: Path) -> Iterator[Callable[..., Replica]]:
 
     def start(redis_url: str, *, ready: bool = True, **env: str) -> Replica:
         rep = Replica(redis_url, tmp_path / f"replica-{len(made)}.log",
-                      {f"KIWOOM_CACHE_{k.upper()}": str(v) for k, v in env.items()})
+                      {f"KIWOOM_API_{k.upper()}": str(v) for k, v in env.items()})
         made.append(rep)
         return rep.wait_ready() if ready else rep
 

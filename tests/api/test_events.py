@@ -35,7 +35,7 @@ def test_first_event_is_the_snapshot_then_live_rankings(redis_url: str, writer: 
 
 def test_stream_headers_retry_and_heartbeat(redis_url: str, writer: Writer, replica) -> None:
     writer.write()
-    rep = replica(redis_url, heartbeat_s="0.2", retry_ms="1500")
+    rep = replica(redis_url, ping_s="0.2", retry_ms="1500")
     seen: list[str] = []
     with httpx.stream("GET", rep.url + EVENTS, timeout=10) as r:
         assert r.headers["content-type"].startswith("text/event-stream")

@@ -63,8 +63,8 @@ def test_query_parsing() -> None:
 
 def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIWOOM_CACHE_REDIS_URL", "redis://:secret@h:1/0")
-    monkeypatch.setenv("KIWOOM_CACHE_CORS_ORIGINS", "http://a, http://b")
-    monkeypatch.setenv("KIWOOM_CACHE_RING_SIZE", "8")
+    monkeypatch.setenv("KIWOOM_API_CORS_ORIGINS", "http://a, http://b")
+    monkeypatch.setenv("KIWOOM_API_RING_SIZE", "8")
     s = ApiSettings()
     assert s.cors_origins == ["http://a", "http://b"] and s.ring_size == 8
     assert "secret" not in repr(s) and mask_url(s.redis_url) == "redis://:***@h:1/0"
