@@ -1,6 +1,6 @@
 """Raw-ASGI handlers for the two hot routes, mounted in front of FastAPI.
 
-anchors.md: a FastAPI route returning cached bytes reached 8.6% of nginx's snapshot rate, a bare ASGI app
+docs/design-figures.md §2: a FastAPI route returning cached bytes reached 8.6% of nginx's rate, a bare ASGI app
 38%. So ``GET /v1/rankings/{feed}`` and ``GET /v1/rankings/{feed}/events`` are matched here by string
 operations and answered from the hub's memory; every other path (and every non-GET) falls through to
 FastAPI untouched. FastAPI still declares both routes (``api.routes``), so they appear in ``/docs``, and

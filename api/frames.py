@@ -1,7 +1,7 @@
 """SSE frames as bytes, built once and shared by every client.
 
 The wire format is sse-starlette's (``ServerSentEvent.encode``: ``\\r\\n`` line ends, ``: `` comments);
-``tests/api/test_frames.py`` pins the equality. The concatenation here skips its StringIO and regex
+``tests/api/test_units.py`` pins the equality. The concatenation here skips its StringIO and regex
 because a ranking document is one JSON line (json escapes newlines) and ids are ``<ms>-<seq>``.
 """
 

@@ -1,6 +1,6 @@
 """The per-replica hub: one Redis pattern subscription, fanned out in-process to every SSE client.
 
-anchors.md measured that per-client Python work per event (a queue, a generator, a task group) is what
+docs/design-figures.md §3 shows that per-client Python work per event (a queue, a generator, a task group) is what
 costs multiples of nchan, and that one shared wake-up with the frame built once matches it. So:
 
 - Each feed has a **ring** of the last ``ring_size`` frames, each encoded once (``event: ranking``).

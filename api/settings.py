@@ -47,7 +47,7 @@ class ApiSettings(BaseSettings):
     stale_factor: float = Field(3.0, gt=0)
     reconnect_min_s: float = Field(0.1, gt=0)
     reconnect_max_s: float = Field(5.0, gt=0)
-    #: Freeze the GC's view of long-lived objects after each fan-out burst (see anchors.md).
+    #: Freeze the GC's view of long-lived objects after each fan-out burst (docs/design-figures.md §4).
     gc_freeze: bool = True
     #: Serve the snapshot and events routes from the raw-ASGI fast path (FastAPI still documents them).
     fast_path: bool = True

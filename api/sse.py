@@ -3,7 +3,7 @@
 Same wire format and behaviour as sse-starlette's ``EventSourceResponse`` (its frame encoding, ``retry:``,
 ``: ping`` heartbeat comments, ``Cache-Control: no-store`` and ``X-Accel-Buffering: no``, the end of every
 stream on uvicorn's exit signal via ``AppStatus``), without its per-response task group, generator and
-per-event formatting, which anchors.md measured at 2-10x nchan's p99 at 4k-8k clients.
+per-event formatting, measured at 2-10x nchan's p99 at 1k-8k clients (docs/design-figures.md §3).
 
 Deliberate choices:
 

@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--rate", type=float, default=2.0)
-    parser.add_argument("--rows", type=int, default=60, help="rows per ranking (60 ~ 11.6 KB like anchors.md)")
+    parser.add_argument("--rows", type=int, default=60, help="rows per ranking (60 ~ 11.6 KB; docs/design-figures.md)")
     parser.add_argument("--snapshot-seconds", type=float, default=5.0)
     asyncio.run(run(parser.parse_args()))
 

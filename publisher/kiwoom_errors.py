@@ -6,7 +6,7 @@ the class (back off on :class:`RateLimitError`, log in again on :class:`Connecti
 :class:`RequestInputError`) instead of on magic numbers.
 
 The table follows the dev-guide list as transcribed in koapy's ``KiwoomOpenApiPlusError.py`` (the source cited
-in ``kiwoom.md`` §2.3); the Korean texts are koapy's, unabridged. No Qt import: this module is shared with tests
+in docs/kiwoom-openapi.md §3); the Korean texts are koapy's, unabridged. No Qt import: this module is shared with tests
 and tools that never load the OCX.
 """
 
@@ -141,7 +141,7 @@ _ROWS: tuple[ErrorInfo, ...] = (
     ErrorInfo(OP_ERR_ORD_SYMCODE_EMPTY, "OP_ERR_ORD_SYMCODE_EMPTY", "종목코드없음", "no symbol code"),
 )
 
-#: code -> row, for every code in kiwoom.md §2.3.
+#: code -> row, for every code in docs/kiwoom-openapi.md §3.
 ERRORS: Final[Mapping[int, ErrorInfo]] = MappingProxyType({row.code: row for row in _ROWS})
 
 #: Codes worth retrying after a pause: query overload (back off first), a failed receive, a lost or refused
@@ -205,14 +205,14 @@ class LoginError(KiwoomApiError):
 class ConnectionClosedError(LoginError):
     """-106: the session to Kiwoom's server is gone; log in again before the next request.
 
-    Whether the OCX reconnects by itself is not verified (kiwoom.md §2.3), so the publisher must not wait for it.
+    Whether the OCX reconnects by itself is undocumented (docs/kiwoom-openapi.md §3): the publisher never waits for it.
     """
 
 
 class RateLimitError(KiwoomApiError):
     """-200: query overload; wait before the next ``CommRqData``."""
 
-    #: Kiwoom's penalty guide: one 5-per-second burst costs a 17 s wait (kiwoom.md §4.1).
+    #: Kiwoom's penalty guide: one 5-per-second burst costs a 17 s wait (docs/kiwoom-openapi.md §5).
     min_backoff_s: float = 17.0
 
 

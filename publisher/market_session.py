@@ -1,6 +1,6 @@
 """KRX (KOSPI/KOSDAQ) session state by the clock, in KST, and the polling policy that follows from it.
 
-Session times are kiwoom.md §5.1. Deliberate simplifications (do not "fix" without changing the publisher):
+Session times are docs/kiwoom-openapi.md §7.1. Deliberate simplifications (do not "fix" without changing the publisher):
 
 - 15:30–15:40, the gap between the close and the after-hours closing-price session, is reported as
   ``after_hours``, not as a state of its own: no new trades print then, but the day's final ranking can still
@@ -8,7 +8,7 @@ Session times are kiwoom.md §5.1. Deliberate simplifications (do not "fix" with
 - The 08:30–08:40 pre-market closing-price session overlaps the opening auction and is part of ``pre_open``.
 - Special days are not modelled: the first trading day of the year and the CSAT day open an hour late
   (10:00), and KRX can change hours at short notice. The OCX's own ``장시작시간`` real-time feed (FID 215,
-  kiwoom.md §5.2) is the authority on the day; this module is the schedule.
+  docs/kiwoom-openapi.md §7.2) is the authority on the day; this module is the schedule.
 - NXT (Nextrade) hours are ignored; the publisher only polls KRX.
 """
 
@@ -24,7 +24,7 @@ from typing import Final, Protocol
 from kiwoom_cache.clock import KST
 
 
-class SessionState(str, Enum):  # noqa: UP042 - the project's status enums are `str, Enum` (style.md §2)
+class SessionState(str, Enum):  # noqa: UP042 - the project's status enums are `str, Enum` (like arq's ``JobStatus``)
     """Where a KRX trading day stands at a given instant."""
 
     #: 08:30–09:00 opening call auction (orders collected, no trades; includes the pre-market closing-price

@@ -1,7 +1,7 @@
 """Screen numbers (화면번호) for ``CommRqData``.
 
 A screen number is a 4-digit string other than ``"0000"``. Kiwoom allows at most 200 screens at once; beyond
-that, responses for different requests can get mixed up (kiwoom.md §4.3), so the pool refuses to hand out more.
+that, answers to different requests can get mixed (docs/kiwoom-openapi.md §6), so the pool refuses to hand out more.
 
 The pool only does the bookkeeping. Whoever releases a screen should first call ``DisconnectRealData(screen)``
 on the OCX, because TRs such as opt10023 may register real-time data on it. Released numbers are reused

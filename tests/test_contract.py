@@ -106,7 +106,7 @@ def test_bad_stream_ids(bad: str) -> None:
 
 
 def test_lua_write_matches_python_splice_on_fakeredis() -> None:
-    """fakeredis runs Lua too: the unit-level twin of tests/test_writer_redis.py's real-server check."""
+    """fakeredis runs Lua too: the unit-level twin of tests/test_writer.py's real-server check."""
     r = fakeredis.FakeRedis()
     script = r.register_script(c.WRITE_RANKING_LUA)
     ranking = make_ranking()

@@ -21,7 +21,7 @@ from publisher.kiwoom_errors import (
     is_retryable,
 )
 
-# kiwoom.md §2.3, code by code.
+# docs/kiwoom-openapi.md §3, code by code.
 DOCUMENTED = {
     0: "OP_ERR_NONE",
     -10: "OP_ERR_FAIL",

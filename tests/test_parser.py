@@ -10,7 +10,7 @@ from publisher.tr import RawResponse
 
 
 def raw_row(**over: str) -> dict[str, str]:
-    # The ka10023/opt10023 example row (kiwoom.md §3), padded the way GetCommData returns it.
+    # The ka10023/opt10023 example row (docs/kiwoom-openapi.md §1), padded the way GetCommData returns it.
     row = {
         "종목코드": "005930              ", "종목명": "삼성전자            ", "현재가": "             -152000",
         "전일대비기호": "                   5", "전일대비": "                -100", "등락률": "               -0.07",
