@@ -1,9 +1,11 @@
 """``create_app(settings)``: the ASGI application of one replica.
 
 Layers, outermost first: :class:`ReplicaHeader` (``X-Kiwoom-Replica`` on every response) -> CORS (only when
-origins are configured) -> :class:`api.fastpath.FastPath` (the snapshot and events routes as raw ASGI) ->
-FastAPI (everything else: the dashboard at ``/`` and ``/static/``, ``/docs``, and the lifespan that owns the
-Redis clients and the hub, closing both on shutdown).
+origins are configured; it answers preflights, and its headers reach 401/403 answers too) ->
+:class:`api.gate.Gate` (size limits; API keys when auth is on) -> :class:`api.fastpath.FastPath` (the snapshot
+and events routes as raw ASGI) -> FastAPI (everything else: the dashboard at ``/`` and ``/static/``, ``/docs``,
+the login form when auth is on, and the lifespan that owns the Redis clients and the hub, closing both on
+shutdown).
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from redis.exceptions import RedisError
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import KeyStore
 from api.fastpath import FastPath, hot_route
 from api.frames import REPLICA_HEADER
+from api.gate import Gate
+from api.login import build_login_router
+from api.public import REDIS_UNAVAILABLE, clip
 from api.routes import build_router
 from api.settings import ApiSettings
 from api.state import AppState, ServiceUnavailable
@@ -42,14 +50,24 @@ class ApiApp:
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         self.state = AppState(settings)
+        #: None when auth is off. A key file that cannot be read stops the replica here, at start.
+        self.keys = KeyStore(settings.auth_keys, settings.auth_keys_file, reload_s=settings.auth_reload_s) \
+            if settings.auth_enabled else None
+        if self.keys is None:
+            log.warning("auth off: every route is public (set KIWOOM_API_AUTH_KEYS_FILE to require API keys)")
         self.fast = FastPath(self.state, fallback=_unset)
-        self.fastapi = _build_fastapi(self.state, self.fast)
+        self.fastapi = _build_fastapi(self.state, self.fast, self.keys)
         self.fast.fallback = self.fastapi
-        inner: ASGIApp = self.fast if settings.fast_path else self.fastapi
+        inner: ASGIApp = Gate(self.fast if settings.fast_path else self.fastapi, self.keys,
+                              (REPLICA_HEADER, settings.replica_id.encode()))
         if settings.cors_origins:
+            # With auth on: the Authorization header may be sent, and credentialed requests (the login cookie) are
+            # allowed, which browsers accept only with an explicit origin (settings refuse ``*`` then).
+            auth = self.keys is not None
             inner = CORSMiddleware(inner, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
-                                   allow_headers=["Last-Event-ID", "If-None-Match", "Cache-Control"],
-                                   expose_headers=EXPOSED_HEADERS, max_age=600)
+                                   allow_headers=["Last-Event-ID", "If-None-Match", "Cache-Control",
+                                                  *(["Authorization"] if auth else [])],
+                                   allow_credentials=auth, expose_headers=EXPOSED_HEADERS, max_age=600)
         self._asgi = ReplicaHeader(inner, settings.replica_id, fast_path=settings.fast_path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,7 +108,7 @@ async def _unset(scope: Scope, receive: Receive, send: Send) -> None:  # pragma:
     raise RuntimeError("fallback app not set")
 
 
-def _build_fastapi(state: AppState, fast: FastPath) -> FastAPI:
+def _build_fastapi(state: AppState, fast: FastPath, keys: KeyStore | None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await state.open()
@@ -106,6 +124,9 @@ def _build_fastapi(state: AppState, fast: FastPath) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(build_router(state, fast))
+    if keys is not None:
+        app.include_router(build_login_router(keys, cookie_max_age_s=state.settings.auth_cookie_max_age_s,
+                                              cookie_secure=state.settings.auth_cookie_secure))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -113,9 +134,15 @@ def _build_fastapi(state: AppState, fast: FastPath) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
     @app.exception_handler(RedisError)
-    async def redis_down(_request: Request, exc: RedisError) -> JSONResponse:
-        return JSONResponse({"detail": f"redis unavailable: {type(exc).__name__}: {exc}"}, status_code=503,
-                            headers={"Retry-After": "1"})
+    async def redis_down(request: Request, exc: RedisError) -> JSONResponse:
+        log.warning("%s: redis unavailable: %s: %s", request.url.path, type(exc).__name__, exc)
+        return JSONResponse({"detail": REDIS_UNAVAILABLE}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 shape, with the echoed input clipped."""
+        errors = [{**err, "input": clip(str(err["input"]))} if "input" in err else err for err in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(_request: Request, exc: ServiceUnavailable) -> JSONResponse:

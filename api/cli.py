@@ -9,6 +9,7 @@ import math
 import uvicorn
 
 from api.app import create_app
+from api.gate import MAX_HEAD
 from api.settings import ApiSettings
 
 
@@ -28,4 +29,6 @@ def main(argv: list[str] | None = None) -> None:
         timeout_graceful_shutdown=math.ceil(settings.graceful_shutdown_s) or None, lifespan="on",
         # The hub streams to thousands of idle sockets; uvicorn's default keep-alive is for short requests.
         timeout_keep_alive=30,
+        # The h11 parser's cap on one request head; with httptools (the default) api.gate enforces the limits.
+        h11_max_incomplete_event_size=MAX_HEAD,
     )

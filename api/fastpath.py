@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.frames import REPLICA_HEADER
 from api.hub import Hub
+from api.public import REDIS_UNAVAILABLE, clip
 from api.replies import bytes_value
 from api.snapshot import QueryError, etag_matches, freshness, parse_snapshot_query, render_body, snapshot_headers
 from api.sse import serve_events
@@ -98,19 +99,19 @@ class FastPath:
         except ServiceUnavailable as exc:
             await self.reply(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
         except RedisError as exc:
-            await self.reply(send, 503, {"detail": f"redis unavailable: {type(exc).__name__}: {exc}"},
-                             [(b"retry-after", b"1")])
+            log.warning("%s: redis unavailable: %s: %s", scope["path"][:200], type(exc).__name__, exc)
+            await self.reply(send, 503, {"detail": REDIS_UNAVAILABLE}, [(b"retry-after", b"1")])
         except QueryError as exc:
             await self.reply(send, 422, {"detail": exc.detail})
         if not events:
             self.state.latency.observe("snapshot", time.perf_counter() - started)
 
     async def _feed(self, hub: Hub, feed: str, send: Send) -> Any:
-        if not hub.live:
-            raise ServiceUnavailable(f"redis subscription is down ({hub.last_error or 'connecting'})")
+        if not hub.live:  # the hub logs why (hub.last_error); clients learn only what failed
+            raise ServiceUnavailable(REDIS_UNAVAILABLE)
         st = await hub.lookup(feed)
         if st is None:
-            await self.reply(send, 404, {"detail": f"unknown feed {feed!r}"})
+            await self.reply(send, 404, {"detail": f"unknown feed {clip(feed)!r}"})
         return st
 
     async def snapshot(self, hub: Hub, scope: Scope, send: Send, feed: str) -> None:
@@ -156,8 +157,9 @@ class FastPath:
             rid = last_event_id.decode("latin-1").strip()
             try:
                 contract.parse_stream_id(rid)
-            except ContractError as exc:
-                await self.reply(send, 400, {"detail": f"malformed Last-Event-ID: {exc}"})
+            except ContractError:
+                await self.reply(send, 400, {"detail": f"malformed Last-Event-ID {clip(rid)!r}: expected a "
+                                                       "ranking id <ms>-<seq>"})
                 return
         st = await self._feed(hub, feed, send)
         if st is None:

@@ -60,7 +60,6 @@ class PublisherModel(BaseModel):
     session: str | None = Field(None, description="Market session reported by the publisher")
     source: str | None = None
     version: str | None = None
-    host: str | None = None
     heartbeat_at: str | None = None
     heartbeat_age_s: float | None = None
     last_success_at: str | None = None

@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from api.auth import ApiKey
 from api.fastpath import FastPath, RawResponse
+from api.gate import KEY_SCOPE
 from api.history import HistoryQueryError, bounds, read_page
 from api.models import (
     ErrorModel,
@@ -25,6 +27,7 @@ from api.models import (
     ReadyModel,
     SnapshotModel,
 )
+from api.public import REDIS_UNAVAILABLE, clip
 from api.snapshot import freshness
 from api.state import AppState
 from kiwoom_cache.clock import iso_kst, now_ms
@@ -44,13 +47,17 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
     settings = state.settings
 
     @router.get("/v1/feeds", response_model=FeedsModel, tags=["rankings"], responses={503: _ERRORS[503]})
-    async def feeds() -> FeedsModel:
-        """Configured feeds, their parameters, last ranking id and age, and the publisher's status."""
+    async def feeds(request: Request) -> FeedsModel:
+        """Configured feeds (those the API key may read, when auth is on), their parameters, last ranking id and
+        age, and the publisher's status."""
         hub = state.require_hub()
         await hub.refresh_registry()  # fresh, not the last poll: this route is not on a hot path
+        key: ApiKey | None = request.scope.get(KEY_SCOPE)
         now = now_ms()
         items = []
         for name, info in sorted(hub.registry.items()):
+            if key is not None and not key.may_read(name):
+                continue
             st = await hub.lookup(name)
             snap = st.snapshot if st else None
             stale, _ = freshness(hub, name, snap, now) if snap else ("no ranking yet", "")
@@ -70,7 +77,7 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
             publisher = PublisherModel(
                 liveness=hub.liveness(now),
                 state=status.state, session=status.session, source=status.source, version=status.version,
-                host=status.host, heartbeat_at=iso_kst(status.heartbeat_at_ms),
+                heartbeat_at=iso_kst(status.heartbeat_at_ms),
                 heartbeat_age_s=round((now - status.heartbeat_at_ms) / 1000, 3),
                 last_success_at=iso_kst(status.last_success_ms) if status.last_success_ms else None,
                 message=status.message,
@@ -137,7 +144,7 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
             return _query_error("limit", f"limit must be <= {settings.history_max_limit}", limit)
         hub = state.require_hub()
         if await hub.lookup(feed) is None:
-            raise HTTPException(404, f"unknown feed {feed!r}")
+            raise HTTPException(404, f"unknown feed {clip(feed)!r}")
         try:
             low, high = bounds(after=after, before=before, since=since, until=until)
         except HistoryQueryError as exc:
@@ -166,10 +173,11 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
         try:
             await asyncio.wait_for(hub.redis.ping(), timeout=settings.redis_timeout_s)
             redis_state, reason = "ok", None
-        except (RedisError, OSError, TimeoutError) as exc:
-            redis_state, reason = "down", f"{type(exc).__name__}: {exc}"
+        except (RedisError, OSError, TimeoutError) as exc:  # the detail goes to the log, not to the prober
+            log.warning("readyz: redis unavailable: %s: %s", type(exc).__name__, exc)
+            redis_state, reason = "down", REDIS_UNAVAILABLE
         if reason is None and not hub.live:
-            reason = f"subscription not live ({hub.last_error or 'connecting'})"
+            reason = "redis subscription not live"
         body = ReadyModel(ready=reason is None, subscription_live=hub.live, redis=redis_state, reason=reason)
         return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
@@ -187,6 +195,7 @@ def _dumps(obj: object) -> bytes:
 
 
 def _query_error(name: str, msg: str, value: object) -> JSONResponse:
-    """Same shape as FastAPI's own 422 body."""
-    return JSONResponse({"detail": [{"type": "value_error", "loc": ["query", name], "msg": msg, "input": value}]},
+    """Same shape as FastAPI's own 422 body (the query value as sent, clipped)."""
+    return JSONResponse({"detail": [{"type": "value_error", "loc": ["query", name], "msg": clip(msg, 200),
+                                     "input": clip(str(value))}]},
                         status_code=422)

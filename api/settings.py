@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import socket
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from api.auth import KeySpec
+from api.public import random_replica_id
 from kiwoom_cache.env import API_ENV_PREFIX, env_sources
 from kiwoom_cache.urls import mask_url
 
@@ -54,8 +55,19 @@ class ApiSettings(BaseSettings):
     #: Seconds uvicorn waits for open streams on shutdown before closing them.
     graceful_shutdown_s: float = Field(5.0, ge=0)
     #: Names this replica in the ``X-Kiwoom-Replica`` header and the SSE ``hello`` event, so a client (and an
-    #: operator behind a balancer) can tell which replica answered.
-    replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}", min_length=1)
+    #: operator behind a balancer) can tell which replica answered. The default is random per process (logged at
+    #: start), so clients never learn the host name or pid.
+    replica_id: str = Field(default_factory=random_replica_id, min_length=1, max_length=64)
+    #: API keys (``api.auth``): a TOML file of ``[[keys]]`` re-read when it changes, and/or a JSON list of the
+    #: same tables. Auth is on when either is set; every route but the probes and the login form then needs a key.
+    auth_keys_file: Path | None = None
+    auth_keys: list[KeySpec] = Field(default_factory=list)
+    #: How often (seconds) a request may trigger a check of the key file for changes.
+    auth_reload_s: float = Field(1.0, gt=0)
+    #: Lifetime of the login cookie the dashboard uses.
+    auth_cookie_max_age_s: int = Field(12 * 3600, ge=60)
+    #: Mark the login cookie ``Secure`` even when the replica sees plain HTTP (TLS ends at the proxy).
+    auth_cookie_secure: bool = False
 
     @classmethod
     def settings_customise_sources(
@@ -75,6 +87,22 @@ class ApiSettings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_keys_file is not None or bool(self.auth_keys)
+
+    @model_validator(mode="after")
+    def _credentials_need_origins(self) -> ApiSettings:
+        if self.auth_enabled and "*" in self.cors_origins:
+            raise ValueError("with auth on, CORS needs an explicit list of origins (credentials are allowed, "
+                             "and browsers refuse credentials with a wildcard origin)")
+        return self
+
+    @field_validator("auth_keys_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     @field_validator("replica_id")
     @classmethod
     def _header_safe(cls, value: str) -> str:
@@ -84,4 +112,4 @@ class ApiSettings(BaseSettings):
 
     def __repr__(self) -> str:
         return (f"ApiSettings(redis_url={mask_url(self.redis_url)!r}, host={self.host!r}, port={self.port}, "
-                f"replica_id={self.replica_id!r})")
+                f"replica_id={self.replica_id!r}, auth={'on' if self.auth_enabled else 'off'})")

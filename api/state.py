@@ -55,7 +55,7 @@ class AppState:
         hub = Hub(s, redis, pubsub_redis)
         await hub.start()
         self.hub = hub
-        log.info("replica serving from %s", mask_url(s.redis_url))
+        log.info("replica %s serving from %s", s.replica_id, mask_url(s.redis_url))
         return hub
 
     async def aclose(self) -> None:

@@ -21,8 +21,10 @@ from tests.api.writer import Writer
 EVENTS = "/v1/rankings/kospi-surge/events"
 
 
-def test_replica_id_defaults_to_host_and_pid_and_must_be_header_safe() -> None:
-    assert ApiSettings().replica_id == f"{socket.gethostname()}:{os.getpid()}"
+def test_replica_id_defaults_to_a_random_name_and_must_be_header_safe() -> None:
+    default = ApiSettings().replica_id
+    assert socket.gethostname() not in default and str(os.getpid()) not in default
+    assert default != ApiSettings().replica_id and len(default) <= 16
     assert ApiSettings(replica_id="api-1").replica_id == "api-1"
     for bad in ("레플리카", "a\nb", ""):
         with pytest.raises(ValidationError):

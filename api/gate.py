@@ -1,0 +1,144 @@
+"""The replica's front door, in front of the fast path and FastAPI: request size limits, then API keys.
+
+Limits (the same as the shipped nginx config's ``large_client_header_buffers 4 8k``, so a request nginx
+forwards is one the replica accepts): request target (path + query) at most 8 KiB -> 414, any header line
+at most 8 KiB or all headers together at most 32 KiB -> 431. uvicorn's httptools parser has no limit of its
+own, so this is where the replica enforces one; the h11 parser is capped too (``api.cli``).
+
+With auth on, every path needs a key except the probes (``/healthz``, ``/readyz``), the login form and the
+dashboard's static files; the dashboard itself (``/``) redirects to the login form instead of answering 401.
+A rankings path needs the ``rankings`` scope for its feed, ``/metrics`` and the docs their own scope; any
+other path needs a valid key (so unknown paths reveal nothing either). The key found is left in the ASGI
+scope (:data:`KEY_SCOPE`) for routes that filter by it (``/v1/feeds``). Cost on the hot routes: a scan of the
+request headers, one SHA-256 and one dict lookup.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Final
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.auth import ApiKey, KeyStore, presented_key
+from api.auth import Scope as KeyScope
+from api.fastpath import PREFIX
+
+#: ASGI scope entry holding the request's :class:`api.auth.ApiKey` (absent when auth is off).
+KEY_SCOPE: Final = "kiwoom.api_key"
+MAX_TARGET: Final = 8 * 1024
+MAX_HEADER_LINE: Final = 8 * 1024
+MAX_HEADERS: Final = 32 * 1024
+#: Everything uvicorn's h11 parser may buffer for one request head (request line + headers).
+MAX_HEAD: Final = MAX_TARGET + MAX_HEADERS
+
+REALM: Final = b'Bearer realm="kiwoom-cache"'
+_PUBLIC: Final = frozenset({"/healthz", "/readyz", "/login", "/logout", "/favicon.ico"})
+_DOCS: Final = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
+class Need(Enum):
+    """What a path requires."""
+
+    PUBLIC = "public"
+    #: The dashboard page: without a valid key, a redirect to the login form.
+    PAGE = "page"
+    #: Any valid key.
+    KEY = "key"
+    FEED = "feed"
+    METRICS = "metrics"
+    DOCS = "docs"
+
+
+def need_of(path: str) -> tuple[Need, str]:
+    """What ``path`` requires, and the feed for rankings paths."""
+    if path.startswith(PREFIX):
+        return Need.FEED, path[len(PREFIX):].partition("/")[0]
+    if path in _PUBLIC or path.startswith("/static/"):
+        return Need.PUBLIC, ""
+    if path == "/":
+        return Need.PAGE, ""
+    if path == "/metrics":
+        return Need.METRICS, ""
+    if path in _DOCS:
+        return Need.DOCS, ""
+    return Need.KEY, ""
+
+
+class Gate:
+    """ASGI layer: size limits for every request, and the key check when ``keys`` is given."""
+
+    def __init__(self, app: ASGIApp, keys: KeyStore | None, replica_header: tuple[bytes, bytes]) -> None:
+        self.app = app
+        self.keys = keys
+        self.replica_header = replica_header
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"]) > MAX_TARGET:
+            await self.reply(send, 414, "request target too long (limit 8 KiB)")
+            return
+        total = 0
+        for name, value in scope["headers"]:
+            size = len(name) + len(value)
+            if size > MAX_HEADER_LINE:
+                await self.reply(send, 431, "a request header is too large (limit 8 KiB)")
+                return
+            total += size
+        if total > MAX_HEADERS:
+            await self.reply(send, 431, "request headers too large (limit 32 KiB)")
+            return
+        keys = self.keys
+        if keys is None:
+            await self.app(scope, receive, send)
+            return
+        need, feed = need_of(scope["path"])
+        if need is Need.PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        secret = presented_key(scope["headers"])
+        key = keys.lookup(secret) if secret else None
+        if key is None:
+            if need is Need.PAGE:
+                await self.redirect_to_login(send)
+            elif secret is None:
+                await self.reply(send, 401, "authentication required: send Authorization: Bearer <API key>",
+                                 [(b"www-authenticate", REALM)])
+            else:
+                await self.reply(send, 401, "invalid API key",
+                                 [(b"www-authenticate", REALM + b', error="invalid_token"')])
+            return
+        denied = _denied(key, need, feed)
+        if denied is not None:
+            await self.reply(send, 403, denied, [(b"www-authenticate", REALM + b', error="insufficient_scope"')])
+            return
+        scope[KEY_SCOPE] = key
+        await self.app(scope, receive, send)
+
+    async def reply(self, send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None,
+                    ) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+            (b"cache-control", b"no-store"), self.replica_header, *(headers or [])]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def redirect_to_login(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 303, "headers": [
+            (b"location", b"/login"), (b"content-length", b"0"), (b"cache-control", b"no-store"),
+            self.replica_header]})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _denied(key: ApiKey, need: Need, feed: str) -> str | None:
+    """Why ``key`` may not do this, or None."""
+    if need is Need.FEED:
+        return None if key.may_read(feed) else "this key may not read this feed"
+    if need is Need.METRICS:
+        return None if KeyScope.METRICS in key.scopes else "this key lacks the metrics scope"
+    if need is Need.DOCS:
+        return None if KeyScope.DOCS in key.scopes else "this key lacks the docs scope"
+    return None
