@@ -62,8 +62,10 @@ class LocalRedis:
     """A redis-server child process on 127.0.0.1; ``persist=True`` keeps data in ``data_dir``."""
 
     def __init__(self, data_dir: str | Path, port: int | None = None, *, persist: bool = False,
-                 executable: str | None = None) -> None:
+                 executable: str | None = None, aclfile: Path | None = None) -> None:
         self.data_dir = Path(data_dir)
+        #: Redis users (``deploy/redis-users.acl`` rendered by ``stack.redisacl``); None: the open default user.
+        self.aclfile = aclfile
         self.port = port or free_port()
         self.persist = persist
         self.executable = executable or find_redis_server()
@@ -80,6 +82,8 @@ class LocalRedis:
                 "--logfile", str(self.data_dir / "redis.log")]
         # Persistence: append-only file so a restart keeps every acknowledged write; off for throwaway runs.
         args += ["--appendonly", "yes", "--save", "60 1"] if self.persist else ["--appendonly", "no", "--save", ""]
+        if self.aclfile is not None:
+            args += ["--aclfile", str(self.aclfile)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -99,7 +103,7 @@ class LocalRedis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # NOAUTH: up, with users (ACL)
         except OSError:
             return False
 

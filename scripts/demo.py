@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 from kiwoom_cache.localredis import free_port
+from kiwoom_cache.urls import mask_url
 from stack import Stack
+from stack.redisacl import Role
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +56,8 @@ def main() -> int:
     print("starting Redis, the publisher, the API replicas and the balancer ...", flush=True)
     with stack:
         cli = "redis-cli" + ("" if stack.redis.port == 6379 else f" -p {stack.redis.port}")
+        if stack.users is not None:  # Redis has users (deploy/redis-users.acl): the operator is kiwoom-admin
+            cli += f" --user kiwoom-admin --pass {stack.users.passwords[Role.ADMIN]} --no-auth-warning"
         replicas = "\n".join(f"  {r.name:10} {r.url}   (log {data / (r.name + '.log')})" for r in stack.replicas)
         print(f"""
 kiwoom-cache demo running — simulated Kiwoom data, not real market data. Ctrl-C stops everything.
@@ -62,7 +66,7 @@ kiwoom-cache demo running — simulated Kiwoom data, not real market data. Ctrl-
   API docs   {stack.url}/docs
   Balancer   {stack.url}   ({stack.balancer})
 {replicas}
-  Redis      {stack.redis_url}   (data in {data / 'redis'})
+  Redis      {mask_url(stack.redis_url)}   (data in {data / 'redis'}; users and passwords in {data / 'redis-users'})
   Publisher  log {data / 'publisher.log'}
 
 Try:

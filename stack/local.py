@@ -17,6 +17,7 @@ from typing import Literal
 
 from kiwoom_cache.localredis import LocalRedis, free_port, terminate
 from stack import nginx
+from stack.redisacl import RedisUsers, Role, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,16 +79,21 @@ class Replica:
 class Stack:
     def __init__(self, data_dir: str | Path, *, replicas: int = 2, pace: Literal["kiwoom", "demo", "fast"] = "demo",
                  balancer: Literal["auto", "nginx", "python"] = "auto", redis_port: int | None = None,
-                 lb_port: int | None = None, persist: bool = True) -> None:
+                 lb_port: int | None = None, persist: bool = True, redis_users: bool = True,
+                 api_env: dict[str, str] | None = None) -> None:
         self.data = Path(data_dir)
         self.data.mkdir(parents=True, exist_ok=True)
         self.pace = pace
         self._want_balancer = balancer
-        self.redis = LocalRedis(self.data / "redis", redis_port, persist=persist)
+        #: Least-privilege Redis users (deploy/redis-users.acl), passwords generated once into the data dir.
+        self.users: RedisUsers | None = prepare(self.data / "redis-users") if redis_users else None
+        self.redis = LocalRedis(self.data / "redis", redis_port, persist=persist,
+                                aclfile=self.users.acl_file if self.users else None)
         self.lb_port = lb_port or free_port()
-        self._env = {**os.environ, "KIWOOM_CACHE_REDIS_URL": self.redis.url, "QT_QPA_PLATFORM": "offscreen",
-                     "PYTHONUNBUFFERED": "1"}
-        self.replicas = [Replica(f"api-{i + 1}", free_port(), self._env, self.data / f"api-{i + 1}.log")
+        base = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONUNBUFFERED": "1"}
+        self._env = {**base, "KIWOOM_CACHE_REDIS_URL": self.role_url(Role.PUBLISHER)}
+        api = {**base, **(api_env or {}), "KIWOOM_CACHE_REDIS_URL": self.role_url(Role.API)}
+        self.replicas = [Replica(f"api-{i + 1}", free_port(), api, self.data / f"api-{i + 1}.log")
                          for i in range(replicas)]
         self.publisher: subprocess.Popen[bytes] | None = None
         self._balancer: subprocess.Popen[bytes] | None = None
@@ -99,7 +105,11 @@ class Stack:
 
     @property
     def redis_url(self) -> str:
-        return self.redis.url
+        """For operators and tests: the admin user's URL when Redis has users."""
+        return self.role_url(Role.ADMIN)
+
+    def role_url(self, role: Role) -> str:
+        return self.users.url(self.redis.url, role) if self.users else self.redis.url
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         with (self.data / f"{name}.log").open("ab") as out:
