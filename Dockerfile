@@ -10,6 +10,8 @@ COPY pyproject.toml README.md ./
 COPY kiwoom_cache ./kiwoom_cache
 COPY publisher ./publisher
 COPY api ./api
+COPY stack ./stack
+COPY deploy ./deploy
 RUN pip install --no-cache-dir ".[publisher,api]"
 ENV QT_QPA_PLATFORM=offscreen \
     PYTHONUNBUFFERED=1 \

@@ -35,6 +35,9 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{listen};
+        # The same request size limits as deploy/nginx.conf and the replicas (api/gate.py).
+        large_client_header_buffers 4 8k;
+        client_max_body_size 4k;
         location = /nginx-health {{ return 200 "ok\\n"; }}
         location / {{
             include {PROXY_CONF};

@@ -97,12 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack.redisacl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, required=True, help="where passwords and the rendered ACL go")
+    parser.add_argument("--template", type=Path, default=TEMPLATE, help=f"the ACL template (default {TEMPLATE})")
     parser.add_argument("--redis-host", default="127.0.0.1")
     parser.add_argument("--redis-port", type=int, default=6379)
     parser.add_argument("--mode", type=lambda s: int(s, 8), default=0o600,
                         help="file mode of the outputs (compose: 644, the volume is shared by other users' uids)")
     args = parser.parse_args(argv)
-    users = prepare(args.dir)
+    users = prepare(args.dir, args.template)
     base = f"redis://{args.redis_host}:{args.redis_port}/0"
     for role in Role:
         _write_private(args.dir / f"{role.value}.env",
