@@ -146,6 +146,9 @@ class KeyStore:
         self._stamp: tuple[int, int, int] | None = None
         self._next_check = 0.0
         self._keys = _index(self._fixed)
+        #: Presented key -> its entry, for keys that matched: the hot path then skips the SHA-256. Only valid keys
+        #: enter (so its size is bounded by the key file), and it is emptied whenever the keys change.
+        self._hits: dict[bytes, ApiKey] = {}
         if path is not None:
             try:
                 stamp = self._stat(path)
@@ -162,7 +165,12 @@ class KeyStore:
             if now >= self._next_check:
                 self._next_check = now + self.reload_s
                 self.refresh()
-        return self._keys.get(hashlib.sha256(secret).digest())
+        key = self._hits.get(secret)
+        if key is None:
+            key = self._keys.get(hashlib.sha256(secret).digest())
+            if key is not None:
+                self._hits[secret] = key
+        return key
 
     def refresh(self) -> None:
         """Re-read the file if its modification time, size or inode changed."""
@@ -196,24 +204,31 @@ class KeyStore:
                 raise KeyFileError(str(exc)) from exc
             log.error("auth: %s; keeping the %d keys loaded before", exc, len(self._keys))
             return
-        self._keys = _index([*self._fixed, *specs])
+        self._keys, self._hits = _index([*self._fixed, *specs]), {}
         log.info("auth: %d keys in force (%s%d from %s)", len(self._keys),
                  f"{len(self._fixed)} from settings, " if self._fixed else "", len(specs), path)
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
-    """The key a request carries: ``Authorization: Bearer <key>``, else the login cookie; None if neither.
+    """The key a request carries: ``Authorization: Bearer <key>``, else the login cookie; None if neither."""
+    authorization = cookie = None
+    for name, value in headers:
+        if name == b"authorization":
+            authorization = value
+        elif name == b"cookie" and cookie is None:
+            cookie = value
+    return key_from(authorization, cookie)
+
+
+def key_from(authorization: bytes | None, cookie: bytes | None) -> bytes | None:
+    """The key in an ``Authorization`` header value, else in a ``Cookie`` header value; None if neither.
 
     Another Authorization scheme yields ``b""`` (a key that matches nothing), never a fall-back to the cookie.
     """
-    cookie: bytes | None = None
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, token = value.partition(b" ")
-            return token.strip() if scheme.lower() == b"bearer" else b""
-        if name == b"cookie" and cookie is None:
-            cookie = _cookie_value(value)
-    return cookie
+    if authorization is not None:
+        scheme, _, token = authorization.partition(b" ")
+        return token.strip() if scheme.lower() == b"bearer" else b""
+    return None if cookie is None else _cookie_value(cookie)
 
 
 def _cookie_value(header: bytes) -> bytes | None:

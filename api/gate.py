@@ -21,7 +21,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import ApiKey, KeyStore, presented_key
+from api.auth import ApiKey, KeyStore, key_from
 from api.auth import Scope as KeyScope
 from api.fastpath import PREFIX
 
@@ -82,12 +82,17 @@ class Gate:
             await self.reply(send, 414, "request target too long (limit 8 KiB)")
             return
         total = 0
+        authorization = cookie = None  # picked up in the same pass, for the key check
         for name, value in scope["headers"]:
             size = len(name) + len(value)
             if size > MAX_HEADER_LINE:
                 await self.reply(send, 431, "a request header is too large (limit 8 KiB)")
                 return
             total += size
+            if name == b"authorization":
+                authorization = value
+            elif name == b"cookie" and cookie is None:
+                cookie = value
         if total > MAX_HEADERS:
             await self.reply(send, 431, "request headers too large (limit 32 KiB)")
             return
@@ -99,7 +104,7 @@ class Gate:
         if need is Need.PUBLIC:
             await self.app(scope, receive, send)
             return
-        secret = presented_key(scope["headers"])
+        secret = key_from(authorization, cookie)
         key = keys.lookup(secret) if secret else None
         if key is None:
             if need is Need.PAGE:

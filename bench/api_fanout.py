@@ -1,6 +1,7 @@
 """Quick local figures for one replica: SSE clients held, event latency, RSS, snapshot requests/s.
 
     python bench/api_fanout.py --clients 2000 --events 20 --rate 2 --rows 50
+    python bench/api_fanout.py --clients 200 --auth      # the same with API keys on (Authorization: Bearer)
 
 Starts a private redis-server and one ``python -m api`` replica, opens N raw-socket SSE clients (one
 asyncio loader process, so the loader's own latency is included), publishes rankings through the contract's
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import statistics
 import subprocess
@@ -34,9 +36,9 @@ FEED = "kospi-surge"
 
 
 async def sse_client(port: int, seen: dict[str, list[float]], ready: asyncio.Event, counter: list[int],
-                     total: int) -> None:
+                     total: int, auth: str) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET /v1/rankings/{FEED}/events HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    writer.write(f"GET /v1/rankings/{FEED}/events HTTP/1.1\r\nHost: bench\r\n{auth}\r\n".encode())
     buf = b""
     first = True
     try:
@@ -67,11 +69,11 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-async def snapshot_rate(port: int, path: str, seconds: float, conns: int = 32) -> float:
+async def snapshot_rate(port: int, path: str, seconds: float, auth: str, conns: int = 32) -> float:
     """Keep-alive GETs from raw sockets (httpx itself tops out near 300 req/s in one process)."""
     done = 0
     stop = time.monotonic() + seconds
-    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n".encode()
 
     async def worker() -> None:
         nonlocal done
@@ -100,6 +102,14 @@ async def run(args: argparse.Namespace) -> None:
         port = free_port()
         env = {**os.environ, "KIWOOM_CACHE_REDIS_URL": server.url, "KIWOOM_API_PORT": str(port),
                "KIWOOM_API_LOG_LEVEL": "warning"}
+        auth = ""
+        if args.auth:  # one key in a key file, sent by every client as a bearer token
+            key = "kc_" + "b" * 43
+            keys = Path(tmp) / "keys.toml"
+            keys.write_text(f'[[keys]]\nname = "bench"\nsha256 = "{hashlib.sha256(key.encode()).hexdigest()}"\n'
+                            'scopes = ["rankings", "metrics"]\n')
+            env["KIWOOM_API_AUTH_KEYS_FILE"] = str(keys)
+            auth = f"Authorization: Bearer {key}\r\n"
         proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
@@ -115,12 +125,13 @@ async def run(args: argparse.Namespace) -> None:
             ready, counter = asyncio.Event(), [0]
             tasks = []
             for _ in range(args.clients):
-                tasks.append(asyncio.create_task(sse_client(port, seen, ready, counter, args.clients)))
+                tasks.append(asyncio.create_task(sse_client(port, seen, ready, counter, args.clients, auth)))
                 if len(tasks) % 200 == 0:
                     await asyncio.sleep(0.05)
             await asyncio.wait_for(ready.wait(), 60)
-            held = int(httpx.get(base + "/metrics").text.split('kiwoom_api_sse_clients{feed="kospi-surge"} ')[1]
-                       .split()[0].split(".")[0])
+            ops = {"Authorization": auth[len("Authorization: "):].strip()} if auth else {}
+            metrics = httpx.get(base + "/metrics", headers=ops).text
+            held = int(metrics.split('kiwoom_api_sse_clients{feed="kospi-surge"} ')[1].split()[0].split(".")[0])
             rss_after = rss_kib(proc.pid)
             published: dict[str, float] = {}
             cpu0 = sum(os.times()[:2])
@@ -145,7 +156,7 @@ async def run(args: argparse.Namespace) -> None:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if args.snapshot_seconds:
-                rate = await snapshot_rate(port, f"/v1/rankings/{FEED}", args.snapshot_seconds)
+                rate = await snapshot_rate(port, f"/v1/rankings/{FEED}", args.snapshot_seconds, auth)
                 print(f"snapshot GET (python raw-socket loader, 32 keep-alive conns): {rate:.0f} req/s")
         finally:
             proc.terminate()
@@ -160,6 +171,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.0)
     parser.add_argument("--rows", type=int, default=60, help="rows per ranking (60 ~ 11.6 KB; docs/design-figures.md)")
     parser.add_argument("--snapshot-seconds", type=float, default=5.0)
+    parser.add_argument("--auth", action="store_true", help="API keys on: every request carries a bearer key")
     asyncio.run(run(parser.parse_args()))
 
 
