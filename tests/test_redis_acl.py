@@ -149,3 +149,13 @@ def test_whole_system_on_least_privilege_users(tmp_path: Path) -> None:
         for replica in (a, b):
             assert "NOPERM" not in (stack.data / f"{replica.name}.log").read_text()
         assert "NOPERM" not in (stack.data / "publisher.log").read_text()
+
+
+def test_readme_documents_every_rule_of_the_shipped_file() -> None:
+    readme = (TEMPLATE.parents[1] / "README.md").read_text(encoding="utf-8")
+    for line in TEMPLATE.read_text().splitlines():
+        if line.startswith("user kiwoom-"):
+            rules = line.split("}}", 1)[1].replace("resetkeys ", "").replace("resetchannels ", "").split()
+            commands = " ".join(rules[rules.index("-@all"):]) if "-@all" in rules else ""
+            for rule in [r for r in rules if not r.startswith(("-@all", "+"))] + ([commands] if commands else []):
+                assert rule.replace("|", "\\|") in readme, rule

@@ -217,3 +217,12 @@ def test_echoed_input_is_clipped_and_size_limits_enforced(redis_url: str, writer
     # just inside the limits still works
     assert httpx.get(rep.url + SNAPSHOT, headers={"X-Pad": "p" * 8000}).status_code == 200
     assert httpx.get(rep.url + "/healthz").status_code == 200
+
+
+def test_keys_hold_with_the_fast_path_off(redis_url: str, writer: Writer, replica, keys_file: Path) -> None:  # type: ignore[no-untyped-def]
+    """The gate sits in front of FastAPI as well, so turning the fast path off changes nothing here."""
+    writer.write()
+    rep = replica(redis_url, auth_keys_file=str(keys_file), fast_path="false")
+    assert httpx.get(rep.url + SNAPSHOT).status_code == 401
+    assert httpx.get(rep.url + SNAPSHOT, headers=bearer(OPS)).status_code == 403
+    assert httpx.get(rep.url + SNAPSHOT, headers=bearer(READER)).json()["feed"] == FEED
