@@ -81,24 +81,17 @@ class Gate:
         if len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"]) > MAX_TARGET:
             await self.reply(send, 414, "request target too long (limit 8 KiB)")
             return
-        total = 0
-        authorization = cookie = None  # picked up in the same pass, for the key check
-        for name, value in scope["headers"]:
-            size = len(name) + len(value)
-            if size > MAX_HEADER_LINE:
-                await self.reply(send, 431, "a request header is too large (limit 8 KiB)")
-                return
-            total += size
-            if name == b"authorization":
-                authorization = value
-            elif name == b"cookie" and cookie is None:
-                cookie = value
-        if total > MAX_HEADERS:
-            await self.reply(send, 431, "request headers too large (limit 32 KiB)")
-            return
         keys = self.keys
         if keys is None:
-            await self.app(scope, receive, send)
+            problem = _too_large(scope["headers"])
+            if problem is None:
+                await self.app(scope, receive, send)
+            else:
+                await self.reply(send, 431, problem)
+            return
+        problem, authorization, cookie = _scan(scope["headers"])
+        if problem is not None:
+            await self.reply(send, 431, problem)
             return
         need, feed = need_of(scope["path"])
         if need is Need.PUBLIC:
@@ -136,6 +129,37 @@ class Gate:
             (b"location", b"/login"), (b"content-length", b"0"), (b"cache-control", b"no-store"),
             self.replica_header]})
         await send({"type": "http.response.body", "body": b""})
+
+
+_LINE_TOO_LARGE: Final = "a request header is too large (limit 8 KiB)"
+_ALL_TOO_LARGE: Final = "request headers too large (limit 32 KiB)"
+
+
+def _too_large(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """Which header limit the request breaks, if any."""
+    total = 0
+    for name, value in headers:
+        size = len(name) + len(value)
+        if size > MAX_HEADER_LINE:
+            return _LINE_TOO_LARGE
+        total += size
+    return _ALL_TOO_LARGE if total > MAX_HEADERS else None
+
+
+def _scan(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bytes | None, bytes | None]:
+    """:func:`_too_large` and, in the same pass, the ``Authorization`` and first ``Cookie`` header values."""
+    total = 0
+    authorization = cookie = None
+    for name, value in headers:
+        size = len(name) + len(value)
+        if size > MAX_HEADER_LINE:
+            return _LINE_TOO_LARGE, None, None
+        total += size
+        if name == b"authorization":
+            authorization = value
+        elif name == b"cookie" and cookie is None:
+            cookie = value
+    return (_ALL_TOO_LARGE if total > MAX_HEADERS else None), authorization, cookie
 
 
 def _denied(key: ApiKey, need: Need, feed: str) -> str | None:
