@@ -63,7 +63,7 @@ def per_request_us(gate: ASGIApp, headers: list[tuple[bytes, bytes]], n: int, re
 
 
 def main() -> None:
-    n, rounds = 50_000, 7
+    n, rounds = 20_000, 25
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp) / "keys.toml"
         keys.write_text(f'[[keys]]\nname = "bench"\nsha256 = "{hashlib.sha256(KEY.encode()).hexdigest()}"\n'
