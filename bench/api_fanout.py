@@ -97,7 +97,7 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp, LocalRedis(Path(tmp)) as server:
         client = redis.Redis.from_url(server.url)
         script = client.register_script(c.WRITE_RANKING_LUA)
-        client.hset(c.FEEDS_KEY, FEED, c.FeedInfo(FEED, "bench", c.OPT10023, {}, 1 / args.rate).encode())
+        client.hset(c.FEEDS_KEY, FEED, c.FeedInfo(FEED, "bench", "opt10023", {}, 1 / args.rate).encode())
         script(*c.write_ranking_args(make_ranking(FEED, args.rows)))
         port = free_port()
         env = {**os.environ, "KIWOOM_CACHE_REDIS_URL": server.url, "KIWOOM_API_PORT": str(port),

@@ -26,10 +26,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import redis
 
 from kiwoom_cache import contract as c
-from kiwoom_cache.contract import OPT10023_INPUTS
 from kiwoom_cache.localredis import LocalRedis
 from publisher.controls.simulated import SimulatedControl
 from publisher.parser import ranking_from_response
+from publisher.sources.opt10023 import OPT10023_INPUTS
 from publisher.tr import RawResponse
 
 INPUTS = tuple(zip([k for k, _ in OPT10023_INPUTS], ["000", "1", "1", "5", "5", "0", "0"], strict=True))

@@ -28,6 +28,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Final, get_type_hints
 
 from kiwoom_cache.clock import iso_kst
@@ -44,59 +45,22 @@ DEFAULT_STATUS_TTL_S: Final = 15.0
 STREAM_SEQ_FIELD: Final = "seq"
 STREAM_DOC_FIELD: Final = "doc"
 
-SOURCES: Final = ("kiwoom", "sim", "replay")
+
+
+class Source(StrEnum):
+    """Where a ranking came from: the ``source`` of every document and of the status key. The one list of names."""
+
+    #: Kiwoom's OpenAPI+ OCX on a Windows desktop.
+    kiwoom = "kiwoom"
+    #: kiwoom-cache's simulated OCX control (simulated data, never real market data).
+    sim = "sim"
+    #: A recording played back through the replay control.
+    replay = "replay"
+
+
+SOURCES: Final = tuple(s.value for s in Source)
 _FEED_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _STREAM_ID_RE = re.compile(r"^(\d{1,20})-(\d{1,20})$")
-
-# --- opt10023 (거래량급증요청), exact Kiwoom names --------------------------------------------
-
-OPT10023: Final = "opt10023"
-OPT10023_RQNAME: Final = "거래량급증요청"
-#: Record name passed to GetRepeatCnt/GetCommData.
-OPT10023_RECORD: Final = "거래량급증"
-#: (Kiwoom input name, parameter name in our documents), in the order SetInputValue must follow.
-OPT10023_INPUTS: Final[tuple[tuple[str, str], ...]] = (
-    ("시장구분", "market"),
-    ("정렬구분", "sort"),
-    ("시간구분", "time_unit"),
-    ("거래량구분", "min_volume"),
-    ("시간", "minutes"),
-    ("종목조건", "stock_filter"),
-    ("가격구분", "price_filter"),
-)
-#: Allowed values of the enumerated inputs (KOA Studio's OCX list).
-OPT10023_CHOICES: Final[dict[str, dict[str, str]]] = {
-    "market": {"000": "전체", "001": "코스피", "101": "코스닥"},
-    "sort": {"1": "급증량", "2": "급증률"},
-    "time_unit": {"1": "분", "2": "전일"},
-    "min_volume": {
-        "5": "5천주이상", "10": "만주이상", "50": "5만주이상", "100": "10만주이상",
-        "200": "20만주이상", "300": "30만주이상", "500": "50만주이상", "1000": "백만주이상",
-    },
-    "stock_filter": {
-        "0": "전체조회", "1": "관리종목제외", "5": "증100제외", "6": "증100만보기",
-        "7": "증40만보기", "8": "증30만보기", "9": "증20만보기",
-    },
-    "price_filter": {
-        "0": "전체조회", "2": "5만원이상", "5": "1만원이상", "6": "5천원이상", "8": "1천원이상", "9": "10만원이상",
-    },
-}
-#: (Kiwoom output item name, row field name), the multi-data record of opt10023.
-OPT10023_OUTPUTS: Final[tuple[tuple[str, str], ...]] = (
-    ("종목코드", "code"),
-    ("종목명", "name"),
-    ("현재가", "price"),
-    ("전일대비기호", "sign"),
-    ("전일대비", "change"),
-    ("등락률", "change_rate"),
-    ("이전거래량", "prev_volume"),
-    ("현재거래량", "volume"),
-    ("급증량", "surge_volume"),
-    ("급증률", "surge_rate"),
-)
-#: 전일대비기호 (FID 25): 1 상한, 2 상승, 3 보합, 4 하한, 5 하락.
-SIGN_NAMES: Final[dict[int, str]] = {1: "limit_up", 2: "up", 3: "flat", 4: "limit_down", 5: "down"}
-
 
 # --- keys ------------------------------------------------------------------------------------
 
@@ -152,7 +116,7 @@ def parse_stream_id(value: str | bytes) -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One ranked stock, typed. Field names are the JSON names; OPT10023_OUTPUTS maps Kiwoom's."""
+    """One ranked stock, typed. Field names are the JSON names; each source maps Kiwoom's names onto them."""
 
     rank: int
     code: str

@@ -1,7 +1,8 @@
-"""The publisher, assembled: control -> client -> poller -> writer, plus the status the writer heartbeats.
+"""The publisher, assembled: source -> poller -> writer, plus the status the writer heartbeats.
 
-The same object runs against the real OCX, the simulated control and a replay: only ``control`` and
-``source`` differ.
+The same object runs against every source (the real OCX, the simulated control, a replay, Kiwoom's REST
+API) on the event loop that source needs (Qt or asyncio, :mod:`publisher.loop`): only ``source`` and
+``loop`` differ.
 """
 
 from __future__ import annotations
@@ -15,19 +16,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from PyQt5.QtCore import QObject, QTimer, pyqtSignal
-
 from kiwoom_cache import __version__
 from kiwoom_cache.clock import KST, now_ms
 from kiwoom_cache.contract import PublisherStatus, Ranking
-from publisher.client import KiwoomClient
-from publisher.controls.ocx import Control
-from publisher.kiwoom_errors import error_for
+from kiwoom_cache.errors import KiwoomCacheError
 from publisher.limiter import RateLimiter, with_margin
+from publisher.loop import Loop, Signal
 from publisher.market_session import TRADING_STATES, SessionState, next_transition, session_at
 from publisher.poller import Poller
-from publisher.screens import ScreenPool
 from publisher.settings import PublisherSettings
+from publisher.sources.base import RankingSource
 from publisher.writer import RedisWriter, Written
 
 log = logging.getLogger(__name__)
@@ -36,18 +34,17 @@ log = logging.getLogger(__name__)
 SESSION_RECHECK_S = 60.0
 
 
-class Publisher(QObject):
-    #: Emitted on the GUI thread after each ranking reached Redis.
-    written = pyqtSignal(object)
-    #: The publisher state string changed (see contract.PUBLISHER_STATES).
-    stateChanged = pyqtSignal(str)
-    #: A human-readable error (also kept in :attr:`recent_errors`).
-    errorOccurred = pyqtSignal(str)
-
-    def __init__(self, settings: PublisherSettings, control: Control, *, writer: RedisWriter | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(KST), parent: QObject | None = None) -> None:
-        super().__init__(parent)
+class Publisher:
+    def __init__(self, settings: PublisherSettings, source: RankingSource, loop: Loop, *,
+                 writer: RedisWriter | None = None, clock: Callable[[], datetime] = lambda: datetime.now(KST)) -> None:
+        #: Emitted on the loop's thread after each ranking reached Redis.
+        self.written = Signal()
+        #: The publisher state string changed (see contract.PUBLISHER_STATES).
+        self.stateChanged = Signal()
+        #: A human-readable error (also kept in :attr:`recent_errors`).
+        self.errorOccurred = Signal()
         self.settings = settings
+        self.loop = loop
         self._clock = clock
         self._calendar = settings.calendar()
         now = clock()
@@ -56,16 +53,13 @@ class Publisher(QObject):
             # Without this year's KRX closing days, holidays look like trading days (polls into a closed market).
             log.warning("the KRX holiday calendar has no dates for %d: set `holidays` in the config from KRX's "
                         "yearly notice", now.year)
-        self.control = control
-        self.client = KiwoomClient(control, self)
-        self.screens = ScreenPool()
+        self.source = source
         feeds = settings.feeds
-        screens = [self.screens.acquire(f.feed) for f in feeds]
         limiter = RateLimiter(with_margin(settings.tr_limits, settings.safety_margin))
         self.poller = Poller(
-            self.client, feeds, limiter, source=settings.source, screens=screens,
+            source, feeds, limiter, loop=loop, source_name=settings.source,
             request_timeout_s=settings.request_timeout_s, refusal_backoff_s=settings.refusal_backoff_s,
-            session=lambda: self._session.value, parent=self,
+            session=lambda: self._session.value,
         )
         self._lock = threading.Lock()
         self._stopped = False
@@ -84,23 +78,18 @@ class Publisher(QObject):
             history_maxlen=settings.history_maxlen,
             heartbeat_s=settings.heartbeat_s,
             status_ttl_s=settings.status_ttl_s,
-            on_written=self.written.emit,  # queued onto the GUI thread by Qt
+            # Called on the writer thread; handed over to the loop's thread.
+            on_written=lambda written: loop.call_soon_threadsafe(self.written.emit, written),
         )
         self.written.connect(self._on_written)
-        self.client.loginFinished.connect(self._on_login)
-        self.client.messageReceived.connect(self._on_message)
+        source.loggedIn.connect(self._on_login)
+        source.messageReceived.connect(self._on_message)
         self.poller.rankingReady.connect(self._on_ranking)
         self.poller.requestFailed.connect(self._on_request_failed)
         self.poller.connectionLost.connect(self._on_connection_lost)
-        self._login_timer = QTimer(self)
-        self._login_timer.setSingleShot(True)
-        self._login_timer.timeout.connect(self._login)
-        self._session_timer = QTimer(self)
-        self._session_timer.setSingleShot(True)
-        self._session_timer.timeout.connect(self.update_session)
-        self._watchdog = QTimer(self)
-        self._watchdog.setInterval(int(settings.connection_check_s * 1000))
-        self._watchdog.timeout.connect(self._check_connection)
+        self._login_timer = loop.timer(self._login)
+        self._session_timer = loop.timer(self.update_session)
+        self._watchdog = loop.timer(self._check_connection, interval_s=settings.connection_check_s, repeat=True)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -120,38 +109,39 @@ class Publisher(QObject):
         for timer in (self._login_timer, self._session_timer, self._watchdog):
             timer.stop()
         self.poller.stop()
+        self.source.close()
         self._set_state("stopping")
         stats = self.writer.stop(flush_timeout_s)
         log.info("publisher stopped: %d written, %d superseded, %d unsent", stats.written, stats.superseded,
                  stats.pending)
 
     def _login(self) -> None:
-        self._set_state("connecting", "logging in (CommConnect)")
-        code = self.client.login()
-        if code != 0:
-            self._on_login(code)
+        self._set_state("connecting", f"logging in ({self.settings.source})")
+        try:
+            self.source.login()
+        except KiwoomCacheError as error:
+            self._on_login(error)
 
-    def _on_login(self, code: int) -> None:
-        if code != 0:
-            # Also while polling: an error OnEventConnect means the session is gone.
+    def _on_login(self, error: KiwoomCacheError | None) -> None:
+        if error is not None:
+            # Also while polling: a failed login result means the session is gone.
             retry = self.settings.login_retry_s
-            self._lose_session(f"{error_for(code, 'OnEventConnect')}; retrying in {retry:g}s", retry)
+            self._lose_session(f"{error}; retrying in {retry:g}s", retry)
             return
-        if self.poller.running:  # a late or repeated OnEventConnect(0) changes nothing
+        if self.poller.running:  # a late or repeated login success changes nothing
             return
         with self._lock:
-            source = self.settings.source
-            self._account_mode = source if source in ("sim", "replay") else self.client.account_mode()
+            self._account_mode = self.source.account_mode
         log.info("logged in (%s server); polling %d feed(s)", self._account_mode, len(self.poller.feeds))
         self._apply_session(start_polling=True)
 
     def _check_connection(self) -> None:
-        if self.poller.running and not self.client.is_connected():
-            self._on_connection_lost()
+        if self.poller.running and not self.source.is_connected():
+            self._lose_session("connection to Kiwoom lost (the source reports no session); logging in again", 1.0)
 
     def _on_connection_lost(self) -> None:
         if self.poller.running:
-            self._lose_session("connection to Kiwoom lost (GetConnectState() = 0); logging in again", 1.0)
+            self._lose_session("connection to Kiwoom lost (session closed); logging in again", 1.0)
 
     def _lose_session(self, text: str, relogin_after_s: float) -> None:
         """Kiwoom never reconnects by itself: stop sending TRs, report it, and log in again later."""
@@ -159,7 +149,7 @@ class Publisher(QObject):
         self._watchdog.stop()
         self._set_state("degraded", text)
         self._error(text)
-        self._login_timer.start(int(relogin_after_s * 1000))
+        self._login_timer.start(relogin_after_s)
 
     # --- market session ---------------------------------------------------------------------------
 
@@ -172,7 +162,7 @@ class Publisher(QObject):
         now = self._clock()
         self._session = session_at(now, self._calendar)
         wait = (next_transition(now, self._calendar) - now).total_seconds()
-        self._session_timer.start(int(max(0.0, min(wait, SESSION_RECHECK_S)) * 1000) + 10)
+        self._session_timer.start(max(0.0, min(wait, SESSION_RECHECK_S)) + 0.01)
         self._apply_session()
 
     def _apply_session(self, *, start_polling: bool = False) -> None:
@@ -206,14 +196,11 @@ class Publisher(QObject):
             entry = self._feed_status.setdefault(written.feed, {})
             entry.update(last_id=written.id, last_seq=written.seq, last_published_ms=written.published_at_ms)
 
-    def _on_message(self, screen: str, rqname: str, trcode: str, msg: str) -> None:
-        """Kiwoom's own words about a request, kept per feed. Its 6-digit codes may change without notice
-        (koapy), so nothing branches on them; the text is shown as is."""
-        log.debug("OnReceiveMsg %s %s %s: %s", screen, rqname, trcode, msg)
-        feed = self.client.feed_of(rqname)
+    def _on_message(self, feed: str | None, msg: str) -> None:
+        """Kiwoom's own words about a request, kept per feed and shown as is."""
         if feed is not None:
             with self._lock:
-                self._feed_status.setdefault(feed, {})["last_message"] = msg.strip()
+                self._feed_status.setdefault(feed, {})["last_message"] = msg
 
     def _on_request_failed(self, feed: str, code: int, text: str) -> None:
         self._error(f"{feed}: {text}", logged=True)  # the poller logged it already

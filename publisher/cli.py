@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from kiwoom_cache.contract import Source
 from kiwoom_cache.errors import KiwoomCacheError
 from publisher.settings import PublisherSettings, load_settings
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("recording", nargs="?", metavar="FILE", help="recording to replay (with --source replay)")
-    p.add_argument("--source", choices=("sim", "kiwoom", "replay"), help="where rankings come from (default sim)")
+    p.add_argument("--source", choices=[s.value for s in Source], help="where rankings come from (default sim)")
     p.add_argument("--config", metavar="FILE", help="TOML config file (feeds, limits, Redis URL)")
     p.add_argument("--redis-url", help="Redis URL (default redis://127.0.0.1:6379/0 or $KIWOOM_CACHE_REDIS_URL)")
     p.add_argument("--record", metavar="FILE", help="append every raw TR answer to FILE (JSON Lines)")
@@ -95,45 +95,37 @@ def _has_display() -> bool:
 
 def run(settings: PublisherSettings, *, duration_s: float | None = None, record: str | None = None,
         headless: bool = False, replay: Sequence[Any] | None = None, loop: bool = True) -> int:
+    from publisher.sources import create_source, spec_for  # noqa: PLC0415
+    from publisher.sources.base import SourceContext  # noqa: PLC0415
+
+    spec = spec_for(settings.source)
+    if not spec.qt and not headless:
+        log.info("--source %s runs without Qt: no operator window (headless)", settings.source)
+        headless = True
     if not headless and not _has_display():
         log.info("no display: running headless (the operator window needs a desktop)")
         headless = True
-    if headless:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PyQt5.QtCore import QCoreApplication, QTimer  # noqa: PLC0415 - Qt starts only when we run
-    from PyQt5.QtWidgets import QApplication  # noqa: PLC0415
-
+    event_loop = _make_loop(settings, headless=headless) if spec.qt else _make_asyncio_loop()
     from publisher.app import Publisher  # noqa: PLC0415
 
-    # ActiveX and the window need a QApplication; headless sim/replay only an event loop.
-    needs_widgets = settings.source == "kiwoom" or not headless
-    app = QCoreApplication.instance() or (QApplication if needs_widgets else QCoreApplication)(sys.argv[:1])
-    control = _make_control(settings, replay, loop)
-    publisher = Publisher(settings, control)
+    source = create_source(settings.source, SourceContext(settings, event_loop, replay or (), loop))
+    publisher = Publisher(settings, source, event_loop)
     recorder = None
     if record:
         from publisher.recording import Recorder  # noqa: PLC0415
 
         recorder = Recorder(record, source=settings.source)
-        publisher.client.responseReceived.connect(recorder.record)
+        source.responseReceived.connect(recorder.record)
         log.info("recording raw TR answers to %s", record)
     log.info("publishing %s to %s", ", ".join(f.feed for f in settings.feeds), settings.masked_url())
-
-    signal.signal(signal.SIGINT, lambda *_: app.quit())
-    signal.signal(signal.SIGTERM, lambda *_: app.quit())
-    # Python runs signal handlers only between bytecodes; an idle Qt loop never yields to it without this.
-    pulse = QTimer()
-    pulse.start(200)
-    pulse.timeout.connect(lambda: None)
     if duration_s is not None:
-        QTimer.singleShot(int(duration_s * 1000), app.quit)
-    if settings.source == "replay" and not loop:
-
+        event_loop.timer(event_loop.quit, interval_s=duration_s).start()
+    if settings.source == Source.replay and not loop:
         def quit_when_replayed() -> None:
-            if control.exhausted and not publisher.client.pending_feeds():
-                app.quit()
+            if source.exhausted:
+                event_loop.quit()
 
-        pulse.timeout.connect(quit_when_replayed)
+        event_loop.timer(quit_when_replayed, interval_s=0.2, repeat=True).start()
     window = None
     if not headless:
         from publisher.window import OperatorWindow  # noqa: PLC0415
@@ -141,23 +133,38 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
         window = OperatorWindow(publisher)
         window.show()
     publisher.start()
-    app.exec_()
-    publisher.stop()  # a no-op when closing the window already stopped it
+    try:
+        event_loop.run()
+    finally:
+        publisher.stop()  # a no-op when closing the window already stopped it
+        close = getattr(event_loop, "close", None)
+        if close is not None:
+            close()
     if recorder is not None:
         recorder.close()
         log.info("recorded %d TR answers to %s", recorder.count, record)
     return 0 if publisher.writer.stats().pending == 0 else 1
 
 
-def _make_control(settings: PublisherSettings, replay: Sequence[Any] | None, loop: bool) -> Any:
-    if settings.source == "kiwoom":
-        from publisher.controls.kiwoom import create_control  # noqa: PLC0415
+def _make_loop(settings: PublisherSettings, *, headless: bool) -> Any:
+    """A Qt application and loop: ActiveX and the window need a QApplication, headless sim/replay only an event loop."""
+    if headless:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PyQt5.QtCore import QCoreApplication  # noqa: PLC0415 - Qt starts only when we run
+    from PyQt5.QtWidgets import QApplication  # noqa: PLC0415
 
-        return create_control()
-    if settings.source == "replay":
-        from publisher.controls.replay import ReplayControl  # noqa: PLC0415
+    from publisher.qt_loop import QtLoop  # noqa: PLC0415
 
-        return ReplayControl(replay or [], loop=loop)
-    from publisher.controls.simulated import SimulatedControl  # noqa: PLC0415
+    needs_widgets = settings.source == Source.kiwoom or not headless
+    global _APP  # noqa: PLW0603 - the application must outlive run()'s locals
+    _APP = QCoreApplication.instance() or (QApplication if needs_widgets else QCoreApplication)(sys.argv[:1])
+    return QtLoop()
 
-    return SimulatedControl(settings.sim_seed, step_s=settings.sim_step_s, limits=tuple(settings.sim_limits))
+
+def _make_asyncio_loop() -> Any:
+    from publisher.aio_loop import AsyncioLoop  # noqa: PLC0415
+
+    return AsyncioLoop()
+
+
+_APP: Any = None

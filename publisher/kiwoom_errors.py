@@ -171,15 +171,19 @@ def is_retryable(code: int) -> bool:
 
 
 class KiwoomApiError(KiwoomCacheError):
-    """A negative return code from the OCX.
+    """A return code from Kiwoom: negative from the OCX, positive from the REST API (``return_code``).
 
-    :param code: the ``int`` the OCX returned (or passed to ``OnEventConnect``).
+    The classes below are the families a caller branches on; which table a code comes from does not
+    matter to it (a REST 1700 and an OCX -200 are both :class:`RateLimitError`).
+
+    :param code: the ``int`` the OCX returned (or passed to ``OnEventConnect``), or a REST ``return_code``.
     :param context: what was being done, e.g. ``"CommRqData opt10023 kospi-surge"``.
+    :param info: the code's table row when it is not an OCX code (REST codes: ``publisher.sources.rest_codes``).
     """
 
-    def __init__(self, code: int, context: str = "") -> None:
+    def __init__(self, code: int, context: str = "", info: ErrorInfo | None = None) -> None:
         super().__init__(code, context)
-        row = info_for(code)
+        row = info or info_for(code)
         self.code = code
         self.name = row.name
         self.message_ko = row.message_ko
@@ -191,7 +195,7 @@ class KiwoomApiError(KiwoomCacheError):
         return is_retryable(self.code)
 
     def __str__(self) -> str:
-        text = describe(self.code)
+        text = f"{self.code} {self.name} {self.message_ko} ({self.message_en})"
         return f"{text}: {self.context}" if self.context else text
 
     def __repr__(self) -> str:
@@ -203,25 +207,30 @@ class LoginError(KiwoomApiError):
 
 
 class ConnectionClosedError(LoginError):
-    """-106: the session to Kiwoom's server is gone; log in again before the next request.
+    """-106 (REST: a token that stays invalid after re-issuing): the session is gone; log in again.
 
     Whether the OCX reconnects by itself is undocumented (docs/kiwoom-openapi.md §3): the publisher never waits for it.
     """
 
 
 class RateLimitError(KiwoomApiError):
-    """-200: query overload; wait before the next ``CommRqData``."""
+    """-200 (REST: 1700): query overload; wait before the next request."""
 
     #: Kiwoom's penalty guide: one 5-per-second burst costs a 17 s wait (docs/kiwoom-openapi.md §5).
     min_backoff_s: float = 17.0
 
 
 class RequestInputError(KiwoomApiError):
-    """-201, -202, -105: the request itself is malformed; retrying it unchanged fails again.
+    """-201, -202, -105 (REST: input validation codes): the request is malformed; retrying it unchanged fails again.
 
     -105 (``OP_ERR_INPUT``) sits in the login range but means a bad function argument wherever it comes from,
     so it lands here rather than under :class:`LoginError`.
     """
+
+
+class SourceUnavailableError(KiwoomCacheError):
+    """The source could not be reached or answered garbage (timeouts, refused connections, a body that is not
+    Kiwoom's shape) after its own retries; the feed is retried on its next period."""
 
 
 _FAMILY: Final[Mapping[int, type[KiwoomApiError]]] = MappingProxyType(

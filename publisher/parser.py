@@ -13,8 +13,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from kiwoom_cache.contract import OPT10023_INPUTS, OPT10023_OUTPUTS, DroppedRow, Ranking, Row
+from kiwoom_cache.contract import DroppedRow, Ranking, Row
 from kiwoom_cache.errors import KiwoomCacheError
+from publisher.sources.opt10023 import OPT10023_INPUTS, OPT10023_OUTPUTS
 from publisher.tr import RawResponse
 
 log = logging.getLogger(__name__)

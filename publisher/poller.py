@@ -1,26 +1,31 @@
-"""Polling: one Qt timer per feed marks it due; one dispatcher sends due feeds through the shared limiter.
+"""Polling: one timer per feed marks it due; one dispatcher sends due feeds through the shared limiter.
 
-Only one TR is in flight at a time (Kiwoom answers in order anyway, and it keeps screen use and
-pacing simple). The most overdue feed goes first, so a slow feed cannot starve the others. A ``-200``
-refusal penalises the limiter for Kiwoom's penalty period and keeps the feed due; a lost answer times
-out and the feed retries on its next period.
+Only one request is in flight at a time (Kiwoom answers in order anyway, and it keeps pacing simple).
+The most overdue feed goes first, so a slow feed cannot starve the others. The poller reacts to the
+error *families* of :mod:`publisher.kiwoom_errors`, never to codes: a rate-limit refusal (OCX ``-200``,
+REST ``1700``) penalises the limiter for Kiwoom's penalty period and keeps the feed due; a closed
+session asks the publisher to log in again; anything else is counted and retried on the feed's next
+period. A lost answer times out the same way. Timers come from :mod:`publisher.loop`, so the same poller
+runs on Qt (OCX) and on asyncio (REST).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PyQt5.QtCore import QObject, QTimer, pyqtSignal
-
 from kiwoom_cache.clock import now_ms
-from kiwoom_cache.contract import OPT10023, Ranking
-from publisher.client import KiwoomClient
-from publisher.kiwoom_errors import OP_ERR_SISE_OVERFLOW, OP_ERR_SOCKET_CLOSED, error_for
+from kiwoom_cache.contract import Ranking
+from kiwoom_cache.errors import KiwoomCacheError
+from publisher.kiwoom_errors import ConnectionClosedError, RateLimitError
 from publisher.limiter import RateLimiter
+from publisher.loop import Loop, Signal, Timer
 from publisher.parser import ranking_from_response
 from publisher.settings import FeedSettings
+from publisher.sources.base import RankingSource
+from publisher.sources.opt10023 import OPT10023
 from publisher.tr import RawResponse, TrRequest
 
 log = logging.getLogger(__name__)
@@ -31,7 +36,6 @@ class FeedState:
     """What the publisher knows about one feed; copied into the status key."""
 
     settings: FeedSettings
-    screen: str
     due_since: float | None = None
     requests: int = 0
     rankings: int = 0
@@ -52,49 +56,42 @@ class FeedState:
         }
 
 
-class Poller(QObject):
-    #: A parsed ranking, ready for the writer.
-    rankingReady = pyqtSignal(object)
-    #: (feed, Kiwoom code, text) for a refused or failed request.
-    requestFailed = pyqtSignal(str, int, str)
-    #: CommRqData reported the connection closed (-106).
-    connectionLost = pyqtSignal()
-
+class Poller:
     def __init__(
         self,
-        client: KiwoomClient,
+        source: RankingSource,
         feeds: list[FeedSettings],
         limiter: RateLimiter,
         *,
-        source: str,
-        screens: list[str],
+        loop: Loop,
+        source_name: str,
         request_timeout_s: float = 10.0,
         refusal_backoff_s: float = 17.0,
         session: Callable[[], str | None] = lambda: None,
-        parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
-        if len(screens) != len(feeds):
-            raise ValueError("one screen number per feed")
-        self.client = client
-        self.limiter = limiter
+        #: A parsed ranking, ready for the writer.
+        self.rankingReady = Signal()
+        #: (feed, Kiwoom code or 0, text) for a refused or failed request.
+        self.requestFailed = Signal()
+        #: The source's session is gone (OCX -106, a REST token that cannot be renewed): log in again.
+        self.connectionLost = Signal()
         self.source = source
-        self.feeds = {f.feed: FeedState(f, screen) for f, screen in zip(feeds, screens, strict=True)}
+        self.limiter = limiter
+        self.source_name = source_name
+        self.feeds = {f.feed: FeedState(f) for f in feeds}
         self._session = session
         self._refusal_backoff_s = refusal_backoff_s
         self._inflight: str | None = None
         self._running = False
         self._paused = False
         self._interval_floor_s: float | None = None
-        self._timers: list[QTimer] = []
-        self._dispatch_timer = QTimer(self)
-        self._dispatch_timer.setSingleShot(True)
-        self._dispatch_timer.timeout.connect(self.kick)
-        self._timeout_timer = QTimer(self)
-        self._timeout_timer.setSingleShot(True)
-        self._timeout_timer.setInterval(int(request_timeout_s * 1000))
-        self._timeout_timer.timeout.connect(self._on_timeout)
-        client.responseReceived.connect(self._on_response)
+        self._feed_timers: dict[str, Timer] = {
+            f.feed: loop.timer(functools.partial(self._mark_due, f.feed), repeat=True) for f in feeds
+        }
+        self._dispatch_timer = loop.timer(self.kick)
+        self._timeout_timer = loop.timer(self._on_timeout, interval_s=request_timeout_s)
+        source.responseReceived.connect(self._on_response)
+        source.requestFailed.connect(self._on_failed)
 
     @property
     def running(self) -> bool:
@@ -109,13 +106,9 @@ class Poller(QObject):
 
     def _start_timers(self) -> None:
         floor = self._interval_floor_s or 0.0
-        for state in self.feeds.values():
-            timer = QTimer(self)
-            timer.setInterval(int(max(state.settings.interval_s, floor) * 1000))
-            timer.timeout.connect(lambda feed=state.settings.feed: self._mark_due(feed))
-            timer.start()
-            self._timers.append(timer)
-            self._mark_due(state.settings.feed)
+        for feed, timer in self._feed_timers.items():
+            timer.start(max(self.feeds[feed].settings.interval_s, floor))
+            self._mark_due(feed)
 
     def set_schedule(self, interval_floor_s: float | None, *, paused: bool) -> None:
         """Market-session policy: pause polling, or poll no faster than ``interval_floor_s``."""
@@ -133,14 +126,12 @@ class Poller(QObject):
         self._stop_timers()
         self._timeout_timer.stop()
         if self._inflight is not None:
-            self.client.forget(self._inflight)
+            self.source.forget(self._inflight)
             self._inflight = None
 
     def _stop_timers(self) -> None:
-        for timer in self._timers:
+        for timer in self._feed_timers.values():
             timer.stop()
-            timer.deleteLater()
-        self._timers.clear()
         self._dispatch_timer.stop()
 
     def _mark_due(self, feed: str) -> None:
@@ -158,27 +149,45 @@ class Poller(QObject):
             return
         wait = self.limiter.try_acquire()
         if wait > 0:
-            if not self._dispatch_timer.isActive():
-                self._dispatch_timer.start(max(1, int(wait * 1000) + 1))
+            if not self._dispatch_timer.is_active():
+                self._dispatch_timer.start(wait + 0.001)
             return
         state = min(due, key=lambda s: s.due_since or 0.0)
         self._send(state)
 
     def _send(self, state: FeedState) -> None:
         feed = state.settings.feed
-        req = TrRequest(feed=feed, trcode=OPT10023, inputs=state.settings.inputs(), screen=state.screen)
+        req = TrRequest(feed=feed, trcode=OPT10023, inputs=state.settings.inputs())
         state.requests += 1
         state.last_request_ms = now_ms()
-        code = self.client.request(req)
-        if code == 0:
-            state.due_since = None
-            self._inflight = feed
-            self._timeout_timer.start()
+        due_since, state.due_since = state.due_since, None
+        self._inflight = feed
+        self._timeout_timer.start()
+        try:
+            self.source.request(req, self.limiter)
+        except KiwoomCacheError as error:
+            state.due_since = due_since
+            self._end_request()
+            self._failed(state, error)
+
+    def _end_request(self) -> None:
+        self._timeout_timer.stop()
+        self._inflight = None
+
+    def _on_failed(self, feed: str, error: KiwoomCacheError) -> None:
+        if feed != self._inflight:
+            log.warning("late failure for %s ignored: %s", feed, error)
             return
-        error = error_for(code, f"CommRqData {OPT10023} {feed}")
-        if code == OP_ERR_SISE_OVERFLOW:
+        self._end_request()
+        self._failed(self.feeds[feed], error)
+
+    def _failed(self, state: FeedState, error: KiwoomCacheError) -> None:
+        feed = state.settings.feed
+        if isinstance(error, RateLimitError):
             # Kiwoom's guide: a refused burst is followed by a penalty; wait it out, keep the feed due.
             state.refusals += 1
+            if state.due_since is None:
+                state.due_since = self.limiter.clock()
             self.limiter.penalize(self._refusal_backoff_s)
             text = f"{error}; backing off {self._refusal_backoff_s:g}s"
         else:
@@ -187,8 +196,8 @@ class Poller(QObject):
             text = str(error)
         state.last_error = text
         log.warning("%s", text)
-        self.requestFailed.emit(feed, code, text)
-        if code == OP_ERR_SOCKET_CLOSED:
+        self.requestFailed.emit(feed, int(getattr(error, "code", 0)), text)
+        if isinstance(error, ConnectionClosedError):
             self.connectionLost.emit()
             return
         self.kick()
@@ -197,11 +206,9 @@ class Poller(QObject):
         if raw.feed != self._inflight:
             log.warning("late answer for %s ignored", raw.feed)
             return
-        self._timeout_timer.stop()
-        self._inflight = None
+        self._end_request()
         state = self.feeds[raw.feed]
-        self.client.release_screen(raw.screen)
-        ranking: Ranking = ranking_from_response(raw, source=self.source, session=self._session())
+        ranking: Ranking = ranking_from_response(raw, source=self.source_name, session=self._session())
         state.rankings += 1
         state.last_rows = len(ranking.rows)
         state.dropped_rows += len(ranking.dropped)
@@ -214,7 +221,7 @@ class Poller(QObject):
         feed = self._inflight
         if feed is None:
             return
-        self.client.forget(feed)
+        self.source.forget(feed)
         self._inflight = None
         state = self.feeds[feed]
         state.errors += 1

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from kiwoom_cache import contract
-from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, FeedInfo
+from kiwoom_cache.contract import FeedInfo, Source
 from kiwoom_cache.env import PUBLISHER_ENV_PREFIX, env_sources
 from kiwoom_cache.urls import mask_url
 from publisher.limiter import DEFAULT_SAFETY_MARGIN, KIWOOM_TR_LIMITS, with_margin
 from publisher.market_session import HolidayCalendar
+from publisher.sources.opt10023 import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class PublisherSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PUBLISHER_ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    source: Literal["sim", "kiwoom", "replay"] = "sim"
+    source: Source = Source.sim
     feeds: list[FeedSettings] = Field(default_factory=lambda: [f.model_copy() for f in DEFAULT_FEEDS])
     history_maxlen: int = Field(contract.DEFAULT_HISTORY_MAXLEN, ge=1)
     heartbeat_s: float = Field(contract.DEFAULT_HEARTBEAT_S, gt=0)
@@ -127,7 +128,7 @@ class PublisherSettings(BaseSettings):
         return value
 
     def follows_market_hours(self) -> bool:
-        return self.source == "kiwoom" if self.respect_market_hours is None else self.respect_market_hours
+        return self.source == Source.kiwoom if self.respect_market_hours is None else self.respect_market_hours
 
     def calendar(self) -> HolidayCalendar:
         return HolidayCalendar.default() if self.holidays is None else HolidayCalendar.from_iso(self.holidays)

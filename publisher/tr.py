@@ -1,10 +1,10 @@
-"""TR requests and raw answers: plain records shared by the adapter, the parser and the recorder."""
+"""TR requests and raw answers: plain records shared by the sources, the parser and the recorder."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kiwoom_cache.contract import OPT10023_RQNAME
+from publisher.sources.opt10023 import OPT10023_RQNAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,7 +13,6 @@ class TrRequest:
     trcode: str
     #: (Kiwoom input name, value) in SetInputValue order.
     inputs: tuple[tuple[str, str], ...]
-    screen: str
     prev_next: int = 0
 
     @property
@@ -24,10 +23,12 @@ class TrRequest:
 
 @dataclass(frozen=True, slots=True)
 class RawResponse:
-    """One TR answer exactly as the control gave it: the unit that is recorded and replayed."""
+    """One TR answer exactly as the source gave it (rows keyed by opt10023's item names): the unit that is
+    recorded and replayed."""
 
     feed: str
     trcode: str
+    #: The OCX screen number the answer came on; empty for sources without screens (REST).
     screen: str
     inputs: tuple[tuple[str, str], ...]
     prev_next: str

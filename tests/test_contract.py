@@ -18,7 +18,7 @@ def make_ranking(feed: str = "kospi-surge", n: int = 3, **kw: object) -> c.Ranki
         for i in range(n)
     )
     fields: dict[str, object] = dict(
-        feed=feed, tr=c.OPT10023, params={"market": "001"}, source="sim", requested_at_ms=1764028800000,
+        feed=feed, tr="opt10023", params={"market": "001"}, source="sim", requested_at_ms=1764028800000,
         received_at_ms=1764028800050, published_at_ms=1764028800060, rows=rows,
     )
     fields.update(kw)
@@ -33,15 +33,6 @@ def test_exact_key_names() -> None:
     assert c.STATUS_KEY == "kiwoom:publisher:status"
     assert c.FEEDS_KEY == "kiwoom:feeds"
     assert c.UPDATES_PATTERN == "kiwoom:{*}:updates"
-
-
-def test_opt10023_names_are_kiwoom_spelling() -> None:
-    assert [k for k, _ in c.OPT10023_INPUTS] == [
-        "시장구분", "정렬구분", "시간구분", "거래량구분", "시간", "종목조건", "가격구분"]
-    assert [k for k, _ in c.OPT10023_OUTPUTS] == [
-        "종목코드", "종목명", "현재가", "전일대비기호", "전일대비", "등락률",
-        "이전거래량", "현재거래량", "급증량", "급증률"]
-    assert {name for _, name in c.OPT10023_OUTPUTS} | {"rank"} == set(c.ROW_FIELDS)
 
 
 @pytest.mark.parametrize("bad", ["", "KOSPI", "a_b", "-x", "x-", "a" * 65, "a:b", "{a}"])
@@ -119,7 +110,7 @@ def test_lua_write_matches_python_splice_on_fakeredis() -> None:
 
 
 def test_feed_info_and_status_roundtrip() -> None:
-    info = c.FeedInfo("kospi-surge", "코스피 거래량급증", c.OPT10023, {"market": "001"}, 10.0)
+    info = c.FeedInfo("kospi-surge", "코스피 거래량급증", "opt10023", {"market": "001"}, 10.0)
     assert c.FeedInfo.decode(info.encode()) == info
     status = c.PublisherStatus(
         state="running", source="sim", account_mode="sim", version="0.1.0", host="h", pid=1,

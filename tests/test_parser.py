@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kiwoom_cache.contract import OPT10023
 from publisher.parser import MalformedValue, parse_code, parse_int, parse_row, parse_rows, ranking_from_response
+from publisher.sources.opt10023 import OPT10023
 from publisher.tr import RawResponse
 
 

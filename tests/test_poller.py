@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import deque
 
 from kiwoom_cache.contract import Ranking
-from publisher.client import KiwoomClient
 from publisher.controls import ocx
 from publisher.controls.simulated import SimulatedControl
 from publisher.limiter import RateLimiter, with_margin
 from publisher.poller import Poller
+from publisher.qt_loop import QtLoop
 from publisher.settings import FeedSettings
+from publisher.sources.ocx import OcxSource
 
 FEEDS = [FeedSettings(feed="kospi-surge", market="001", interval_s=1.0),
          FeedSettings(feed="kosdaq-surge", market="101", interval_s=1.0),
@@ -20,12 +21,13 @@ FEEDS = [FeedSettings(feed="kospi-surge", market="001", interval_s=1.0),
 def make(qtbot, *, sim_limits=((5, 1.0),), limits=((5, 1.0),), margin=1.0, feeds=FEEDS, timeout_s=10.0,
          backoff_s=0.3, **sim_kw):
     control = SimulatedControl(seed=11, latency_ms=5, limits=sim_limits, **sim_kw)
-    client = KiwoomClient(control)
-    with qtbot.waitSignal(client.loginFinished, timeout=2000):
-        client.login()
-    poller = Poller(client, feeds, RateLimiter(with_margin(limits, margin)), source="sim",
-                    screens=[str(2000 + i) for i in range(len(feeds))], request_timeout_s=timeout_s,
-                    refusal_backoff_s=backoff_s)
+    client = OcxSource(control)
+    logins: list[object] = []
+    client.loggedIn.connect(logins.append)
+    client.login()
+    qtbot.waitUntil(lambda: logins == [None], timeout=2000)
+    poller = Poller(client, feeds, RateLimiter(with_margin(limits, margin)), loop=QtLoop(), source_name="sim",
+                    request_timeout_s=timeout_s, refusal_backoff_s=backoff_s)
     got: list[Ranking] = []
     poller.rankingReady.connect(got.append)
     return control, client, poller, got
@@ -97,6 +99,8 @@ def test_malformed_rows_are_dropped_and_reported(qtbot) -> None:
 def test_connection_lost_is_signalled(qtbot) -> None:
     control, _client, poller, _got = make(qtbot, feeds=FEEDS[:1])
     control.drop_connection()
-    with qtbot.waitSignal(poller.connectionLost, timeout=2000):
-        poller.start()
+    lost: list[object] = []
+    poller.connectionLost.connect(lambda: lost.append(True))
+    poller.start()
+    qtbot.waitUntil(lambda: bool(lost), timeout=2000)
     poller.stop()

@@ -15,6 +15,7 @@ from kiwoom_cache.localredis import LocalRedis
 from publisher.app import Publisher
 from publisher.controls.simulated import SimulatedControl
 from publisher.settings import FeedSettings, load_settings
+from tests.publishers import ocx_publisher
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ def make_publisher(url: str, **over: object) -> tuple[Publisher, SimulatedContro
     settings = load_settings(redis_url=url, feeds=FEEDS, tr_limits=[(5, 1.0)], safety_margin=0.8, heartbeat_s=0.5,
                              status_ttl_s=2.0, **over)
     control = SimulatedControl(seed=5, latency_ms=5, login_delay_ms=10)
-    publisher = Publisher(settings, control)
+    publisher = ocx_publisher(settings, control)
     produced: list[Ranking] = []
     publisher.poller.rankingReady.connect(produced.append)
     return publisher, control, produced

@@ -11,11 +11,11 @@ import redis
 from kiwoom_cache import contract as c
 from kiwoom_cache.clock import KST
 from kiwoom_cache.contract import Ranking
-from publisher.app import Publisher
-from publisher.client import KiwoomClient
 from publisher.controls import ocx
 from publisher.controls.simulated import SimulatedControl
 from publisher.settings import FeedSettings, load_settings
+from publisher.sources.ocx import OcxSource
+from tests.publishers import ocx_publisher
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def make(redis_url: str, *, clock: Clock | None = None, feeds=FEEDS[:2], sim: di
     control = SimulatedControl(**{"seed": 9, "latency_ms": 2, "login_delay_ms": 5, "limits": ((20, 1.0),),
                                   **(sim or {})})
     kw = {"clock": clock} if clock else {}
-    publisher = Publisher(settings, control, **kw)
+    publisher = ocx_publisher(settings, control, **kw)
     got: list[Ranking] = []
     publisher.poller.rankingReady.connect(got.append)
     return publisher, control, got
@@ -47,8 +47,8 @@ def make(redis_url: str, *, clock: Clock | None = None, feeds=FEEDS[:2], sim: di
 
 def test_account_mode_from_server_gubun(qtbot) -> None:
     for gubun, mode in (("1", "mock"), ("0", "real"), ("", "real")):
-        client = KiwoomClient(SimulatedControl(server_gubun=gubun))
-        assert client.account_mode() == mode
+        source = OcxSource(SimulatedControl(server_gubun=gubun))
+        assert source.account_mode == mode
 
 
 @pytest.mark.parametrize(("code", "name"), [(-100, "OP_ERR_LOGIN"), (-101, "OP_ERR_CONNECT"),
@@ -56,9 +56,11 @@ def test_account_mode_from_server_gubun(qtbot) -> None:
 def test_login_error_is_named_reported_and_retried(qtbot, redis_url: str, code: int, name: str) -> None:
     publisher, control, got = make(redis_url)
     control.faults.login_result = code
-    with qtbot.waitSignal(publisher.errorOccurred, timeout=3000) as error:
-        publisher.start()
-    assert name in error.args[0] and "retrying" in error.args[0]
+    errors: list[str] = []
+    publisher.errorOccurred.connect(errors.append)
+    publisher.start()
+    qtbot.waitUntil(lambda: bool(errors), timeout=3000)
+    assert name in errors[0] and "retrying" in errors[0]
     assert publisher.state == "degraded"
     status = publisher.status()
     assert status.state == "degraded" and name in (status.message or "")
@@ -116,7 +118,7 @@ def test_screens_are_reused_over_a_thousand_requests(qtbot, redis_url: str) -> N
     qtbot.waitUntil(lambda: control.requests >= 1000, timeout=60000)
     publisher.stop()
     assert control.screens_seen == {"2000", "2001", "2002"}, "one screen per feed, never a new one per request"
-    assert publisher.screens.in_use == 3 <= 200
+    assert publisher.source.screens.in_use == 3 <= 200
     released = [args[0] for call, args in control.calls if call == ocx.DISCONNECT_REAL_DATA]
     assert len(released) >= len(got) - 1 and set(released) <= control.screens_seen
 

@@ -12,12 +12,12 @@ import redis
 
 from kiwoom_cache import contract as c
 from kiwoom_cache.contract import Ranking
-from publisher.app import Publisher
 from publisher.controls import ocx
 from publisher.controls.replay import ReplayControl, feeds_from_recording
 from publisher.controls.simulated import SimulatedControl
 from publisher.recording import Recorder, RecordingError, read_recording
 from publisher.settings import FeedSettings, load_settings
+from tests.publishers import ocx_publisher
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "publisher" / "recordings" / "sim-sample.jsonl"
@@ -32,10 +32,11 @@ def fast(redis_url: str, **over: object):
 @pytest.mark.integration
 def test_record_then_replay_gives_identical_rows(qtbot, tmp_path: Path, redis_url: str) -> None:
     path = tmp_path / "day.jsonl"
-    live = Publisher(fast(redis_url, feeds=FEEDS), SimulatedControl(seed=4, latency_ms=2, limits=((50, 1.0),)))
-    live.control.faults.malformed_rate = 0.05  # dropped rows must replay identically too
+    sim = SimulatedControl(seed=4, latency_ms=2, limits=((50, 1.0),))
+    live = ocx_publisher(fast(redis_url, feeds=FEEDS), sim)
+    sim.faults.malformed_rate = 0.05  # dropped rows must replay identically too
     recorder = Recorder(path, source="sim")
-    live.client.responseReceived.connect(recorder.record)
+    live.source.responseReceived.connect(recorder.record)
     recorded: list[Ranking] = []
     live.poller.rankingReady.connect(recorded.append)
     live.start()
@@ -48,7 +49,7 @@ def test_record_then_replay_gives_identical_rows(qtbot, tmp_path: Path, redis_ur
     assert len(responses) == recorder.count >= len(recorded)
     control = ReplayControl(responses, loop=False, latency_ms=1)
     settings = fast(redis_url, source="replay", feeds=feeds_from_recording(responses, speed=10))
-    replay = Publisher(settings, control)
+    replay = ocx_publisher(settings, control)
     replayed: list[Ranking] = []
     replay.poller.rankingReady.connect(replayed.append)
     replay.start()

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from kiwoom_cache.contract import OPT10023_INPUTS
 from publisher.controls import ocx
 from publisher.controls.sim_market import limit_prices, tick_size
 from publisher.controls.simulated import SimulatedControl
+from publisher.sources.opt10023 import OPT10023_INPUTS
 
 INPUTS = dict(zip([k for k, _ in OPT10023_INPUTS], ["001", "1", "1", "5", "5", "0", "0"], strict=True))
 

@@ -16,6 +16,7 @@ from publisher.app import Publisher
 from publisher.controls.simulated import SimulatedControl
 from publisher.settings import FeedSettings, load_settings
 from publisher.window import COLUMNS, OperatorWindow
+from tests.publishers import ocx_publisher
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def make(qtbot, redis_url: str) -> Iterator:
                                  heartbeat_s=0.5, status_ttl_s=2.0, refusal_backoff_s=0.0)
         control = SimulatedControl(seed=5, latency_ms=5, login_delay_ms=10)
         control.faults.refuse_codes = collections.deque(refuse)
-        publisher = Publisher(settings, control)
+        publisher = ocx_publisher(settings, control)
         made.append(publisher)
         window = OperatorWindow(publisher, quit_on_close=False, refresh_ms=200)
         qtbot.addWidget(window)

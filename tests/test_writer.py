@@ -25,7 +25,7 @@ def status() -> c.PublisherStatus:
 def make_writer(url: str, **kw: object) -> RedisWriter:
     kw.setdefault("heartbeat_s", 0.2)
     kw.setdefault("status_ttl_s", 1.0)
-    return RedisWriter(url, feeds=[c.FeedInfo("kospi-surge", "코스피", c.OPT10023, {"market": "001"}, 1.0)],
+    return RedisWriter(url, feeds=[c.FeedInfo("kospi-surge", "코스피", "opt10023", {"market": "001"}, 1.0)],
                        status=status, backoff_min_s=0.02, backoff_max_s=0.2, **kw)  # type: ignore[arg-type]
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
-from kiwoom_cache.contract import OPT10023_RECORD
 from publisher.controls import ocx
 from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRUCT_FAIL, OP_ERR_SOCKET_CLOSED
+from publisher.sources.opt10023 import OPT10023_RECORD
 
 
 class OcxControl(QObject):

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from PyQt5.QtCore import QObject
 
-from kiwoom_cache.contract import OPT10023_INPUTS
 from publisher.controls.base import OcxControl
 from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL
 from publisher.settings import FeedSettings
+from publisher.sources.opt10023 import OPT10023_INPUTS
 from publisher.tr import RawResponse
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]

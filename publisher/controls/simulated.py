@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from PyQt5.QtCore import QObject
 
-from kiwoom_cache.contract import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS, OPT10023_OUTPUTS
 from publisher.controls import ocx
 from publisher.controls.base import OcxControl
 from publisher.controls.sim_market import Quote, SimMarket, limit_prices
@@ -27,6 +26,13 @@ from publisher.kiwoom_errors import (
     OP_ERR_RQ_STRING_FAIL,
     OP_ERR_RQ_STRUCT_FAIL,
     OP_ERR_SISE_OVERFLOW,
+)
+from publisher.sources.opt10023 import (
+    OPT10023,
+    OPT10023_CHOICES,
+    OPT10023_INPUTS,
+    OPT10023_OUTPUTS,
+    OPT10023_PAGE_ROWS,
 )
 
 log = logging.getLogger(__name__)
@@ -63,7 +69,6 @@ class SimulatedControl(OcxControl):
         step_s: float = 1.0,
         latency_ms: int = 40,
         login_delay_ms: int = 50,
-        page_size: int = 100,
         limits: tuple[tuple[int, float], ...] = SIM_LIMITS,
         penalty_s: float = 17.0,
         server_gubun: str = ocx.MOCK_SERVER,
@@ -76,12 +81,10 @@ class SimulatedControl(OcxControl):
         self._clock = clock
         self._step_s = step_s
         self._last_step_at = clock()
-        self._page_size = page_size
         self._limits = limits
         self._penalty_s = penalty_s
         self._penalty_until = 0.0
         self._server_gubun = server_gubun
-        self._pages: dict[str, list[dict[str, str]]] = {}
         self._stamps: deque[float] = deque()
         #: Highest number of requests seen inside each limit's window (tests assert on it).
         self.max_in_window: dict[float, int] = {seconds: 0 for _, seconds in limits}
@@ -119,23 +122,17 @@ class SimulatedControl(OcxControl):
             return OP_ERR_SISE_OVERFLOW
         self._count(now)
         self.screens_seen.add(screen)
-        if prev_next == 2:
-            rows = self._pages.pop(rqname, [])
-        else:
-            error = self._check_inputs(inputs)
-            if error:
-                self.OnReceiveMsg.emit(screen, rqname, trcode, f"[505217] 입력값 오류입니다. ({error})")
-                return OP_ERR_RQ_STRING_FAIL
-            self._advance(now)
-            rows = self._rank(inputs)
-        page, rest = rows[: self._page_size], rows[self._page_size :]
-        if rest:
-            self._pages[rqname] = rest
+        error = self._check_inputs(inputs)
+        if error:
+            self.OnReceiveMsg.emit(screen, rqname, trcode, f"[505217] 입력값 오류입니다. ({error})")
+            return OP_ERR_RQ_STRING_FAIL
+        self._advance(now)
+        # One page per request, like opt10023's up-to-200-row answers (the universe is smaller than a page).
+        rows = self._rank(inputs)[:OPT10023_PAGE_ROWS]
         if self.faults.swallow > 0:
             self.faults.swallow -= 1
             return OP_ERR_NONE
-        self.answer_later(screen, rqname, trcode, page, prev_next="2" if rest else "0",
-                          message="[00Z310] 모의투자 조회가 완료되었습니다")
+        self.answer_later(screen, rqname, trcode, rows, message="[00Z310] 모의투자 조회가 완료되었습니다")
         return OP_ERR_NONE
 
     # --- faults and inspection ------------------------------------------------------------------

@@ -21,7 +21,7 @@ def make_ranking(feed: str = DEFAULT_FEED, n: int = 5, *, published_at_ms: int |
               surge_rate=38.04)
         for i in range(n)
     )
-    return c.Ranking(feed=feed, tr=c.OPT10023, params={"market": "001", "sort": "1"}, source="sim",
+    return c.Ranking(feed=feed, tr="opt10023", params={"market": "001", "sort": "1"}, source="sim",
                      requested_at_ms=now - 60, received_at_ms=now - 10, published_at_ms=now, rows=rows,
                      session="regular")
 
@@ -36,7 +36,7 @@ class Writer:
         self.ids: list[str] = []
 
     def register(self, feed: str = DEFAULT_FEED, interval_s: float = 1.0) -> None:
-        info = c.FeedInfo(feed=feed, title=f"{feed} title", tr=c.OPT10023, params={"market": "001"},
+        info = c.FeedInfo(feed=feed, title=f"{feed} title", tr="opt10023", params={"market": "001"},
                           interval_s=interval_s)
         self.client.hset(c.FEEDS_KEY, feed, info.encode())
 

@@ -1,0 +1,70 @@
+"""The Qt event loop behind :class:`publisher.loop.Loop`, for OCX sources (the control lives on the GUI thread)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from PyQt5.QtCore import QCoreApplication, QObject, QTimer, pyqtSignal
+
+
+class QtTimer:
+    def __init__(self, callback: Callable[[], None], interval_s: float, repeat: bool, parent: QObject) -> None:
+        self._owner = parent  # the loop owns the QTimer: keep it alive as long as its timers
+        self._timer = QTimer(parent)
+        self._timer.setSingleShot(not repeat)
+        self._timer.setInterval(_ms(interval_s))
+        self._timer.timeout.connect(callback)
+
+    def start(self, seconds: float | None = None) -> None:
+        if seconds is not None:
+            self._timer.setInterval(_ms(seconds))
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def is_active(self) -> bool:
+        return bool(self._timer.isActive())
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+class QtLoop(QObject):
+    """Timers are QTimers; calls from other threads are queued through a signal (Qt's AutoConnection)."""
+
+    _call = pyqtSignal(object, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._call.connect(self._run_call)
+
+    def timer(self, callback: Callable[[], None], *, interval_s: float = 0.0, repeat: bool = False) -> QtTimer:
+        return QtTimer(callback, interval_s, repeat, self)
+
+    def call_soon_threadsafe(self, callback: Callable[..., None], *args: Any) -> None:
+        self._call.emit(callback, args)
+
+    @staticmethod
+    def _run_call(callback: Callable[..., None], args: tuple[Any, ...]) -> None:
+        callback(*args)
+
+    def run(self) -> None:
+        app = QCoreApplication.instance()
+        if app is None:
+            raise RuntimeError("QtLoop.run() needs a QCoreApplication or QApplication")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.quit())
+        # Python runs signal handlers only between bytecodes; an idle Qt loop never yields to it without this.
+        pulse = self.timer(lambda: None, interval_s=0.2, repeat=True)
+        pulse.start()
+        app.exec_()
+        pulse.stop()
+
+    def quit(self) -> None:
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.call_soon_threadsafe(app.quit)

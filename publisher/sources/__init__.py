@@ -1,0 +1,47 @@
+"""Ranking sources by name, imported only when chosen (like encode/broadcaster's backends).
+
+Each :class:`~kiwoom_cache.contract.Source` maps to a factory, given as a dotted path so that choosing
+one never imports another's dependencies: Qt (and on Windows the ActiveX container) is imported by
+the OCX sources only. ``qt`` says which event loop the source needs (:mod:`publisher.loop`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from kiwoom_cache.contract import Source
+
+if TYPE_CHECKING:
+    from publisher.sources.base import RankingSource, SourceContext
+
+
+class SourceSpec(NamedTuple):
+    #: ``"package.module:function"`` building the source from a :class:`SourceContext`.
+    factory: str
+    #: True: needs a Qt event loop (an OCX control); False: runs on asyncio without Qt.
+    qt: bool
+
+
+REGISTRY: Final[Mapping[Source, SourceSpec]] = MappingProxyType({
+    Source.kiwoom: SourceSpec("publisher.sources.ocx:create_kiwoom", qt=True),
+    Source.sim: SourceSpec("publisher.sources.ocx:create_sim", qt=True),
+    Source.replay: SourceSpec("publisher.sources.ocx:create_replay", qt=True),
+})
+
+
+def spec_for(source: Source | str) -> SourceSpec:
+    try:
+        return REGISTRY[Source(source)]
+    except (KeyError, ValueError):
+        names = ", ".join(s.value for s in Source)
+        raise ValueError(f"unknown source {source!r}; expected one of {names}") from None
+
+
+def create_source(source: Source | str, context: SourceContext) -> RankingSource:
+    """Import the source's module and build it."""
+    module, _, name = spec_for(source).factory.partition(":")
+    factory: Callable[[SourceContext], RankingSource] = getattr(importlib.import_module(module), name)
+    return factory(context)
