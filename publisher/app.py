@@ -55,7 +55,7 @@ class Publisher:
                         "yearly notice", now.year)
         self.source = source
         feeds = settings.feeds
-        limiter = RateLimiter(with_margin(settings.tr_limits, settings.safety_margin))
+        limiter = RateLimiter(with_margin(settings.limits(), settings.safety_margin))
         self.poller = Poller(
             source, feeds, limiter, loop=loop, source_name=settings.source,
             request_timeout_s=settings.request_timeout_s, refusal_backoff_s=settings.refusal_backoff_s,

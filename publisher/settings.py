@@ -13,7 +13,7 @@ from kiwoom_cache import contract
 from kiwoom_cache.contract import FeedInfo, Source
 from kiwoom_cache.env import PUBLISHER_ENV_PREFIX, env_sources
 from kiwoom_cache.urls import mask_url
-from publisher.limiter import DEFAULT_SAFETY_MARGIN, KIWOOM_TR_LIMITS, with_margin
+from publisher.limiter import DEFAULT_SAFETY_MARGIN, with_margin
 from publisher.market_session import HolidayCalendar
 from publisher.sources.opt10023 import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS
 
@@ -81,13 +81,14 @@ class PublisherSettings(BaseSettings):
     history_maxlen: int = Field(contract.DEFAULT_HISTORY_MAXLEN, ge=1)
     heartbeat_s: float = Field(contract.DEFAULT_HEARTBEAT_S, gt=0)
     status_ttl_s: float = Field(contract.DEFAULT_STATUS_TTL_S, gt=0)
-    #: Published limits as [count, seconds] pairs; the limiter keeps ``safety_margin`` of each.
-    tr_limits: list[tuple[int, float]] = Field(default_factory=lambda: list(KIWOOM_TR_LIMITS))
+    #: Published limits as [count, seconds] pairs; the limiter keeps ``safety_margin`` of each. None: the source's
+    #: own (OCX: Kiwoom's 5/s plus the burst-penalty guide and ~1,000/h).
+    tr_limits: list[tuple[int, float]] | None = None
     safety_margin: float = Field(DEFAULT_SAFETY_MARGIN, gt=0, le=1)
     #: Kiwoom's penalty after a -200 refusal (17 s after one burst, per its guide).
     refusal_backoff_s: float = Field(17.0, ge=0)
     request_timeout_s: float = Field(10.0, gt=0)
-    #: Follow the KRX session (slow down or pause outside trading hours). Default: only for the real Kiwoom.
+    #: Follow the KRX session (slow down or pause outside trading hours). Default: only for Kiwoom's real data.
     respect_market_hours: bool | None = None
     #: Poll period outside pre-open/regular/closing auction; None pauses polling there.
     off_hours_interval_s: float | None = Field(None, ge=1.0)
@@ -128,14 +129,22 @@ class PublisherSettings(BaseSettings):
         return value
 
     def follows_market_hours(self) -> bool:
-        return self.source == Source.kiwoom if self.respect_market_hours is None else self.respect_market_hours
+        if self.respect_market_hours is None:
+            return self.source == Source.kiwoom  # real market data
+        return self.respect_market_hours
 
     def calendar(self) -> HolidayCalendar:
         return HolidayCalendar.default() if self.holidays is None else HolidayCalendar.from_iso(self.holidays)
 
     def sustainable_rate(self) -> float:
         """Requests per second the limiter allows in the long run."""
-        return min(w.limit / w.seconds for w in with_margin(self.tr_limits, self.safety_margin))
+        return min(w.limit / w.seconds for w in with_margin(self.limits(), self.safety_margin))
+
+    def limits(self) -> list[tuple[int, float]]:
+        """The request limits in force: ``tr_limits`` if set, else the source's published ones."""
+        from publisher.sources import spec_for  # noqa: PLC0415 - the registry imports nothing heavy
+
+        return list(self.tr_limits) if self.tr_limits is not None else list(spec_for(self.source).tr_limits)
 
     def demanded_rate(self) -> float:
         return sum(1.0 / f.interval_s for f in self.feeds)

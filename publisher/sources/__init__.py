@@ -2,7 +2,8 @@
 
 Each :class:`~kiwoom_cache.contract.Source` maps to a factory, given as a dotted path so that choosing
 one never imports another's dependencies: Qt (and on Windows the ActiveX container) is imported by
-the OCX sources only. ``qt`` says which event loop the source needs (:mod:`publisher.loop`).
+the OCX sources only. ``qt`` says which event loop the source needs (:mod:`publisher.loop`), ``tr_limits`` what
+Kiwoom allows it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from kiwoom_cache.contract import Source
+from publisher.limiter import KIWOOM_TR_LIMITS
 
 if TYPE_CHECKING:
     from publisher.sources.base import RankingSource, SourceContext
@@ -23,6 +25,9 @@ class SourceSpec(NamedTuple):
     factory: str
     #: True: needs a Qt event loop (an OCX control); False: runs on asyncio without Qt.
     qt: bool
+    #: Published request limits, (count, seconds) pairs, unless the settings give ``tr_limits``.
+    tr_limits: tuple[tuple[int, float], ...] = KIWOOM_TR_LIMITS
+
 
 
 REGISTRY: Final[Mapping[Source, SourceSpec]] = MappingProxyType({
