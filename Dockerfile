@@ -1,4 +1,4 @@
-# One image for the API replicas and the (simulated-source) publisher. The real Kiwoom publisher runs on a
+# One image for the API replicas and the publisher on the simulated or REST source. The OCX publisher runs on a
 # Windows desktop with 32-bit Python instead (see README), never in a container.
 FROM python:3.11-slim
 # Qt's offscreen platform (publisher, headless) links against these.
@@ -12,7 +12,7 @@ COPY publisher ./publisher
 COPY api ./api
 COPY stack ./stack
 COPY deploy ./deploy
-RUN pip install --no-cache-dir ".[publisher,api]"
+RUN pip install --no-cache-dir ".[publisher,api,rest]"
 ENV QT_QPA_PLATFORM=offscreen \
     PYTHONUNBUFFERED=1 \
     KIWOOM_API_HOST=0.0.0.0 \

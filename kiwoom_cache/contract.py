@@ -56,6 +56,7 @@ class Source(StrEnum):
     sim = "sim"
     #: A recording played back through the replay control.
     replay = "replay"
+    rest = "rest"  #: Kiwoom's REST API (ka10023), no Windows needed.
 
 
 SOURCES: Final = tuple(s.value for s in Source)

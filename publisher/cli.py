@@ -67,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kiwoom-publisher: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per REST call is noise
     if responses is not None:
         log.info("replaying %d TR answers from %s (%s) at %gx", len(responses), args.recording,
                  header.get("note", header.get("source")), args.speed)

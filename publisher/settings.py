@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,15 @@ from publisher.market_session import HolidayCalendar
 from publisher.sources.opt10023 import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS
 
 log = logging.getLogger(__name__)
+
+
+class RestMode(StrEnum):
+    """Kiwoom's REST domains; app keys are issued for one of them."""
+
+    #: api.kiwoom.com, real accounts.
+    real = "real"
+    #: mockapi.kiwoom.com, 모의투자 (KRX only).
+    mock = "mock"
 
 
 class FeedSettings(BaseModel):
@@ -82,7 +92,7 @@ class PublisherSettings(BaseSettings):
     heartbeat_s: float = Field(contract.DEFAULT_HEARTBEAT_S, gt=0)
     status_ttl_s: float = Field(contract.DEFAULT_STATUS_TTL_S, gt=0)
     #: Published limits as [count, seconds] pairs; the limiter keeps ``safety_margin`` of each. None: the source's
-    #: own (OCX: Kiwoom's 5/s plus the burst-penalty guide and ~1,000/h).
+    #: own (OCX: Kiwoom's 5/s plus the burst-penalty guide and ~1,000/h; REST: 5/s).
     tr_limits: list[tuple[int, float]] | None = None
     safety_margin: float = Field(DEFAULT_SAFETY_MARGIN, gt=0, le=1)
     #: Kiwoom's penalty after a -200 refusal (17 s after one burst, per its guide).
@@ -103,6 +113,15 @@ class PublisherSettings(BaseSettings):
     sim_seed: int | None = 1
     #: Simulated minutes per real second in the simulated market.
     sim_step_s: float = Field(1.0, gt=0)
+    #: REST source: Kiwoom's real or mock (모의투자) domain. The app key and secret come from the environment only.
+    rest_mode: RestMode = RestMode.real
+    #: REST source: another base URL instead of the domain (the fake server, ``python -m publisher.sources.rest_fake``).
+    rest_base_url: str | None = None
+    #: REST source: continuation pages merged into one ranking at most.
+    rest_max_pages: int = Field(5, ge=1, le=50)
+    rest_http_timeout_s: float = Field(5.0, gt=0)
+    #: REST source: retries after a timeout, a connection error or a 5xx answer (with backoff).
+    rest_retries: int = Field(2, ge=0, le=10)
     log_level: str = "INFO"
 
     @field_validator("feeds")
@@ -130,7 +149,7 @@ class PublisherSettings(BaseSettings):
 
     def follows_market_hours(self) -> bool:
         if self.respect_market_hours is None:
-            return self.source == Source.kiwoom  # real market data
+            return self.source in (Source.kiwoom, Source.rest)  # real market data
         return self.respect_market_hours
 
     def calendar(self) -> HolidayCalendar:

@@ -20,7 +20,8 @@ from PyQt5.QtCore import QObject
 
 from publisher.controls import ocx
 from publisher.controls.base import OcxControl
-from publisher.controls.sim_market import Quote, SimMarket, limit_prices
+from publisher.controls.sim_market import Quote, SimMarket
+from publisher.controls.sim_ranking import direction, rank
 from publisher.kiwoom_errors import (
     OP_ERR_NONE,
     OP_ERR_RQ_STRING_FAIL,
@@ -176,23 +177,13 @@ class SimulatedControl(OcxControl):
         return None
 
     def _rank(self, inputs: dict[str, str]) -> list[dict[str, str]]:
-        p = {name: inputs[kiwoom] for kiwoom, name in OPT10023_INPUTS}
-        quotes = self.market.quotes(p["market"], int(p["minutes"]), versus_previous_day=p["time_unit"] == "2")
-        floor = int(p["min_volume"]) * 1000
-        price_floor = {"0": 0, "2": 50000, "5": 10000, "6": 5000, "8": 1000, "9": 100000}[p["price_filter"]]
-        picked = [q for q in quotes if q.volume >= floor and q.price >= price_floor and q.surge > 0]
-        key = (lambda q: q.surge) if p["sort"] == "1" else (lambda q: q.surge_rate)
-        picked.sort(key=key, reverse=True)
-        return [self._format(q) for q in picked]
+        return [self._format(q) for q in rank(self.market, {name: inputs[kiwoom] for kiwoom, name in OPT10023_INPUTS})]
 
     def _format(self, q: Quote) -> dict[str, str]:
         """Kiwoom's raw strings: right-aligned in 20 columns, sign = direction vs. the previous close."""
         rng = self._rng
         change = q.change
-        limit_down, limit_up = limit_prices(q.prev_close)
-        sign = "1" if q.price >= limit_up else "4" if q.price <= limit_down else (
-            "2" if change > 0 else "5" if change < 0 else "3")
-        mark = "+" if change > 0 else "-" if change < 0 else ""
+        sign, mark = direction(q)
         rate = change / q.prev_close * 100
         price = f"{mark}{q.price}"
         prev_volume, volume = str(q.prev_volume), str(q.volume)

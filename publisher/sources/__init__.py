@@ -29,11 +29,15 @@ class SourceSpec(NamedTuple):
     tr_limits: tuple[tuple[int, float], ...] = KIWOOM_TR_LIMITS
 
 
+#: Kiwoom REST: 5 queries per second (docs/kiwoom-rest.md); the mock domain may allow fewer.
+REST_TR_LIMITS: Final[tuple[tuple[int, float], ...]] = ((5, 1.0),)
+
 
 REGISTRY: Final[Mapping[Source, SourceSpec]] = MappingProxyType({
     Source.kiwoom: SourceSpec("publisher.sources.ocx:create_kiwoom", qt=True),
     Source.sim: SourceSpec("publisher.sources.ocx:create_sim", qt=True),
     Source.replay: SourceSpec("publisher.sources.ocx:create_replay", qt=True),
+    Source.rest: SourceSpec("publisher.sources.rest:create", qt=False, tr_limits=REST_TR_LIMITS),
 })
 
 

@@ -1,0 +1,310 @@
+"""Kiwoom's REST API as a ranking source: ka10023 (거래량급증요청, opt10023's twin) over HTTPS, no Qt.
+
+* Login is an OAuth client-credentials token (``au10001``, ``POST /oauth2/token``) from the app key and
+  secret key in the environment only (:data:`APPKEY_ENV`, :data:`SECRETKEY_ENV`): they never enter the
+  settings, a log line or the status key. The token is issued again shortly before its ``expires_dt``,
+  and once more when Kiwoom calls it invalid (token codes, HTTP 401) before the request is given up.
+* A request is ``POST /api/dostk/rkinfo`` with ``api-id: ka10023``; continuation pages follow the
+  ``cont-yn``/``next-key`` headers and are merged into one answer, each page taking a slot from the shared
+  limiter first. Timeouts, connection errors and 5xx answers are retried with exponential backoff.
+* Answers become the same :class:`RawResponse` as the OCX's: ka10023's keys are renamed to opt10023's
+  item names once (:data:`REST_OUTPUTS`) and the one parser does the rest. ``return_code`` values become
+  the typed families of :mod:`publisher.sources.rest_codes` (1700 is a :class:`RateLimitError`).
+
+Runs on the asyncio loop (:mod:`publisher.aio_loop`) with ``httpx.AsyncClient``: nothing here blocks.
+The facts it relies on are in docs/kiwoom-rest.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import httpx
+
+from kiwoom_cache.clock import KST, now_ms
+from kiwoom_cache.errors import KiwoomCacheError
+from publisher.kiwoom_errors import ErrorInfo, SourceUnavailableError
+from publisher.limiter import RateLimiter
+from publisher.loop import Signal
+from publisher.settings import RestMode
+from publisher.sources.base import SourceContext
+from publisher.sources.opt10023 import OPT10023_OUTPUTS
+from publisher.sources.rest_codes import OK, RENEW_TOKEN_CODES, CredentialsError, TokenInvalidError, rest_error
+from publisher.tr import RawResponse, TrRequest
+
+log = logging.getLogger(__name__)
+
+APPKEY_ENV: Final = "KIWOOM_PUBLISHER_REST_APPKEY"
+SECRETKEY_ENV: Final = "KIWOOM_PUBLISHER_REST_SECRETKEY"
+#: Kiwoom's domains: real trading and 모의투자 (mock, KRX only).
+DOMAINS: Final[Mapping[RestMode, str]] = {
+    RestMode.real: "https://api.kiwoom.com", RestMode.mock: "https://mockapi.kiwoom.com",
+}
+TOKEN_PATH: Final = "/oauth2/token"
+TOKEN_API_ID: Final = "au10001"
+RANKING_PATH: Final = "/api/dostk/rkinfo"
+RANKING_API_ID: Final = "ka10023"
+#: ka10023's answer list.
+ROWS_KEY: Final = "trde_qty_sdnin"
+#: opt10023 input name -> ka10023 body key.
+REST_INPUTS: Final[Mapping[str, str]] = {
+    "시장구분": "mrkt_tp", "정렬구분": "sort_tp", "시간구분": "tm_tp", "거래량구분": "trde_qty_tp", "시간": "tm",
+    "종목조건": "stk_cnd", "가격구분": "pric_tp",
+}
+#: ka10023's extra input: 거래소구분 1 = KRX (2 NXT, 3 통합 append a venue suffix to codes).
+EXCHANGE_KEY: Final = "stex_tp"
+#: opt10023 output item -> ka10023 answer key: the REST source's one field mapping.
+REST_OUTPUTS: Final[Mapping[str, str]] = {
+    "종목코드": "stk_cd", "종목명": "stk_nm", "현재가": "cur_prc", "전일대비기호": "pred_pre_sig",
+    "전일대비": "pred_pre", "등락률": "flu_rt", "이전거래량": "prev_trde_qty", "현재거래량": "now_trde_qty",
+    "급증량": "sdnin_qty", "급증률": "sdnin_rt",
+}
+assert set(REST_OUTPUTS) == {item for item, _ in OPT10023_OUTPUTS}, "every opt10023 field has its ka10023 key"
+_JSON: Final = "application/json;charset=UTF-8"
+_HTTP_401: Final = ErrorInfo(401, "HTTP_UNAUTHORIZED", "인증 실패", "HTTP 401 Unauthorized")
+
+
+class RestSource:
+    """ka10023 over httpx on the running asyncio loop."""
+
+    def __init__(self, aio: asyncio.AbstractEventLoop, *, base_url: str, appkey: str, secretkey: str,
+                 account_mode: str, exchange: str = "1", max_pages: int = 5, http_timeout_s: float = 5.0,
+                 retries: int = 2) -> None:
+        if not appkey or not secretkey:
+            raise CredentialsError(8001, f"--source rest needs ${APPKEY_ENV} and ${SECRETKEY_ENV} in the environment")
+        self.loggedIn = Signal()
+        self.responseReceived = Signal()
+        self.requestFailed = Signal()
+        self.messageReceived = Signal()
+        self.base_url = base_url.rstrip("/")
+        self._credentials = {"grant_type": "client_credentials", "appkey": appkey, "secretkey": secretkey}
+        self._account_mode = account_mode
+        self._exchange = exchange
+        self._max_pages = max_pages
+        self._retries = retries
+        self._aio = aio
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=http_timeout_s)
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._login_task: asyncio.Task[None] | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: Tokens issued so far (tests and the status read it).
+        self.tokens_issued = 0
+
+    def __repr__(self) -> str:  # never the keys
+        return f"RestSource({self.base_url!r}, {self._account_mode})"
+
+    # --- session ---------------------------------------------------------------------------------
+
+    @property
+    def account_mode(self) -> str:
+        return self._account_mode
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    def is_connected(self) -> bool:
+        return self._token is not None
+
+    def login(self) -> None:
+        """Issue a token in the background; the result arrives as :attr:`loggedIn`."""
+        self._token = None
+        self._login_task = self._aio.create_task(self._login())
+
+    async def _login(self) -> None:
+        try:
+            await self._issue_token()
+        except KiwoomCacheError as error:
+            self.loggedIn.emit(error)
+            return
+        self.loggedIn.emit(None)
+
+    async def _issue_token(self) -> str:
+        context = f"{TOKEN_API_ID} {TOKEN_PATH}"
+        try:
+            response = await self._http.post(TOKEN_PATH, json=self._credentials,
+                                             headers={"api-id": TOKEN_API_ID, "Content-Type": _JSON})
+        except httpx.HTTPError as exc:
+            raise SourceUnavailableError(f"{context}: {type(exc).__name__}: {exc}") from exc
+        data = _json_object(response, context)
+        code = data.get("return_code", OK)
+        if code != OK:
+            raise rest_error(_int_code(code, context), str(data.get("return_msg", "")), context)
+        token, expires = data.get("token"), data.get("expires_dt")
+        if not isinstance(token, str) or not token or not isinstance(expires, str):
+            raise SourceUnavailableError(f"{context}: malformed token answer (no 'token'/'expires_dt')")
+        try:
+            expires_at = datetime.strptime(expires, "%Y%m%d%H%M%S").replace(tzinfo=KST).timestamp()
+        except ValueError as exc:
+            raise SourceUnavailableError(f"{context}: malformed expires_dt {expires!r}") from exc
+        now = time.time()
+        # Renew ahead of expiry: 5 minutes, or a fifth of a short lifetime.
+        self._renew_at = expires_at - min(300.0, max(0.0, expires_at - now) / 5)
+        self._token = token
+        self.tokens_issued += 1
+        log.info("Kiwoom REST token issued (%s domain), valid until %s KST", self._account_mode,
+                 datetime.fromtimestamp(expires_at, KST).strftime("%Y-%m-%d %H:%M:%S"))
+        return token
+
+    async def _valid_token(self) -> str:
+        if self._token is None or time.time() >= self._renew_at:
+            return await self._issue_token()
+        return self._token
+
+    def close(self) -> None:
+        for task in [*self._tasks.values(), *([self._login_task] if self._login_task else [])]:
+            task.cancel()
+        self._tasks.clear()
+        if self._aio.is_running():
+            self._aio.create_task(self._http.aclose())
+        elif not self._aio.is_closed():
+            self._aio.run_until_complete(self._http.aclose())
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def request(self, req: TrRequest, limiter: RateLimiter) -> None:
+        self._tasks[req.feed] = self._aio.create_task(self._fetch(req, limiter))
+
+    def forget(self, feed: str) -> None:
+        task = self._tasks.pop(feed, None)
+        if task is not None:
+            task.cancel()
+
+    def pending_feeds(self) -> Sequence[str]:
+        return list(self._tasks)
+
+    async def _fetch(self, req: TrRequest, limiter: RateLimiter) -> None:
+        requested_at = now_ms()
+        context = f"{RANKING_API_ID} {req.feed}"
+        body = {REST_INPUTS[name]: value for name, value in req.inputs}
+        body[EXCHANGE_KEY] = self._exchange
+        rows: list[dict[str, str]] = []
+        next_key: str | None = None
+        more = False
+        try:
+            for page in range(self._max_pages):
+                if page:
+                    await _pace(limiter)
+                data, more, next_key = await self._call(body, next_key, limiter, context)
+                items = data.get(ROWS_KEY)
+                if not isinstance(items, list):
+                    raise SourceUnavailableError(f"{context}: malformed answer: no '{ROWS_KEY}' list")
+                rows.extend(_opt10023_row(item) for item in items)
+                message = data.get("return_msg")
+                if page == 0 and isinstance(message, str) and message:
+                    self.messageReceived.emit(req.feed, message)
+                if not more:
+                    break
+            else:
+                log.warning("%s: more than %d pages; publishing the first %d rows", context, self._max_pages, len(rows))
+        except KiwoomCacheError as error:
+            self._tasks.pop(req.feed, None)
+            self.requestFailed.emit(req.feed, error)
+            return
+        self._tasks.pop(req.feed, None)
+        self.responseReceived.emit(RawResponse(
+            feed=req.feed, trcode=req.trcode, screen="", inputs=req.inputs, prev_next="2" if more else "0",
+            rows=tuple(rows), requested_at_ms=requested_at, received_at_ms=now_ms(),
+        ))
+
+    async def _call(self, body: dict[str, str], next_key: str | None, limiter: RateLimiter,
+                    context: str) -> tuple[dict[str, Any], bool, str | None]:
+        """One page: (answer, more pages?, next-key). Renews the token once; retries transport trouble."""
+        renewed = False
+        attempt = 0
+        while True:
+            token = await self._valid_token()
+            headers = {"api-id": RANKING_API_ID, "authorization": f"Bearer {token}", "Content-Type": _JSON}
+            if next_key is not None:
+                headers.update({"cont-yn": "Y", "next-key": next_key})
+            failure: str
+            try:
+                response = await self._http.post(RANKING_PATH, json=body, headers=headers)
+            except httpx.HTTPError as exc:
+                failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                if response.status_code == 401:
+                    if not renewed:
+                        renewed, self._token = True, None
+                        continue
+                    raise TokenInvalidError(401, f"{context}: HTTP 401 with a new token", _HTTP_401)
+                if response.status_code < 500:
+                    data = _json_object(response, context)
+                    code = _int_code(data.get("return_code", OK), context)
+                    if code == OK:
+                        more = response.headers.get("cont-yn", "N").upper() == "Y"
+                        key = response.headers.get("next-key") or None
+                        if more and key is None:
+                            raise SourceUnavailableError(f"{context}: cont-yn Y without a next-key")
+                        return data, more, key
+                    if code in RENEW_TOKEN_CODES and not renewed:
+                        renewed, self._token = True, None
+                        continue
+                    raise rest_error(code, str(data.get("return_msg", "")), context)
+                failure = f"HTTP {response.status_code}"
+            if attempt >= self._retries:
+                raise SourceUnavailableError(f"{context}: {failure} (after {attempt + 1} attempts)")
+            delay = min(4.0, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0)
+            attempt += 1
+            log.warning("%s: %s; retrying in %.2fs", context, failure, delay)
+            await asyncio.sleep(delay)
+            await _pace(limiter)
+
+
+async def _pace(limiter: RateLimiter) -> None:
+    """Wait for a slot of the shared limiter (continuation pages and retries are requests too)."""
+    while (wait := limiter.try_acquire()) > 0:
+        await asyncio.sleep(wait)
+
+
+def _json_object(response: httpx.Response, context: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise SourceUnavailableError(f"{context}: malformed answer (HTTP {response.status_code}, not JSON)") from exc
+    if not isinstance(data, dict):
+        raise SourceUnavailableError(f"{context}: malformed answer (a JSON {type(data).__name__}, not an object)")
+    return data
+
+
+def _int_code(value: object, context: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).lstrip("-").isdigit():
+        raise SourceUnavailableError(f"{context}: malformed return_code {value!r}")
+    return int(value)
+
+
+def _opt10023_row(item: object) -> dict[str, str]:
+    """ka10023 keys renamed to opt10023 items; values untouched (numbers as Kiwoom's strings). A missing or
+    non-scalar value is left out, so the parser reports the row as dropped instead of guessing."""
+    if not isinstance(item, dict):
+        return {}
+    row: dict[str, str] = {}
+    for kiwoom, key in REST_OUTPUTS.items():
+        value = item.get(key)
+        if isinstance(value, str):
+            row[kiwoom] = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            row[kiwoom] = str(value)
+    return row
+
+
+def create(context: SourceContext) -> RestSource:
+    """The REST source from the settings; the keys come from the environment only."""
+    from publisher.aio_loop import AsyncioLoop  # noqa: PLC0415
+
+    if not isinstance(context.loop, AsyncioLoop):
+        raise TypeError("the REST source runs on an AsyncioLoop")
+    s = context.settings
+    return RestSource(
+        context.loop.aio, base_url=s.rest_base_url or DOMAINS[s.rest_mode], appkey=os.environ.get(APPKEY_ENV, ""),
+        secretkey=os.environ.get(SECRETKEY_ENV, ""), account_mode=s.rest_mode.value, max_pages=s.rest_max_pages,
+        http_timeout_s=s.rest_http_timeout_s, retries=s.rest_retries,
+    )

@@ -1,0 +1,288 @@
+"""A fake Kiwoom REST server for tests and the demo: simulated data, never real market data.
+
+A small ASGI app (no framework) answering the two calls the REST source makes, in the documented shapes
+(docs/kiwoom-rest.md): ``POST /oauth2/token`` (``au10001``) and ``POST /api/dostk/rkinfo`` (``ka10023``),
+with the ``api-id``/``authorization``/``Content-Type`` request headers, ``cont-yn``/``next-key``
+continuation, tokens that expire at ``expires_dt``, ``return_code`` 1700 when more than ``limits`` requests
+arrive, and faults on demand (:class:`RestFaults`: refusals, malformed bodies, 5xx, 401, slow answers).
+Rankings come from the same seeded market model as the simulated OCX control.
+
+Run it (needs uvicorn, from the ``api`` extra)::
+
+    python -m publisher.sources.rest_fake --port 8090     # keys from $KIWOOM_PUBLISHER_REST_APPKEY/SECRETKEY
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from kiwoom_cache.clock import KST
+from publisher.controls.sim_market import Quote, SimMarket
+from publisher.controls.sim_ranking import direction, rank
+from publisher.sources.opt10023 import OPT10023_CHOICES, OPT10023_INPUTS
+from publisher.sources.rest import (
+    APPKEY_ENV,
+    RANKING_API_ID,
+    RANKING_PATH,
+    REST_INPUTS,
+    ROWS_KEY,
+    SECRETKEY_ENV,
+    TOKEN_API_ID,
+    TOKEN_PATH,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+NOTE: Final = "simulated data from kiwoom-cache's fake Kiwoom REST server, not real market data"
+OK_MSG: Final = "정상적으로 처리되었습니다"
+#: ka10023 body key -> parameter name in our documents.
+_PARAMS: Final = {REST_INPUTS[kiwoom]: name for kiwoom, name in OPT10023_INPUTS}
+
+
+@dataclass(slots=True)
+class RestFaults:
+    """Knobs a test turns; counters decrement as the faults fire (ka10023 calls only)."""
+
+    #: Answer this many requests with return_code 1700.
+    refuse: int = 0
+    #: Next answers' bodies: "not-json", "array", "no-list", "bad-code", "bad-row", "cont-without-key".
+    malformed: deque[str] = field(default_factory=deque)
+    #: Answer this many requests with HTTP 500.
+    server_errors: int = 0
+    #: Answer this many requests with HTTP 401 whatever the token.
+    unauthorized: int = 0
+    #: Hold each answer this long (a slow server).
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SeenRequest:
+    path: str
+    headers: Mapping[str, str]
+    body: Any
+
+
+class FakeKiwoomRest:
+    def __init__(self, appkey: str, secretkey: str, *, seed: int | None = 0, page_size: int = 20,
+                 token_ttl_s: float = 86400.0, limits: tuple[tuple[int, float], ...] = ((5, 1.0),),
+                 step_s: float = 1.0, quotes: Callable[[Mapping[str, str]], list[Quote]] | None = None) -> None:
+        self._keys = (appkey, secretkey)
+        self.market = SimMarket(seed)
+        self.faults = RestFaults()
+        self.page_size = page_size
+        self.token_ttl_s = token_ttl_s
+        self.limits = limits
+        self._step_s = step_s
+        self._last_step = time.monotonic()
+        #: Replaces the market model: quotes for a query (tests feeding exact numbers).
+        self._quotes = quotes
+        self._tokens: dict[str, float] = {}
+        self._pages: dict[str, list[dict[str, str]]] = {}
+        self._stamps: deque[float] = deque()
+        self._lock = threading.Lock()
+        #: Every request, in order (tests read headers and bodies).
+        self.seen: list[SeenRequest] = []
+        self.tokens_issued = 0
+        self.refused = 0
+        self.served = 0
+        #: Requests refused for an expired token (8005).
+        self.expired = 0
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far is expired from now on (return_code 8005)."""
+        with self._lock:
+            self._tokens = dict.fromkeys(self._tokens, 0.0)
+
+    # --- ASGI ------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        raw = b""
+        more = True
+        while more:
+            message = await receive()
+            raw += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.faults.delay_s:
+            await asyncio.sleep(self.faults.delay_s)
+        with self._lock:
+            status, payload, extra = self._handle(scope["method"], scope["path"], headers, raw)
+        body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
+        out_headers = [(b"content-type", b"application/json;charset=UTF-8"), *extra]
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k, v.encode()) if isinstance(v, str) else (k, v) for k, v in out_headers]})
+        await send({"type": "http.response.body", "body": body})
+
+    # --- the two calls ---------------------------------------------------------------------------
+
+    def _handle(self, method: str, path: str, headers: Mapping[str, str],
+                raw: bytes) -> tuple[int, Any, list[tuple[bytes, str]]]:
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self.seen.append(SeenRequest(path, dict(headers), body))
+        if method != "POST":
+            return 405, {"return_code": 1501, "return_msg": "POST only"}, []
+        if not headers.get("content-type", "").startswith("application/json") or not isinstance(body, dict):
+            return 200, _error(1501, "[fake] 요청 본문은 JSON 객체여야 합니다 (Content-Type: application/json)"), []
+        if path == TOKEN_PATH:
+            return self._token(headers, body)
+        if path == RANKING_PATH:
+            return self._ranking(headers, body)
+        return 404, _error(1501, f"[fake] unknown path {path}"), []
+
+    def _token(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> tuple[int, Any, list[Any]]:
+        if headers.get("api-id") != TOKEN_API_ID:
+            return 200, _error(1504, f"[fake] api-id must be {TOKEN_API_ID}"), []
+        if body.get("grant_type") != "client_credentials":
+            return 200, _error(1501, "[fake] grant_type must be client_credentials"), []
+        if (body.get("appkey"), body.get("secretkey")) != self._keys:
+            return 200, _error(8001, "[fake] 앱키 또는 시크릿키가 올바르지 않습니다"), []
+        token = secrets.token_urlsafe(24)
+        expires = time.time() + self.token_ttl_s
+        self._tokens[token] = expires
+        self.tokens_issued += 1
+        return 200, {"expires_dt": datetime.fromtimestamp(expires, KST).strftime("%Y%m%d%H%M%S"),
+                     "token_type": "bearer", "token": token, "return_code": 0, "return_msg": OK_MSG}, []
+
+    def _ranking(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> tuple[int, Any, list[Any]]:
+        if headers.get("api-id") != RANKING_API_ID:
+            return 200, _error(1504, f"[fake] api-id must be {RANKING_API_ID} for {RANKING_PATH}"), []
+        faults = self.faults
+        if faults.unauthorized:
+            faults.unauthorized -= 1
+            return 401, _error(8003, "[fake] unauthorized"), []
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        expires = self._tokens.get(token)
+        if scheme.lower() != "bearer" or expires is None:
+            return 401, _error(8003, "[fake] 유효하지 않은 토큰입니다"), []
+        if time.time() >= expires:
+            self.expired += 1
+            return 200, _error(8005, "[fake] Token이 유효하지 않습니다 (만료)"), []
+        if faults.server_errors:
+            faults.server_errors -= 1
+            return 500, b"<html>internal error</html>", []
+        now = time.monotonic()
+        if faults.refuse or any(sum(1 for t in self._stamps if t > now - s) >= n for n, s in self.limits):
+            faults.refuse = max(0, faults.refuse - 1)
+            self.refused += 1
+            return 200, _error(1700, "허용된 요청 개수를 초과하였습니다"), []
+        self._stamps.append(now)
+        while self._stamps and self._stamps[0] <= now - max(s for _, s in self.limits):
+            self._stamps.popleft()
+        if faults.malformed:
+            return self._malformed(faults.malformed.popleft())
+        if headers.get("cont-yn") == "Y":
+            rows = self._pages.pop(headers.get("next-key", ""), None)
+            if rows is None:
+                return 200, _error(1501, "[fake] unknown next-key"), []
+        else:
+            params = {}
+            for key, name in _PARAMS.items():
+                value = body.get(key)
+                choices = OPT10023_CHOICES.get(name)
+                if not isinstance(value, str) or (choices is not None and value not in choices) or (
+                        choices is None and not value.isdigit()):
+                    return 200, _error(1501, f"[fake] 입력값 오류: {key}={value!r}"), []
+                params[name] = value
+            rows = [rest_row(q) for q in self._ranked(params)]
+        page, rest = rows[: self.page_size], rows[self.page_size :]
+        extra: list[tuple[bytes, str]] = [(b"api-id", RANKING_API_ID), (b"cont-yn", "Y" if rest else "N")]
+        if rest:
+            key = secrets.token_hex(8)
+            self._pages[key] = rest
+            extra.append((b"next-key", key))
+        self.served += 1
+        return 200, {ROWS_KEY: page, "return_code": 0, "return_msg": OK_MSG}, extra
+
+    def _ranked(self, params: Mapping[str, str]) -> list[Quote]:
+        if self._quotes is not None:
+            return self._quotes(params)
+        steps = int((time.monotonic() - self._last_step) / self._step_s)
+        if steps > 0:
+            self.market.advance(min(steps, 60))
+            self._last_step += steps * self._step_s
+        return rank(self.market, params)
+
+    def _malformed(self, kind: str) -> tuple[int, Any, list[Any]]:
+        ok = {"return_code": 0, "return_msg": OK_MSG}
+        if kind == "not-json":
+            return 200, b'{"trde_qty_sdnin": [', []
+        if kind == "array":
+            return 200, [], []
+        if kind == "no-list":
+            return 200, {**ok, ROWS_KEY: "none"}, []
+        if kind == "bad-code":
+            return 200, {ROWS_KEY: [], "return_code": "zero"}, []
+        if kind == "bad-row":
+            good = rest_row(rank(self.market, _ALL)[0])
+            return 200, {**ok, ROWS_KEY: [{**good, "cur_prc": "12a4"}, good, "not a row", {**good, "stk_nm": None}]}, []
+        if kind == "cont-without-key":
+            return 200, {**ok, ROWS_KEY: []}, [(b"cont-yn", "Y")]
+        raise ValueError(f"unknown malformed kind {kind!r}")
+
+
+_ALL: Final = {"market": "000", "sort": "1", "time_unit": "1", "min_volume": "5", "minutes": "5",
+               "stock_filter": "0", "price_filter": "0"}
+
+
+def _error(code: int, message: str) -> dict[str, Any]:
+    return {"return_code": code, "return_msg": message}
+
+
+def rest_row(q: Quote) -> dict[str, str]:
+    """One ka10023 row: Kiwoom's strings, unpadded, ``+``/``-`` = direction versus the previous close."""
+    sign, mark = direction(q)
+    return {
+        "stk_cd": q.code, "stk_nm": q.name, "cur_prc": f"{mark}{q.price}", "pred_pre_sig": sign,
+        "pred_pre": f"{mark}{abs(q.change)}", "flu_rt": f"{mark}{abs(q.change / q.prev_close * 100):.2f}",
+        "prev_trde_qty": str(q.prev_volume), "now_trde_qty": str(q.volume), "sdnin_qty": f"+{q.surge}",
+        "sdnin_rt": f"+{q.surge_rate:.2f}",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fake Kiwoom REST server (" + NOTE + ")")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--page-size", type=int, default=20)
+    args = parser.parse_args(argv)
+    appkey, secretkey = os.environ.get(APPKEY_ENV), os.environ.get(SECRETKEY_ENV)
+    if not appkey or not secretkey:
+        parser.error(f"set {APPKEY_ENV} and {SECRETKEY_ENV}: the keys the fake server accepts")
+    import uvicorn  # noqa: PLC0415 - only when run as a server
+
+    print(f"fake Kiwoom REST server on http://{args.host}:{args.port} — {NOTE}", flush=True)
+    uvicorn.run(FakeKiwoomRest(appkey, secretkey, seed=args.seed, page_size=args.page_size), host=args.host,
+                port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
