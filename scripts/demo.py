@@ -38,13 +38,16 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--pace", choices=("demo", "kiwoom"), default="demo",
                         help="demo: each feed every 2 s; kiwoom: Kiwoom's real limits (every 10 s)")
+    parser.add_argument("--source", choices=("sim", "rest"), default="sim",
+                        help="sim: the simulated OCX control; rest: the REST source against a fake Kiwoom REST server "
+                             "(both simulated data)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".demo", help="logs and Redis data (default .demo)")
     parser.add_argument("--duration", type=float, help="stop after S seconds (used by the tests)")
     args = parser.parse_args()
 
     data = args.data_dir.resolve()
     stack = Stack(data, replicas=args.replicas, pace=args.pace, redis_port=pick(args.redis_port),
-                  lb_port=pick(args.port))
+                  lb_port=pick(args.port), source=args.source)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -58,16 +61,20 @@ def main() -> int:
         cli = "redis-cli" + ("" if stack.redis.port == 6379 else f" -p {stack.redis.port}")
         if stack.users is not None:  # Redis has users (deploy/redis-users.acl): the operator is kiwoom-admin
             cli += f" --user kiwoom-admin --pass {stack.users.passwords[Role.ADMIN]} --no-auth-warning"
+        source_line = ("simulated Kiwoom data" if stack.source == "sim" else
+                       "REST source against a FAKE Kiwoom REST server: simulated data")
+        fake_line = (f"\n  Fake REST  {stack.fake_rest_url}   (log {data / 'fake-kiwoom-rest.log'})"
+                     if stack.fake_rest_url else "")
         replicas = "\n".join(f"  {r.name:10} {r.url}   (log {data / (r.name + '.log')})" for r in stack.replicas)
         print(f"""
-kiwoom-cache demo running — simulated Kiwoom data, not real market data. Ctrl-C stops everything.
+kiwoom-cache demo running — {source_line}, not real market data. Ctrl-C stops everything.
 
   Dashboard  {stack.url}/
   API docs   {stack.url}/docs
   Balancer   {stack.url}   ({stack.balancer})
 {replicas}
   Redis      {mask_url(stack.redis_url)}   (data in {data / 'redis'}; users and passwords in {data / 'redis-users'})
-  Publisher  log {data / 'publisher.log'}
+  Publisher  log {data / 'publisher.log'}{fake_line}
 
 Try:
   curl -s {stack.url}/v1/feeds

@@ -1,5 +1,8 @@
 """The whole system on one machine: Redis, the publisher (simulated Kiwoom), N API replicas, a balancer.
 
+With ``source="rest"`` the publisher runs the REST source against the fake Kiwoom REST server (also a child
+process; simulated data, the same market model), to show the Linux path without a Kiwoom app key.
+
 Used by ``scripts/demo.py`` and by the end-to-end tests. Every part is a child process with its log in
 the data dir; :meth:`Stack.stop` stops them all (SIGTERM, then SIGKILL), so nothing is orphaned.
 """
@@ -7,6 +10,7 @@ the data dir; :meth:`Stack.stop` stops them all (SIGTERM, then SIGKILL), so noth
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -76,14 +80,34 @@ class Replica:
         terminate(self.proc)
 
 
+def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"port {port}: process exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+#: Keys the fake Kiwoom REST server accepts in the demo (it is not Kiwoom; these open nothing).
+DEMO_REST_KEYS = {"KIWOOM_PUBLISHER_REST_APPKEY": "demo-appkey", "KIWOOM_PUBLISHER_REST_SECRETKEY": "demo-secretkey"}
+
+
 class Stack:
     def __init__(self, data_dir: str | Path, *, replicas: int = 2, pace: Literal["kiwoom", "demo", "fast"] = "demo",
                  balancer: Literal["auto", "nginx", "python"] = "auto", redis_port: int | None = None,
                  lb_port: int | None = None, persist: bool = True, redis_users: bool = True,
-                 api_env: dict[str, str] | None = None) -> None:
+                 api_env: dict[str, str] | None = None, source: Literal["sim", "rest"] = "sim") -> None:
         self.data = Path(data_dir)
         self.data.mkdir(parents=True, exist_ok=True)
         self.pace = pace
+        self.source = source
+        self.fake_rest: subprocess.Popen[bytes] | None = None
+        self.fake_rest_url: str | None = None
         self._want_balancer = balancer
         #: Least-privilege Redis users (deploy/redis-users.acl), passwords generated once into the data dir.
         self.users: RedisUsers | None = prepare(self.data / "redis-users") if redis_users else None
@@ -121,8 +145,9 @@ class Stack:
             config = self.data / "publisher.toml"
             feeds = "".join(f'\n[[feeds]]\nfeed = "{f}"\ntitle = "{t}"\nmarket = "{m}"\nsort = "{s}"\n'
                             f"interval_s = {_INTERVAL[self.pace]}\n" for f, t, m, s in _FEEDS)
-            config.write_text(PACES[self.pace] + feeds, encoding="utf-8")
-            self.publisher = self._spawn("publisher", [sys.executable, "-m", "publisher", "--source", "sim",
+            extra = self._start_fake_rest() if self.source == "rest" else ""
+            config.write_text(PACES[self.pace] + extra + feeds, encoding="utf-8")
+            self.publisher = self._spawn("publisher", [sys.executable, "-m", "publisher", "--source", self.source,
                                                        "--headless", "--config", str(config)])
             for replica in self.replicas:
                 replica.start()
@@ -132,6 +157,17 @@ class Stack:
             self.stop()
             raise
         return self
+
+    def _start_fake_rest(self) -> str:
+        """Start the fake Kiwoom REST server; the publisher settings that point the REST source at it."""
+        port = free_port()
+        self._env.update(DEMO_REST_KEYS)
+        self.fake_rest = self._spawn("fake-kiwoom-rest", [sys.executable, "-m", "publisher.sources.rest_fake",
+                                                          "--port", str(port)])
+        _wait_port(port, 30, self.fake_rest)
+        self.fake_rest_url = f"http://127.0.0.1:{port}"
+        # The fake market never closes, like the simulated one.
+        return f'rest_base_url = "{self.fake_rest_url}"\nrespect_market_hours = false\n'
 
     def _start_balancer(self) -> None:
         ports = [r.port for r in self.replicas]
@@ -147,7 +183,8 @@ class Stack:
 
     def dead(self) -> list[str]:
         """Names of parts that exited on their own (the demo watches this)."""
-        parts = [("publisher", self.publisher), ("balancer", self._balancer), ("redis", self.redis.proc)]
+        parts = [("publisher", self.publisher), ("balancer", self._balancer), ("redis", self.redis.proc),
+                 ("fake-kiwoom-rest", self.fake_rest)]
         return [name for name, proc in parts if proc is not None and proc.poll() is not None]
 
     def stop(self) -> None:
@@ -155,6 +192,7 @@ class Stack:
         for replica in self.replicas:
             replica.stop()
         terminate(self.publisher)
+        terminate(self.fake_rest)
         self.redis.stop()
 
     def __enter__(self) -> Stack:
