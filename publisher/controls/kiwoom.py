@@ -1,9 +1,9 @@
 """The real OpenAPI+ control: ``QAxWidget("KHOPENAPI.KHOpenAPICtrl.1")``, Windows only.
 
-Imported lazily by the CLI, so Linux never needs QAxContainer. The control must be created on the GUI
-thread of a ``QApplication`` (not a QCoreApplication) in 32-bit Python, with Kiwoom's OpenAPI+ installed
-and registered; its ``dynamicCall`` and signals are exactly what :class:`publisher.client.KiwoomClient`
-uses with the simulated control.
+Imported lazily by the kiwoom source factory (publisher/sources/ocx.py), so Linux never needs QAxContainer.
+The control must be created on the GUI thread of a ``QApplication`` (not a QCoreApplication) in 32-bit
+Python, with Kiwoom's OpenAPI+ installed and registered; its ``dynamicCall`` and signals are exactly what
+:class:`publisher.sources.ocx.OcxSource` uses with the simulated control.
 """
 
 from __future__ import annotations
