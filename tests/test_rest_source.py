@@ -37,9 +37,9 @@ ALL = FeedSettings(feed="all-surge", market="000")
 class Client:
     """Drives one RestSource the way the poller does, and collects what it says."""
 
-    def __init__(self, url: str, **kw: object) -> None:
-        self.source = RestSource(asyncio.get_running_loop(), base_url=url, appkey=kw.pop("appkey", APPKEY),  # type: ignore[arg-type]
-                                 secretkey=SECRETKEY, account_mode="mock", **kw)  # type: ignore[arg-type]
+    def __init__(self, url: str, *, appkey: str = APPKEY, **kw: float) -> None:
+        self.source = RestSource(asyncio.get_running_loop(), base_url=url, appkey=appkey, secretkey=SECRETKEY,
+                                 account_mode="mock", **kw)  # type: ignore[arg-type]
         self.logins: list[KiwoomCacheError | None] = []
         self.answers: list[RawResponse] = []
         self.failures: list[KiwoomCacheError] = []
@@ -49,12 +49,14 @@ class Client:
         self.limiter = RateLimiter([Window(1000, 1.0)])
 
     async def login(self) -> KiwoomCacheError | None:
+        """Start a login and wait for its result."""
         self.source.login()
         await async_wait_until(lambda: self.logins, 10, "a login result")
         return self.logins[-1]
 
 
 async def last(client: Client, feed: FeedSettings = ALL) -> RawResponse | KiwoomCacheError:
+    """Send one request for ``feed`` and wait for its answer or its failure."""
     answers, failures = len(client.answers), len(client.failures)
     client.source.request(TrRequest(feed=feed.feed, trcode=OPT10023, inputs=feed.inputs()), client.limiter)
     await async_wait_until(lambda: len(client.answers) > answers or len(client.failures) > failures, 15, "an answer")
