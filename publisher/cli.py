@@ -6,6 +6,7 @@ Examples::
     kiwoom-publisher --source sim --headless --redis-url redis://127.0.0.1:6379/0
     kiwoom-publisher --source sim --record day.jsonl --duration 600
     kiwoom-publisher --source replay day.jsonl --speed 5
+    kiwoom-publisher --source rest      # Kiwoom's REST API; keys in $KIWOOM_PUBLISHER_REST_APPKEY/_SECRETKEY
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ class ControlUnavailableError(KiwoomCacheError, RuntimeError):
 def create_control() -> Control:
     if sys.platform != "win32":
         raise ControlUnavailableError(
-            "--source kiwoom needs Windows with Kiwoom OpenAPI+ installed; on this machine use --source sim "
-            "or --source replay FILE")
+            "--source kiwoom needs Windows with Kiwoom OpenAPI+ installed; on this machine use --source rest "
+            "(Kiwoom's REST API), --source sim or --source replay FILE")
     if sys.maxsize > 2**32:
         raise ControlUnavailableError(
             "Kiwoom's OpenAPI+ OCX is 32-bit: run the publisher with a 32-bit (win32) Python 3.11")
