@@ -117,6 +117,8 @@ class RestSource:
     def login(self) -> None:
         """Issue a token in the background; the result arrives as :attr:`loggedIn`."""
         self._token = None
+        if self._login_task is not None:
+            self._login_task.cancel()  # a newer login supersedes one still waiting for its token
         self._login_task = self._aio.create_task(self._login())
 
     async def _login(self) -> None:
