@@ -66,6 +66,29 @@ async def test_rest_publisher_writes_the_contract_and_backs_off_on_1700(
         assert secret not in caplog.text and secret.encode() not in everything
 
 
+async def test_a_token_that_stays_invalid_degrades_then_logs_in_again(
+        redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(APPKEY_ENV, APPKEY)
+    monkeypatch.setenv(SECRETKEY_ENV, SECRETKEY)
+    with serve(seed=4, page_size=50) as (server, url):
+        settings = load_settings(redis_url=redis_url, source="rest", rest_base_url=url, feeds=FEEDS[:1],
+                                 heartbeat_s=0.3, status_ttl_s=2.0, respect_market_hours=False)
+        loop = AsyncioLoop(asyncio.get_running_loop())
+        publisher = Publisher(settings, create_source(settings.source, SourceContext(settings, loop)), loop)
+        states: list[str] = []
+        publisher.stateChanged.connect(states.append)
+        publisher.start()
+        await async_wait_until(lambda: count(redis_client, "kospi-surge") >= 1, 20, "a first ranking")
+        server.faults.unauthorized = 2  # 401, a new token, 401 again: the session is gone
+        await async_wait_until(lambda: "degraded" in states, 20, "the degraded state")
+        before = count(redis_client, "kospi-surge")
+        await async_wait_until(lambda: publisher.state == "running" and count(redis_client, "kospi-surge") > before,
+                               20, "a new login and a new ranking")
+        publisher.stop()
+    assert server.tokens_issued >= 3, "first login, the retry's token, the new login"
+    assert any("REST_TOKEN_INVALID" in t or "HTTP_UNAUTHORIZED" in t for _, t in publisher.recent_errors)
+
+
 # Runs the CLI with PyQt5 made unimportable: the REST publisher must not need it.
 WITHOUT_QT = textwrap.dedent("""
     import sys
