@@ -119,6 +119,18 @@ async def test_token_is_renewed_before_expires_dt(fake) -> None:
     client.source.close()
 
 
+async def test_expires_dt_in_the_past_does_not_reissue_on_every_call(fake, caplog) -> None:
+    server, url = fake
+    server.faults.expires_dt_skew_s = -86400.0
+    client = Client(url)
+    await client.login()
+    for _ in range(3):
+        assert isinstance(await last(client), RawResponse)
+    assert server.tokens_issued == 1
+    assert "renewing on token errors only" in caplog.text
+    client.source.close()
+
+
 async def test_http_401_renews_once_then_gives_up_as_a_closed_session(fake) -> None:
     server, url = fake
     client = Client(url)

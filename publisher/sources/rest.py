@@ -137,9 +137,9 @@ class RestSource:
         except httpx.HTTPError as exc:
             raise SourceUnavailableError(f"{context}: {type(exc).__name__}: {exc}") from exc
         data = _json_object(response, context)
-        code = data.get("return_code", OK)
+        code = _int_code(data.get("return_code", OK), context)
         if code != OK:
-            raise rest_error(_int_code(code, context), str(data.get("return_msg", "")), context)
+            raise rest_error(code, str(data.get("return_msg", "")), context)
         token, expires = data.get("token"), data.get("expires_dt")
         if not isinstance(token, str) or not token or not isinstance(expires, str):
             raise SourceUnavailableError(f"{context}: malformed token answer (no 'token'/'expires_dt')")
@@ -148,8 +148,12 @@ class RestSource:
         except ValueError as exc:
             raise SourceUnavailableError(f"{context}: malformed expires_dt {expires!r}") from exc
         now = time.time()
-        # Renew ahead of expiry: 5 minutes, or a fifth of a short lifetime.
-        self._renew_at = expires_at - min(300.0, max(0.0, expires_at - now) / 5)
+        if expires_at <= now:
+            # A clock or zone mismatch: renewing "before expiry" would ask for a token on every call.
+            log.warning("%s: expires_dt %s is not in the future here; renewing on token errors only", context, expires)
+            self._renew_at = float("inf")
+        else:  # renew ahead of expiry: 5 minutes, or a fifth of a short lifetime
+            self._renew_at = expires_at - min(300.0, (expires_at - now) / 5)
         self._token = token
         self.tokens_issued += 1
         log.info("Kiwoom REST token issued (%s domain), valid until %s KST", self._account_mode,

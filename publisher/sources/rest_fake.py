@@ -67,6 +67,8 @@ class RestFaults:
     unauthorized: int = 0
     #: Hold each answer this long (a slow server).
     delay_s: float = 0.0
+    #: Shift the reported expires_dt by this much (a server whose clock or zone disagrees); the token is unaffected.
+    expires_dt_skew_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +169,8 @@ class FakeKiwoomRest:
         expires = time.time() + self.token_ttl_s
         self._tokens[token] = expires
         self.tokens_issued += 1
-        return 200, {"expires_dt": datetime.fromtimestamp(expires, KST).strftime("%Y%m%d%H%M%S"),
+        reported = expires + self.faults.expires_dt_skew_s
+        return 200, {"expires_dt": datetime.fromtimestamp(reported, KST).strftime("%Y%m%d%H%M%S"),
                      "token_type": "bearer", "token": token, "return_code": 0, "return_msg": OK_MSG}, []
 
     def _ranking(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> tuple[int, Any, list[Any]]:
