@@ -16,21 +16,24 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stack/ (dev tooling) comes from the checkout
 
 import redis
 
 from kiwoom_cache import contract as c
-from kiwoom_cache.localredis import LocalRedis
 from publisher.controls.simulated import SimulatedControl
 from publisher.parser import ranking_from_response
 from publisher.sources.opt10023 import OPT10023_INPUTS
 from publisher.tr import RawResponse
+from stack.localredis import LocalRedis
 
 INPUTS = tuple(zip([k for k, _ in OPT10023_INPUTS], ["000", "1", "1", "5", "5", "0", "0"], strict=True))
 

@@ -1,7 +1,8 @@
 """The local demo: Redis + publisher (simulated Kiwoom) + two API replicas + a balancer, in one command.
 
-Run through ``scripts/demo.sh``. Ctrl-C (or SIGTERM) stops every child; Redis keeps its data in
-``.demo/redis`` (append-only file), so the next run continues the same history and ``seq``.
+Run through ``scripts/demo.sh``. Ctrl-C (or SIGTERM) stops every child in dependency order (balancer,
+replicas, publisher, Redis) and says so; Redis keeps its data in ``.demo/redis`` (append-only file), so the
+next run continues the same history and ``seq``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from kiwoom_cache.localredis import free_port
-from kiwoom_cache.urls import mask_url
-from stack import Stack
-from stack.redisacl import Role
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # stack/ is development tooling, imported from the checkout (not installed)
+
+from kiwoom_cache.urls import mask_url  # noqa: E402
+from stack import Stack  # noqa: E402
+from stack.localredis import describe, find_redis_cli, free_port  # noqa: E402
+from stack.redisacl import Role  # noqa: E402
 
 
 def pick(port: int) -> int:
@@ -57,33 +59,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     print("starting Redis, the publisher, the API replicas and the balancer ...", flush=True)
-    with stack:
-        cli = "redis-cli" + ("" if stack.redis.port == 6379 else f" -p {stack.redis.port}")
-        if stack.users is not None:  # Redis has users (deploy/redis-users.acl): the operator is kiwoom-admin
-            cli += f" --user kiwoom-admin --pass {stack.users.passwords[Role.ADMIN]} --no-auth-warning"
-        source_line = ("simulated Kiwoom data" if stack.source == "sim" else
-                       "REST source against a FAKE Kiwoom REST server: simulated data")
-        fake_line = (f"\n  Fake REST  {stack.fake_rest_url}   (log {data / 'fake-kiwoom-rest.log'})"
-                     if stack.fake_rest_url else "")
-        replicas = "\n".join(f"  {r.name:10} {r.url}   (log {data / (r.name + '.log')})" for r in stack.replicas)
-        print(f"""
-kiwoom-cache demo running — {source_line}, not real market data. Ctrl-C stops everything.
-
-  Dashboard  {stack.url}/
-  API docs   {stack.url}/docs
-  Balancer   {stack.url}   ({stack.balancer})
-{replicas}
-  Redis      {mask_url(stack.redis_url)}   (data in {data / 'redis'}; users and passwords in {data / 'redis-users'})
-  Publisher  log {data / 'publisher.log'}{fake_line}
-
-Try:
-  curl -s {stack.url}/v1/feeds
-  curl -s {stack.url}/v1/rankings/kospi-surge
-  curl -N {stack.url}/v1/rankings/kospi-surge/events
-  {cli} --raw GET 'kiwoom:{{kospi-surge}}:latest'
-  {cli} XREVRANGE 'kiwoom:{{kospi-surge}}:history' + - COUNT 1
-  {cli} SUBSCRIBE 'kiwoom:{{kospi-surge}}:updates'
-""", flush=True)
+    started = None
+    try:
+        stack.start()
+        print(banner(stack, data), flush=True)
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stopping and (deadline is None or time.monotonic() < deadline):
             dead = stack.dead()
@@ -91,9 +70,51 @@ Try:
                 print(f"{', '.join(dead)} exited; see the logs in {data}", file=sys.stderr)
                 break
             time.sleep(0.3)
-        print("stopping ...", flush=True)
-    print(f"demo stopped; Redis data kept in {data / 'redis'}")
+        started = time.monotonic()
+        print("stopping (balancer, replicas, publisher, then Redis) ...", flush=True)
+    finally:
+        stack.stop(say=lambda line: print(f"  {line}", flush=True))
+    if started is not None:
+        print(f"demo stopped in {time.monotonic() - started:.1f} s", flush=True)
     return 0
+
+
+def banner(stack: Stack, data: Path) -> str:
+    server = stack.redis.executable
+    cli = find_redis_cli(server) or "redis-cli"
+    cli_args = ("" if stack.redis.port == 6379 else f" -p {stack.redis.port}") + \
+        (" --user kiwoom-admin" if stack.users else "")
+    activate = Path(sys.prefix) / "bin" / "activate"
+    activate_line = (f"  . {activate}   # puts redis-cli, kiwoom-publisher, kiwoom-api on PATH\n"
+                     if sys.prefix != sys.base_prefix else "")
+    if stack.users is not None:  # Redis has users (deploy/redis-users.acl): the operator is kiwoom-admin
+        activate_line += (f"  export REDISCLI_AUTH='{stack.users.passwords[Role.ADMIN]}'   # kiwoom-admin's password "
+                          f"(in {data / 'redis-users'})\n")
+    replicas = "\n".join(f"  {r.name:10} {r.url}   (log {data / (r.name + '.log')})" for r in stack.replicas)
+    source_line = ("simulated Kiwoom data" if stack.source == "sim" else
+                   "REST source against a FAKE Kiwoom REST server: simulated data")
+    fake_line = (f"\n  Fake REST  {stack.fake_rest_url}   (log {data / 'fake-kiwoom-rest.log'})"
+                 if stack.fake_rest_url else "")
+    return f"""
+kiwoom-cache demo running — {source_line}, not real market data. Ctrl-C stops everything.
+
+  Dashboard  {stack.url}/
+  API docs   {stack.url}/docs
+  Balancer   {stack.url}   ({stack.balancer})
+{replicas}
+  Redis      {mask_url(stack.redis_url)}   (data in {data / 'redis'}; users and passwords in {data / 'redis-users'})
+             {describe(server)}: {server}
+  redis-cli  {cli}
+  Publisher  log {data / 'publisher.log'}{fake_line}
+
+Try, in another terminal:
+{activate_line}  curl -s {stack.url}/v1/feeds
+  curl -s {stack.url}/v1/rankings/kospi-surge
+  curl -N {stack.url}/v1/rankings/kospi-surge/events
+  redis-cli{cli_args} --raw GET 'kiwoom:{{kospi-surge}}:latest'
+  redis-cli{cli_args} XREVRANGE 'kiwoom:{{kospi-surge}}:history' + - COUNT 1
+  redis-cli{cli_args} SUBSCRIBE 'kiwoom:{{kospi-surge}}:updates'
+"""
 
 
 if __name__ == "__main__":

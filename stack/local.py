@@ -3,24 +3,30 @@
 With ``source="rest"`` the publisher runs the REST source against the fake Kiwoom REST server (also a child
 process; simulated data, the same market model), to show the Linux path without a Kiwoom app key.
 
-Used by ``scripts/demo.py`` and by the end-to-end tests. Every part is a child process with its log in
-the data dir; :meth:`Stack.stop` stops them all (SIGTERM, then SIGKILL), so nothing is orphaned.
+Used by ``scripts/demo.py`` and by the end-to-end tests; development tooling, run from a checkout (not
+packaged). Every part is a child process with its log in the data dir, in its own process group so a
+terminal's Ctrl-C reaches only the demo, which then stops them in dependency order (:meth:`Stack.stop`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Literal, TypeGuard
 
-from kiwoom_cache.localredis import LocalRedis, free_port, terminate
+import redis
+
+from kiwoom_cache.contract import STATUS_KEY
 from stack import nginx
+from stack.localredis import LocalRedis, free_port, terminate
 from stack.redisacl import RedisUsers, Role, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +72,7 @@ class Replica:
         with self._log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "api", "--port", str(self.port)], cwd=ROOT, stdout=out,
-                stderr=subprocess.STDOUT, env={**self._env, "KIWOOM_API_REPLICA_ID": self.name})
+                stderr=subprocess.STDOUT, env={**self._env, "KIWOOM_API_REPLICA_ID": self.name}, process_group=0)
         _wait_http(f"{self.url}/healthz", timeout, self.proc)
         return self
 
@@ -137,7 +143,8 @@ class Stack:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         with (self.data / f"{name}.log").open("ab") as out:
-            return subprocess.Popen(argv, cwd=ROOT, env=self._env, stdout=out, stderr=subprocess.STDOUT)
+            return subprocess.Popen(argv, cwd=ROOT, env=self._env, stdout=out, stderr=subprocess.STDOUT,
+                                    process_group=0)
 
     def start(self) -> Stack:
         try:
@@ -187,16 +194,45 @@ class Stack:
                  ("fake-kiwoom-rest", self.fake_rest)]
         return [name for name, proc in parts if proc is not None and proc.poll() is not None]
 
-    def stop(self) -> None:
-        terminate(self._balancer)
+    def publisher_state(self) -> str | None:
+        """The ``state`` in the publisher's status key (None: no key, or Redis does not answer)."""
+        try:
+            with redis.Redis.from_url(self.redis_url, socket_timeout=2) as client:
+                raw = client.get(STATUS_KEY)
+        except redis.RedisError:
+            return None
+        return str(json.loads(raw)["state"]) if raw else None
+
+    def stop(self, say: Callable[[str], None] = lambda _: None) -> None:
+        """Stop in dependency order, waiting for each: balancer, replicas, publisher, then Redis.
+
+        Redis goes last so the publisher can flush what it holds and write its ``stopped`` status.
+        ``say`` hears one line per part that was running. Safe to call twice.
+        """
+        if _running(self._balancer):
+            terminate(self._balancer)
+            say(f"balancer ({self.balancer}) stopped")
         for replica in self.replicas:
-            replica.stop()
-        terminate(self.publisher)
-        terminate(self.fake_rest)
-        self.redis.stop()
+            if _running(replica.proc):
+                replica.stop()
+                say(f"{replica.name} stopped")
+        publisher = self.publisher
+        if _running(publisher):
+            terminate(publisher)
+            say(f"publisher stopped (exit {publisher.returncode}); status in Redis: {self.publisher_state()}")
+        if _running(self.fake_rest):
+            terminate(self.fake_rest)
+            say("fake Kiwoom REST server stopped")
+        if _running(self.redis.proc):
+            self.redis.stop()
+            say("Redis stopped" + (f"; data kept in {self.redis.data_dir}" if self.redis.persist else ""))
 
     def __enter__(self) -> Stack:
         return self.start()
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _running(proc: subprocess.Popen[bytes] | None) -> TypeGuard[subprocess.Popen[bytes]]:
+    return proc is not None and proc.poll() is None

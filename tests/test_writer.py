@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from kiwoom_cache import contract as c
-from kiwoom_cache.localredis import LocalRedis, free_port
 from publisher.writer import RedisWriter, WriterState
+from stack.localredis import LocalRedis, free_port
 from tests.test_contract import make_ranking
 from tests.waiting import wait_until
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kiwoom_cache.localredis import free_port
+from stack.localredis import free_port
 from tests.api.writer import Writer
 from tests.waiting import wait_until
 

