@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -124,6 +124,12 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     if duration_s is not None:
         event_loop.timer(event_loop.quit, interval_s=duration_s).start()
     if settings.source == Source.replay and not loop:
+        from publisher.sources.ocx import feed_of  # noqa: PLC0415
+
+        # Ask for a feed no more once its recorded answers are used up (else: -202 from an ended recording).
+        cast(Any, source).control.answersExhausted.connect(
+            lambda rqname: publisher.poller.retire(feed) if (feed := feed_of(rqname)) else None)
+
         def quit_when_replayed() -> None:
             if source.exhausted:
                 event_loop.quit()

@@ -46,6 +46,8 @@ class FeedState:
     last_request_ms: int | None = None
     last_success_ms: int | None = None
     last_error: str | None = None
+    #: The source has nothing more for this feed (a replay played once): never requested again.
+    retired: bool = False
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -134,8 +136,16 @@ class Poller:
             timer.stop()
         self._dispatch_timer.stop()
 
+    def retire(self, feed: str) -> None:
+        """Request ``feed`` no more (its source ran out); an answer already in flight is still taken."""
+        state = self.feeds[feed]
+        state.retired = True
+        state.due_since = None
+
     def _mark_due(self, feed: str) -> None:
         state = self.feeds[feed]
+        if state.retired:
+            return
         if state.due_since is None:
             state.due_since = self.limiter.clock()
         self.kick()

@@ -224,6 +224,7 @@ class RedisWriter:
         self._requeue(item, exc)
         if was_connected:
             self._reconnects += 1
+        if was_connected or self._state is WriterState.idle:  # also the first attempt: nothing is written yet
             log.warning("Redis unreachable (%s); keeping the newest ranking per feed and retrying", exc)
         self._registered = False
         self._set_state(WriterState.disconnected)

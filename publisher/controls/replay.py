@@ -2,7 +2,9 @@
 
 It matches each ``CommRqData`` by TR code and the exact ``SetInputValue`` inputs, and answers with the
 next recorded response for them (looping at the end when ``loop``), so the parser, the poller and the
-writer run exactly as they do live. Pacing comes from the publisher's timers; see
+writer run exactly as they do live. Played once, it says when a request took the last recorded answer
+for its inputs (:attr:`ReplayControl.answersExhausted`), so the caller stops asking instead of getting
+``-202`` for a recording that simply ended. Pacing comes from the publisher's timers; see
 :func:`feeds_from_recording` for how ``--speed`` maps onto them.
 """
 
@@ -13,7 +15,7 @@ import statistics
 from collections import defaultdict, deque
 from collections.abc import Sequence
 
-from PyQt5.QtCore import QObject
+from PyQt5.QtCore import QObject, pyqtSignal
 
 from publisher.controls.base import OcxControl
 from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL
@@ -29,6 +31,9 @@ def _key(trcode: str, inputs: Sequence[tuple[str, str]]) -> _Key:
 
 
 class ReplayControl(OcxControl):
+    #: (sRQName) once mode: this request took the last recorded answer for its inputs; ask no more.
+    answersExhausted = pyqtSignal(str)
+
     def __init__(self, responses: Sequence[RawResponse], *, loop: bool = True, latency_ms: int = 5,
                  parent: QObject | None = None) -> None:
         super().__init__(latency_ms=latency_ms, login_delay_ms=latency_ms, parent=parent)
@@ -60,6 +65,8 @@ class ReplayControl(OcxControl):
         response = queue.popleft()
         self.replayed += 1
         self.answer_later(screen, rqname, response.trcode, response.rows, prev_next=response.prev_next)
+        if not queue and not self._loop:
+            self.answersExhausted.emit(rqname)
         return OP_ERR_NONE
 
 
