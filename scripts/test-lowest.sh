@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Prove pyproject.toml's dependency floors: install the lowest version it allows of every direct dependency
+# (uv's --resolution lowest-direct) into .venv-lowest and run the test suite there. Extra arguments go to pytest.
+#
+# Not run here: ruff and mypy (tools whose rule sets change between versions; scripts/test.sh runs them on the
+# current versions), tests/test_dashboard_browser.py (it checks the page in Debian's Chromium, whose version
+# moves with Debian, not with our floors; the API it drives is covered by tests/api) and tests/test_demo.py
+# (the same Stack as tests/test_stack.py and tests/test_readme_commands.py, which do run).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3}"
+VENV="$ROOT/.venv-lowest"
+STAMP="$VENV/.kiwoom-cache-lowest"
+WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  # A fresh venv each time: a leftover newer version would hide a false floor.
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV"
+  LOG="$VENV/install.log"
+  echo "setting up .venv-lowest (uv pip install --resolution lowest-direct -e '.[publisher,api,test]') ..." >&2
+  if ! { "$VENV/bin/python" -m pip install -q uv &&
+         "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --resolution lowest-direct \
+           -e "$ROOT[publisher,api,test]"; } >"$LOG" 2>&1; then
+    grep -v '^WARNING: Location' "$LOG" >&2
+    echo "setup failed; full log in $LOG" >&2
+    exit 1
+  fi
+  echo "$WANT" > "$STAMP"
+fi
+echo "lowest direct versions:" >&2
+"$VENV/bin/uv" pip list --python "$VENV/bin/python" 2>/dev/null |
+  grep -iE '^(redis|pydantic-settings|fastapi|uvicorn|httptools|uvloop|sse-starlette|prometheus-client|pyqt5|fakeredis|pytest-asyncio|pytest) ' >&2
+export QT_QPA_PLATFORM=offscreen
+"$VENV/bin/python" -m pytest -p no:cacheprovider --ignore=tests/test_dashboard_browser.py \
+  --ignore=tests/test_demo.py "$@"
