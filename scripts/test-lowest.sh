@@ -12,15 +12,16 @@ cd "$ROOT"
 PY="${PYTHON:-python3}"
 VENV="$ROOT/.venv-lowest"
 STAMP="$VENV/.kiwoom-cache-lowest"
-WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+WANT="$(cat pyproject.toml scripts/test-lowest.sh | sha256sum | cut -d" " -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-  # A fresh venv each time: a leftover newer version would hide a false floor.
+  # A fresh venv each time: a leftover newer version would hide a false floor. --compile-bytecode, as pip
+  # does: otherwise, with PYTHONDONTWRITEBYTECODE set, every replica and publisher process recompiles.
   rm -rf "$VENV"
   "$PY" -m venv "$VENV"
   LOG="$VENV/install.log"
   echo "setting up .venv-lowest (uv pip install --resolution lowest-direct -e '.[publisher,api,test]') ..." >&2
   if ! { "$VENV/bin/python" -m pip install -q uv &&
-         "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --resolution lowest-direct \
+         "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --resolution lowest-direct --compile-bytecode \
            -e "$ROOT[publisher,api,test]"; } >"$LOG" 2>&1; then
     grep -v '^WARNING: Location' "$LOG" >&2
     echo "setup failed; full log in $LOG" >&2
