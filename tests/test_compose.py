@@ -16,10 +16,10 @@ import yaml
 from api.auth import KeyStore
 from api.settings import ApiSettings
 from kiwoom_cache.env import env_names
-from kiwoom_cache.localredis import LocalRedis, free_port
 from publisher.settings import PublisherSettings
 from publisher.sources.rest import APPKEY_ENV, SECRETKEY_ENV
 from stack import nginx
+from stack.localredis import LocalRedis, free_port
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ import redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from kiwoom_cache import contract as c
-from kiwoom_cache.localredis import LocalRedis
 from stack import Stack
+from stack.localredis import LocalRedis
 from stack.redisacl import TEMPLATE, RedisUsers, Role, prepare, render
 from tests.api.sse_client import read_events
 from tests.api.writer import Writer
