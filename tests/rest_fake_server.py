@@ -9,8 +9,8 @@ from typing import Any
 
 import uvicorn
 
-from kiwoom_cache.localredis import free_port
 from publisher.sources.rest_fake import FakeKiwoomRest
+from stack.localredis import free_port
 from tests.waiting import wait_until
 
 APPKEY = "test-appkey-0123456789"

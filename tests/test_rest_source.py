@@ -210,7 +210,7 @@ async def test_wrong_keys_fail_login_with_a_named_error(fake) -> None:
 
 
 async def test_unreachable_server_fails_login_clearly() -> None:
-    from kiwoom_cache.localredis import free_port
+    from stack.localredis import free_port
 
     client = Client(f"http://127.0.0.1:{free_port()}")
     error = await client.login()
