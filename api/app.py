@@ -3,14 +3,15 @@
 Layers, outermost first: :class:`ReplicaHeader` (``X-Kiwoom-Replica`` on every response) -> CORS (only when
 origins are configured; it answers preflights, and its headers reach 401/403 answers too) ->
 :class:`api.gate.Gate` (size limits; API keys when auth is on) -> :class:`api.fastpath.FastPath` (the snapshot
-and events routes as raw ASGI) -> FastAPI (everything else: the dashboard at ``/`` and ``/static/``, ``/docs``,
-the login form when auth is on, and the lifespan that owns the Redis clients and the hub, closing both on
-shutdown).
+and events routes as raw ASGI) -> FastAPI (everything else: the dashboard at ``/`` and ``/static/``, ``/docs``
+(``api.docs``), the login form when auth is on, and the lifespan that owns the Redis clients and the hub,
+closing both on shutdown), whose responses carry the security headers of :mod:`api.headers`.
 """
 
 from __future__ import annotations
 
 import logging
+import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,9 +27,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import KeyStore
+from api.docs import install_docs
 from api.fastpath import FastPath, hot_route
 from api.frames import REPLICA_HEADER
 from api.gate import Gate
+from api.headers import SecurityHeaders
 from api.login import build_login_router
 from api.public import REDIS_UNAVAILABLE, clip
 from api.routes import build_router
@@ -42,6 +45,8 @@ EXPOSED_HEADERS = ["ETag", "Last-Modified", "X-Kiwoom-Ranking-Id", "X-Kiwoom-Sta
                    "X-Kiwoom-Publisher", "X-Kiwoom-Replica"]
 #: The dashboard: plain files, no build step (shipped as package data, see pyproject.toml).
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+#: The web font's type; Python < 3.12 knows it only where the system has /etc/mime.types.
+mimetypes.add_type("font/woff2", ".woff2")
 
 
 class ApiApp:
@@ -122,11 +127,15 @@ def _build_fastapi(state: AppState, fast: FastPath, keys: KeyStore | None) -> Fa
         version="1",
         summary="Kiwoom opt10023 volume-surge rankings from Redis: snapshots, history and resumable SSE.",
         lifespan=lifespan,
+        docs_url=None,   # api.docs serves /docs without a CDN; no ReDoc
+        redoc_url=None,
     )
+    app.add_middleware(SecurityHeaders)
     app.include_router(build_router(state, fast))
     if keys is not None:
         app.include_router(build_login_router(keys, cookie_max_age_s=state.settings.auth_cookie_max_age_s,
                                               cookie_secure=state.settings.auth_cookie_secure))
+    install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

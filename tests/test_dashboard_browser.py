@@ -1,7 +1,8 @@
 """The dashboard in a real browser (Debian's Chromium driven by Playwright) behind the balancer.
 
 The whole stack runs (redis-server, publisher with the simulated control, two API replicas, nginx or the Python
-balancer). The page must show Korean names, name the replica serving its stream, go to "reconnecting…" when
+balancer). The page must show Korean names in its own web font (no fallback to an installed font), stay within
+its Content-Security-Policy, name the replica serving its stream, go to "reconnecting…" when
 that replica is SIGKILLed, resume on the other one from its Last-Event-ID with no seq gap, and end up showing
 the very ranking id that Redis holds in ``latest``. Screenshots land in ``test-artifacts/`` (the README's
 ``docs/dashboard.png`` is a copy of one, refreshed by hand so a test run never changes tracked files).
@@ -19,39 +20,23 @@ import redis
 
 from kiwoom_cache import contract
 from stack import Stack
+from tests.browser import Problems, assert_web_font_draws_korean, open_page
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 FEED = "kospi-surge"
-#: Without the background-networking flags Chromium opens update/sync connections that a closed network refuses.
-#: Playwright adds --headless and a fresh temporary --user-data-dir itself.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HANGUL_ROW = "() => [...document.querySelectorAll('#ranking td.name .stock')].some(n => /[가-힣]/.test(n.textContent))"
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-
-from playwright.sync_api import Page, sync_playwright  # noqa: E402 - only once Chromium is known to exist
+from playwright.sync_api import Page  # noqa: E402 - tests.browser skipped the module when Chromium is missing
 
 
 @pytest.fixture
-def page() -> Iterator[Page]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR",
-                                      timezone_id="Asia/Seoul")
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield tab
-        finally:
-            browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
+def browser_page() -> Iterator[tuple[Page, Problems]]:
+    with open_page() as (tab, problems):
+        yield tab, problems
+    assert not problems.errors, f"JavaScript errors on the page: {problems.errors}"
 
 
 def dom(page: Page) -> dict[str, str]:
@@ -79,7 +64,8 @@ def shoot(page: Page, name: str) -> Path:
     return path
 
 
-def test_dashboard_survives_losing_its_replica(tmp_path: Path, page: Page) -> None:
+def test_dashboard_survives_losing_its_replica(tmp_path: Path, browser_page: tuple[Page, Problems]) -> None:
+    page, problems = browser_page
     with Stack(tmp_path / "stack", replicas=2, pace="fast") as stack:
         try:
             page.goto(f"{stack.url}/#{FEED}")
@@ -88,6 +74,7 @@ def test_dashboard_survives_losing_its_replica(tmp_path: Path, page: Page) -> No
             # A steady state first: the publisher's heartbeat says alive (its first one predates the login).
             page.wait_for_function("() => document.getElementById('publisher').dataset.liveness === 'alive'",
                                    timeout=30_000)
+            assert_web_font_draws_korean(page)   # Hangul in the page's own font, not boxes or a system font
             first = dom(page)
             assert first["replica"] in {r.name for r in stack.replicas}, first
             shoot(page, "dashboard-live.png")
@@ -121,6 +108,9 @@ def test_dashboard_survives_losing_its_replica(tmp_path: Path, page: Page) -> No
                 client.close()
             assert shown["gaps"] == "0", f"seq gap across the resume: {shown}"
             assert int(shown["rows"]) > 0 and shown["state"] == "resumed"
+            # Behind the balancer too, the page works within its Content-Security-Policy.
+            assert problems.csp_violations(page) == [], problems.csp_violations(page)
+            assert not [text for text in problems.console if "Content Security Policy" in text], problems.console
             shoot(page, "dashboard.png")
         except BaseException:
             shoot(page, "dashboard-failure.png")

@@ -67,8 +67,17 @@ function ageText(ms) {
   return Math.floor(s / 3600) + " h ago";
 }
 
-function clock() {
-  return new Date().toTimeString().slice(0, 8);   // HH:MM:SS, local time
+// Every time on the page is KST, whatever the browser's own time zone: the market's clock, as in the header.
+const KST_TIME = new Intl.DateTimeFormat("en-GB", { timeZone: "Asia/Seoul", hourCycle: "h23",
+  hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const KST_TIME_MS = new Intl.DateTimeFormat("en-GB", { timeZone: "Asia/Seoul", hourCycle: "h23",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3 });
+const KST_DATE_TIME = new Intl.DateTimeFormat("sv-SE", { timeZone: "Asia/Seoul", hourCycle: "h23",
+  year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+/** "HH:MM:SS KST" (with milliseconds when asked) of an epoch-ms instant, default now. */
+function kst(ms = Date.now(), withMs = false) {
+  return (withMs ? KST_TIME_MS : KST_TIME).format(new Date(ms)) + " KST";
 }
 
 // ---- DOM helpers ----------------------------------------------------------------------------------------
@@ -92,10 +101,10 @@ function log(text) {
   const top = list.firstElementChild;
   if (top && top.dataset.text === text) {
     top.dataset.count = String(Number(top.dataset.count) + 1);
-    top.textContent = `${clock()}  ${text} (×${top.dataset.count})`;
+    top.textContent = `${kst()}  ${text} (×${top.dataset.count})`;
     return;
   }
-  const item = el("li", "", clock() + "  " + text);
+  const item = el("li", "", kst() + "  " + text);
   item.dataset.text = text;
   item.dataset.count = "1";
   list.prepend(item);
@@ -197,7 +206,7 @@ function renderTable(doc) {
   table.dataset.seq = String(doc.seq);
   state.ranks = new Map(doc.rows.map((r) => [r.code, r.rank]));
   $("rid").textContent = `${doc.id} · seq ${doc.seq}`;
-  $("caption").textContent = `${doc.feed} · ${doc.row_count} rows · published ${doc.published_at.slice(11, 23)} KST`
+  $("caption").textContent = `${doc.feed} · ${doc.row_count} rows · published ${kst(doc.published_at_ms, true)}`
     + (doc.dropped && doc.dropped.length ? ` · ${doc.dropped.length} unparseable row(s) dropped` : "");
 }
 
@@ -271,11 +280,11 @@ function onStreamError(source) {
   if (replica.dataset.replica) replica.textContent = `${was} (lost)`;
   if (source.readyState === EventSource.CONNECTING) {   // the browser retries by itself, with Last-Event-ID
     if ($("conn").dataset.state !== "reconnecting") log(`lost ${was}: reconnecting…`);
-    setConn("reconnecting", "⟳ reconnecting…");
+    setConn("reconnecting", "○ reconnecting…");
     return;
   }
   // CLOSED: EventSource gives up after a non-200 answer (e.g. 502/503 from the balancer); resume by hand.
-  setConn("reconnecting", "⟳ reconnecting…");
+  setConn("reconnecting", "○ reconnecting…");
   log(`stream refused; retrying in ${MANUAL_RETRY_MS / 1000} s`);
   state.retryTimer = setTimeout(() => openStream(state.lastId), MANUAL_RETRY_MS);
 }
@@ -352,6 +361,7 @@ function tickAge() {
   if (state.publishedMs === null) return;
   const age = Math.max(0, Date.now() - state.publishedMs);
   $("age").textContent = ageText(age);
+  $("age").title = `published ${KST_DATE_TIME.format(new Date(state.publishedMs))} KST`;
 }
 
 /** The feed named in the URL's #fragment, else the first one; until a feed exists, say so. */

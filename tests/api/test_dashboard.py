@@ -40,7 +40,9 @@ def test_hello_frame_has_no_id_line() -> None:
 def test_static_files_ship_with_the_package() -> None:
     """pyproject's package-data ``static/*`` puts them next to the code; the app serves from there."""
     shipped = files("api") / "static"
-    for name in ("index.html", "app.js", "style.css"):
+    for name in ("index.html", "app.js", "style.css", "favicon.svg", "noto-sans-kr-400.woff2", "noto-sans-kr-700.woff2",
+                 "OFL-noto-sans-cjk.txt", "docs.js", "swagger-ui/swagger-ui-bundle.js", "swagger-ui/swagger-ui.css",
+                 "swagger-ui/LICENSE"):
         assert (shipped / name).is_file() and (STATIC_DIR / name).is_file(), name
 
 
@@ -86,8 +88,9 @@ def test_dashboard_page_and_its_assets(redis_url: str, writer: Writer, replica) 
         assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
         assert "거래량급증" in page.text and 'lang="ko"' in page.text
         assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
-        assert sorted(assets) == ["/static/app.js", "/static/style.css"]
-        kinds = {"/static/app.js": "javascript", "/static/style.css": "text/css"}
+        assert sorted(assets) == ["/static/app.js", "/static/favicon.svg", "/static/style.css"]
+        kinds = {"/static/app.js": "javascript", "/static/style.css": "text/css",
+                 "/static/favicon.svg": "image/svg+xml"}
         for asset in assets:
             r = client.get(asset)
             assert r.status_code == 200 and kinds[asset] in r.headers["content-type"], (asset, r.headers)
