@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the dashboard's Korean web font (api/static/noto-sans-kr-*.woff2) from Debian's fonts-noto-cjk.
+# Regenerate the dashboard's Korean web font (api/static/noto-sans-kr-400.woff2 and -700.woff2) from
+# Debian's fonts-noto-cjk.
 #
 #   apt-get install fonts-noto-cjk     # Debian 12: 1:20220127+repack1-1 (Noto Sans CJK 2.004), SIL OFL 1.1
 #   bash scripts/build-font.sh

@@ -1,6 +1,6 @@
-"""The dashboard's web font (api/static/noto-sans-kr-*.woff2, built by scripts/build-font.sh) holds every
-character the page can show: the KS X 1001 Hangul syllables, every stock name the simulated market uses,
-and every character in the page's own files; its licence ships beside it."""
+"""The dashboard's web font (api/static/noto-sans-kr-400.woff2 and -700.woff2, built by scripts/build-font.sh)
+holds every character the page can show: the KS X 1001 Hangul syllables, every stock name the simulated
+market uses, and every character in the page's own files; its licence ships beside it."""
 
 from __future__ import annotations
 
