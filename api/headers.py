@@ -27,7 +27,7 @@ _COMMON: Final = (
     "style-src 'self'",
     "connect-src 'self'",
     "base-uri 'none'",
-    "form-action 'none'",
+    "form-action 'self'",   # the login form (api/login.py) posts to its own URL
     "frame-ancestors 'none'",
 )
 DASHBOARD_CSP: Final = "; ".join((*_COMMON, "img-src 'self'", "font-src 'self'",

@@ -14,36 +14,25 @@ from pathlib import Path
 import pytest
 
 from stack import Stack
-from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, HANGUL_ROW, shoot, wait_state
+from tests.browser import Problems, open_page
+from tests.test_dashboard_browser import HANGUL_ROW, shoot, wait_state
 
 pytestmark = pytest.mark.integration
 
 FEED = "kospi-surge"
 KEY = "kc_browser-" + "k" * 40
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-
-from playwright.sync_api import Page, sync_playwright  # noqa: E402 - only once Chromium is known to exist
+from playwright.sync_api import Page  # noqa: E402 - tests.browser skipped the module when Chromium is missing
 
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR",
-                                      timezone_id="Asia/Seoul")
-        tab = context.new_page()
-        errors: list[str] = []
-        csp: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.on("console", lambda msg: csp.append(msg.text) if "Content Security Policy" in msg.text else None)
-        try:
-            yield tab
-        finally:
-            browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
-        assert not csp, f"CSP violations: {csp}"
+    with open_page() as (tab, problems):
+        yield tab
+        violations = Problems.csp_violations(tab)
+    assert not problems.errors, f"JavaScript errors on the page: {problems.errors}"
+    assert not violations, f"CSP violations: {violations}"
+    assert not [m for m in problems.console if "Content Security Policy" in m], problems.console
 
 
 def test_dashboard_with_auth_signs_in_streams_and_resumes(tmp_path: Path, page: Page) -> None:
