@@ -146,7 +146,7 @@ class Quote:
 #: Mean reversion per step (minute): the gap to the anchor halves in about 30 minutes.
 REVERSION = math.log(2) / 30
 #: Per-step noise of the log price; the walk's spread around its anchor is VOLATILITY / sqrt(2 * REVERSION)
-#: (about 1%), so minute-to-minute moves are a tick or two for most stocks.
+#: (about 0.7%), so minute-to-minute moves are a tick or two for most stocks.
 VOLATILITY = 0.0015
 #: News from a surge fades with a half-life of two hours.
 NEWS_DECAY = 0.5 ** (1 / 120)
