@@ -66,7 +66,7 @@ def test_heartbeat_expires_when_the_writer_is_gone(redis_url: str, redis_client:
     wait_until(lambda: redis_client.exists(c.STATUS_KEY), what="heartbeat")
     assert c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY)).redis == "connected"
     writer._stopping = True  # simulate a crash: no final status, the key must simply expire
-    wait_until(lambda: not redis_client.exists(c.STATUS_KEY), timeout=5, what="status key to expire")
+    wait_until(lambda: not redis_client.exists(c.STATUS_KEY), what="status key to expire")
     writer.stop()
 
 
