@@ -35,7 +35,8 @@ class Writer:
         self.maxlen = maxlen
         self.ids: list[str] = []
 
-    def register(self, feed: str = DEFAULT_FEED, interval_s: float = 1.0) -> None:
+    # A long poll period: a ranking must not turn stale (age > 3 periods) while a loaded machine starts a replica.
+    def register(self, feed: str = DEFAULT_FEED, interval_s: float = 120.0) -> None:
         info = c.FeedInfo(feed=feed, title=f"{feed} title", tr="opt10023", params={"market": "001"},
                           interval_s=interval_s)
         self.client.hset(c.FEEDS_KEY, feed, info.encode())
