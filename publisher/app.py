@@ -46,8 +46,8 @@ class Publisher:
         self.settings = settings
         self.loop = loop
         self._clock = clock
-        self._calendar = settings.calendar()
         now = clock()
+        self._calendar = settings.calendar(now.astimezone(KST).date())
         self._session = session_at(now, self._calendar)
         if settings.follows_market_hours() and now.year not in self._calendar.years:
             # Without this year's KRX closing days, holidays look like trading days (polls into a closed market).

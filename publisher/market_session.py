@@ -15,11 +15,12 @@ Session times are docs/kiwoom-openapi.md §7.1. Deliberate simplifications (do n
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from enum import Enum
-from types import MappingProxyType
 from typing import Final, Protocol
+
+import holidays
 
 from kiwoom_cache.clock import KST
 
@@ -74,73 +75,24 @@ class Calendar(Protocol):
     def is_holiday(self, day: date) -> bool: ...
 
 
-# KRX closing days on weekdays, compiled from the public Korean holiday calendar (관공서의 공휴일에 관한 규정 /
-# 공휴일에 관한 법률, lunar dates as published by KASI) plus KRX's own closures (Labor Day, Dec 31).
-# Check it against KRX's annual notice ("증권·파생상품시장 휴장일", published each December) and against
-# temporary holidays the government designates at short notice; the publisher's config can replace or extend
-# it (``HolidayCalendar.from_iso``). Weekend holidays are left out because weekends are closed anyway.
-# Substitute holidays: Seollal/Chuseok get one when they overlap a Sunday or another holiday (not a Saturday);
-# Mar 1, Children's Day, Buddha's Birthday, Liberation Day, National Foundation Day, Hangul Day and Christmas
-# get one for Saturday or Sunday too; Jan 1 and Memorial Day get none.
-KRX_CLOSING_DAYS: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        # 2025
-        "2025-01-01": "New Year's Day",
-        "2025-01-27": "temporary public holiday (designated Jan 2025)",
-        "2025-01-28": "Seollal holiday",
-        "2025-01-29": "Seollal",
-        "2025-01-30": "Seollal holiday",
-        "2025-03-03": "substitute for Independence Movement Day (Sat Mar 1)",
-        "2025-05-01": "Labor Day",
-        "2025-05-05": "Children's Day and Buddha's Birthday",
-        "2025-05-06": "substitute holiday (Children's Day and Buddha's Birthday on one day)",
-        "2025-06-03": "presidential election",
-        "2025-06-06": "Memorial Day",
-        "2025-08-15": "Liberation Day",
-        "2025-10-03": "National Foundation Day",
-        "2025-10-06": "Chuseok",
-        "2025-10-07": "Chuseok holiday",
-        "2025-10-08": "substitute for Chuseok (Sun Oct 5)",
-        "2025-10-09": "Hangul Day",
-        "2025-12-25": "Christmas Day",
-        "2025-12-31": "year-end closing day",
-        # 2026 (Memorial Day Jun 6 and Chuseok holiday Sep 26 fall on Saturdays, without substitutes)
-        "2026-01-01": "New Year's Day",
-        "2026-02-16": "Seollal holiday",
-        "2026-02-17": "Seollal",
-        "2026-02-18": "Seollal holiday",
-        "2026-03-02": "substitute for Independence Movement Day (Sun Mar 1)",
-        "2026-05-01": "Labor Day",
-        "2026-05-05": "Children's Day",
-        "2026-05-25": "substitute for Buddha's Birthday (Sun May 24)",
-        "2026-06-03": "local elections",
-        "2026-07-17": "Constitution Day (public holiday again from 2026; law passed Jan 29, 2026)",
-        "2026-08-17": "substitute for Liberation Day (Sat Aug 15)",
-        "2026-09-24": "Chuseok holiday",
-        "2026-09-25": "Chuseok",
-        "2026-10-05": "substitute for National Foundation Day (Sat Oct 3)",
-        "2026-10-09": "Hangul Day",
-        "2026-12-25": "Christmas Day",
-        "2026-12-31": "year-end closing day",
-        # 2027 (Labor Day May 1 is a Saturday, Memorial Day Jun 6 a Sunday; no election is scheduled).
-        # Constitution Day Jul 17 is a Saturday: whether it gets a substitute (Mon Jul 19) was not settled when
-        # this list was compiled, so it is left out; add it in config if KRX announces a closure.
-        "2027-01-01": "New Year's Day",
-        "2027-02-08": "Seollal holiday",
-        "2027-02-09": "substitute for Seollal (Sun Feb 7)",
-        "2027-03-01": "Independence Movement Day",
-        "2027-05-05": "Children's Day",
-        "2027-05-13": "Buddha's Birthday",
-        "2027-08-16": "substitute for Liberation Day (Sun Aug 15)",
-        "2027-09-14": "Chuseok holiday",
-        "2027-09-15": "Chuseok",
-        "2027-09-16": "Chuseok holiday",
-        "2027-10-04": "substitute for National Foundation Day (Sun Oct 3)",
-        "2027-10-11": "substitute for Hangul Day (Sat Oct 9)",
-        "2027-12-27": "substitute for Christmas Day (Sat Dec 25)",
-        "2027-12-31": "year-end closing day",
-    }
-)
+#: Years :meth:`HolidayCalendar.default` covers around the current one (KST): last year, and two ahead so a
+#: publisher left running over New Year keeps its calendar.
+DEFAULT_YEARS_BEFORE: Final = 1
+DEFAULT_YEARS_AFTER: Final = 2
+
+
+def krx_closing_days(years: Iterable[int]) -> dict[date, str]:
+    """KRX's weekday closing days in ``years``, named, from the ``holidays`` library's XKRX market calendar.
+
+    That calendar is the public holidays of Korea (substitute holidays, elections and temporary holidays the
+    library knows of when released) plus KRX's own closures: Labor Day (a public holiday itself from 2026) and
+    the year-end closing day (연말휴장일). The year-end closing day is the last weekday of the year that is not a
+    holiday (Dec 31, or Dec 30/29 when Dec 31 falls on a weekend, as in 2022 and 2023); KRX closes it for the
+    year-end settlement, so it counts as a holiday here on purpose (docs/krx-holidays.md). Closures announced
+    after the library's release need a newer ``holidays`` or the config's ``holidays = [...]``.
+    """
+    calendar = holidays.financial_holidays("XKRX", years=sorted(set(years)))
+    return {day: name for day, name in sorted(calendar.items()) if day.weekday() < 5}
 
 
 class HolidayCalendar:
@@ -177,9 +129,15 @@ class HolidayCalendar:
         return cls(days)
 
     @classmethod
-    def default(cls) -> HolidayCalendar:
-        """The shipped :data:`KRX_CLOSING_DAYS` (2025–2027)."""
-        return cls.from_iso(KRX_CLOSING_DAYS)
+    def default(cls, today: date | None = None) -> HolidayCalendar:
+        """KRX's closing days from last year to two years ahead of ``today`` (default: today in KST)."""
+        year = (today or datetime.now(KST).date()).year
+        return cls.krx(range(year - DEFAULT_YEARS_BEFORE, year + DEFAULT_YEARS_AFTER + 1))
+
+    @classmethod
+    def krx(cls, years: Iterable[int]) -> HolidayCalendar:
+        """KRX's closing days in ``years`` (:func:`krx_closing_days`)."""
+        return cls(krx_closing_days(years))
 
     @property
     def days(self) -> frozenset[date]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ class PublisherSettings(BaseSettings):
     respect_market_hours: bool | None = None
     #: Poll period outside pre-open/regular/closing auction; None pauses polling there.
     off_hours_interval_s: float | None = Field(None, ge=1.0)
-    #: KRX closing days (ISO dates) replacing the shipped calendar; None keeps the shipped one.
+    #: KRX closing days (ISO dates) replacing the `holidays` library's KRX calendar; None keeps the library's.
     holidays: list[str] | None = None
     #: How often GetConnectState() is checked while running.
     connection_check_s: float = Field(10.0, gt=0)
@@ -152,8 +153,11 @@ class PublisherSettings(BaseSettings):
             return self.source in (Source.kiwoom, Source.rest)  # real market data
         return self.respect_market_hours
 
-    def calendar(self) -> HolidayCalendar:
-        return HolidayCalendar.default() if self.holidays is None else HolidayCalendar.from_iso(self.holidays)
+    def calendar(self, today: date | None = None) -> HolidayCalendar:
+        """The configured ``holidays``, or KRX's calendar for the years around ``today`` (default: today in KST)."""
+        if self.holidays is None:
+            return HolidayCalendar.default(today)
+        return HolidayCalendar.from_iso(self.holidays)
 
     def sustainable_rate(self) -> float:
         """Requests per second the limiter allows in the long run."""

@@ -54,6 +54,8 @@ class WriterStats:
     superseded: int
     #: Rankings that could never be written (e.g. not encodable); each was logged.
     rejected: int
+    #: Rankings submitted and not yet written, superseded or rejected, including the one being written
+    #: or retried right now, so ``submitted == written + superseded + rejected + pending`` always holds.
     pending: int
     reconnects: int
     last_error: str | None
@@ -99,6 +101,8 @@ class RedisWriter:
         self._on_written = on_written
         self._lock = threading.Condition()
         self._pending: OrderedDict[str, Ranking] = OrderedDict()
+        # The ranking the thread took out of ``_pending`` and is writing (or about to retry); still pending.
+        self._in_flight: Ranking | None = None
         self._stopping = False
         self._heartbeat_due = False
         self._flush_deadline = float("inf")
@@ -132,7 +136,8 @@ class RedisWriter:
     def stats(self) -> WriterStats:
         with self._lock:
             return WriterStats(self._state, self._submitted, self._written, self._superseded, self._rejected,
-                               len(self._pending), self._reconnects, self._last_error, self._last_written)
+                               len(self._pending) + (self._in_flight is not None), self._reconnects,
+                               self._last_error, self._last_written)
 
     @property
     def state(self) -> WriterState:
@@ -171,7 +176,7 @@ class RedisWriter:
                 if self._heartbeat_due:
                     next_heartbeat, self._heartbeat_due = 0.0, False
                 stopping = self._stopping
-                item = self._pending.popitem(last=False)[1] if self._pending else None
+                item = self._in_flight = self._pending.popitem(last=False)[1] if self._pending else None
             try:
                 if not self._registered:
                     self._register()
@@ -198,7 +203,8 @@ class RedisWriter:
             except Exception as exc:  # a ranking that can never be written: count it, keep the thread alive
                 log.exception("writer rejected the ranking for %s", item.feed if item else "heartbeat")
                 with self._lock:
-                    self._rejected += item is not None
+                    self._rejected += self._in_flight is not None  # None if written and on_written raised
+                    self._in_flight = None
                     self._last_error = f"{type(exc).__name__}: {exc}"
                 continue
             if stopping:
@@ -211,6 +217,7 @@ class RedisWriter:
 
     def _requeue(self, item: Ranking | None, exc: Exception) -> None:
         with self._lock:
+            self._in_flight = None
             if item is not None:
                 if item.feed in self._pending:
                     self._superseded += 1  # a newer ranking arrived meanwhile; the failed one is obsolete
@@ -250,6 +257,7 @@ class RedisWriter:
                           ranking.published_at_ms)
         with self._lock:
             self._written += 1
+            self._in_flight = None
             self._last_written = written
         if self._on_written is not None:
             self._on_written(written)

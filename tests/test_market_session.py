@@ -8,17 +8,78 @@ import pytest
 
 from kiwoom_cache.clock import KST
 from publisher.market_session import (
-    KRX_CLOSING_DAYS,
     HolidayCalendar,
     SessionState,
     is_trading_day,
+    krx_closing_days,
     next_transition,
     poll_interval_for,
     session_at,
 )
 
 S = SessionState
-CAL = HolidayCalendar.default()
+CAL = HolidayCalendar.krx(range(2025, 2028))  # fixed years, so the tests mean the same whatever today is
+
+# KRX's weekday closing days, kept here as the reference the `holidays` library must match: KRX's yearly
+# notices ("증권·파생상품시장 휴장일") and the public holiday law (관공서의 공휴일에 관한 규정 / 공휴일에 관한 법률),
+# lunar dates as published by KASI. Weekend holidays are left out (weekends are closed anyway).
+KNOWN_KRX_CLOSING_DAYS = {
+    # 2025
+    "2025-01-01": "New Year's Day",
+    "2025-01-27": "temporary public holiday (designated Jan 2025)",
+    "2025-01-28": "Seollal holiday",
+    "2025-01-29": "Seollal",
+    "2025-01-30": "Seollal holiday",
+    "2025-03-03": "substitute for Independence Movement Day (Sat Mar 1)",
+    "2025-05-01": "Labor Day (a KRX closure; not yet a public holiday)",
+    "2025-05-05": "Children's Day and Buddha's Birthday",
+    "2025-05-06": "substitute holiday (Children's Day and Buddha's Birthday on one day)",
+    "2025-06-03": "presidential election",
+    "2025-06-06": "Memorial Day",
+    "2025-08-15": "Liberation Day",
+    "2025-10-03": "National Foundation Day",
+    "2025-10-06": "Chuseok",
+    "2025-10-07": "Chuseok holiday",
+    "2025-10-08": "substitute for Chuseok (Sun Oct 5)",
+    "2025-10-09": "Hangul Day",
+    "2025-12-25": "Christmas Day",
+    "2025-12-31": "year-end closing day",
+    # 2026 (Memorial Day Jun 6 and Chuseok holiday Sep 26 fall on Saturdays, without substitutes)
+    "2026-01-01": "New Year's Day",
+    "2026-02-16": "Seollal holiday",
+    "2026-02-17": "Seollal",
+    "2026-02-18": "Seollal holiday",
+    "2026-03-02": "substitute for Independence Movement Day (Sun Mar 1)",
+    "2026-05-01": "Labor Day (a public holiday from 2026)",
+    "2026-05-05": "Children's Day",
+    "2026-05-25": "substitute for Buddha's Birthday (Sun May 24)",
+    "2026-06-03": "local elections",
+    "2026-07-17": "Constitution Day (a public holiday again from 2026)",
+    "2026-08-17": "substitute for Liberation Day (Sat Aug 15)",
+    "2026-09-24": "Chuseok holiday",
+    "2026-09-25": "Chuseok",
+    "2026-10-05": "substitute for National Foundation Day (Sat Oct 3)",
+    "2026-10-09": "Hangul Day",
+    "2026-12-25": "Christmas Day",
+    "2026-12-31": "year-end closing day",
+    # 2027 (Memorial Day Jun 6 is a Sunday without a substitute; no election is scheduled)
+    "2027-01-01": "New Year's Day",
+    "2027-02-08": "Seollal holiday",
+    "2027-02-09": "substitute for Seollal (Sun Feb 7)",
+    "2027-03-01": "Independence Movement Day",
+    "2027-05-03": "substitute for Labor Day (Sat May 1)",
+    "2027-05-05": "Children's Day",
+    "2027-05-13": "Buddha's Birthday",
+    "2027-07-19": "substitute for Constitution Day (Sat Jul 17)",
+    "2027-08-16": "substitute for Liberation Day (Sun Aug 15)",
+    "2027-09-14": "Chuseok holiday",
+    "2027-09-15": "Chuseok",
+    "2027-09-16": "Chuseok holiday",
+    "2027-10-04": "substitute for National Foundation Day (Sun Oct 3)",
+    "2027-10-11": "substitute for Hangul Day (Sat Oct 9)",
+    "2027-12-27": "substitute for Christmas Day (Sat Dec 25)",
+    "2027-12-31": "year-end closing day",
+}
 WEDNESDAY = date(2026, 11, 25)
 
 
@@ -158,11 +219,33 @@ def test_next_transition_gives_up_on_an_always_closed_calendar():
 # --- calendar ---------------------------------------------------------------------------------------------------
 
 
-def test_default_calendar_years_and_weekdays():
+def test_library_matches_the_known_closing_days():
+    library = {day.isoformat() for day in krx_closing_days(range(2025, 2028))}
+    assert library == set(KNOWN_KRX_CLOSING_DAYS)
     assert CAL.years == {2025, 2026, 2027}
-    assert len(CAL) == len(KRX_CLOSING_DAYS)
     for day in CAL:
-        assert day.weekday() < 5, f"{day} is a weekend day; the list holds weekday closures only"
+        assert day.weekday() < 5, f"{day} is a weekend day; the calendar holds weekday closures only"
+
+
+@pytest.mark.parametrize(
+    ("year", "closing"),
+    [(2025, "2025-12-31"), (2022, "2022-12-30"), (2023, "2023-12-29"), (2028, "2028-12-29")],
+)
+def test_year_end_closing_day_is_the_last_weekday(year, closing):
+    # KRX closes the last weekday of the year for the year-end settlement; when Dec 31 is a weekend that is the
+    # Friday before (Dec 30, 2022 and Dec 29, 2023 were KRX closing days). See docs/krx-holidays.md.
+    closures = krx_closing_days([year])
+    last = max(day for day in closures if day.month == 12)
+    assert last.isoformat() == closing
+    assert not is_trading_day(last, HolidayCalendar.krx([year]))
+    assert is_trading_day(last - timedelta(days=1 if last.weekday() else 3), HolidayCalendar.krx([year]))
+
+
+def test_default_covers_last_year_to_two_years_ahead():
+    assert HolidayCalendar.default(date(2031, 3, 4)).years == {2030, 2031, 2032, 2033}
+    today = datetime.now(KST).date()
+    assert today.year in HolidayCalendar.default().years
+    assert HolidayCalendar.default(date(2026, 11, 25)) == HolidayCalendar.krx(range(2025, 2029))
 
 
 @pytest.mark.parametrize(

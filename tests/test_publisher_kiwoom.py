@@ -207,7 +207,9 @@ def test_on_event_connect_error_while_running_stops_polling(qtbot, redis_url: st
 
 def test_missing_holiday_year_is_warned(qtbot, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock(datetime(2031, 3, 4, 10, 0, tzinfo=KST))
-    make(redis_url, clock=clock, respect_market_hours=True)
+    make(redis_url, clock=clock, respect_market_hours=True)  # the library's calendar covers the clock's year
+    assert "no dates" not in caplog.text
+    make(redis_url, clock=clock, respect_market_hours=True, holidays=["2030-01-01"])
     assert "no dates for 2031" in caplog.text
     caplog.clear()
     make(redis_url, clock=clock, respect_market_hours=True, holidays=["2031-01-01"])

@@ -117,7 +117,7 @@ def test_seeded_markets_are_deterministic() -> None:
 
 def test_prices_stay_on_ticks_within_the_daily_band() -> None:
     control = SimulatedControl(seed=2)
-    control.market.surge_probability = 0.3  # surging stocks run to their limits
+    control.market.surge_probability = 0.3  # many surges: jumpy prices, still on ticks and in the band
     control.market.advance(300)
     for stock in control.market.stocks:
         low, high = limit_prices(stock.prev_close)

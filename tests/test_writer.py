@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -65,7 +66,7 @@ def test_heartbeat_expires_when_the_writer_is_gone(redis_url: str, redis_client:
     wait_until(lambda: redis_client.exists(c.STATUS_KEY), what="heartbeat")
     assert c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY)).redis == "connected"
     writer._stopping = True  # simulate a crash: no final status, the key must simply expire
-    wait_until(lambda: not redis_client.exists(c.STATUS_KEY), timeout=5, what="status key to expire")
+    wait_until(lambda: not redis_client.exists(c.STATUS_KEY), what="status key to expire")
     writer.stop()
 
 
@@ -112,6 +113,38 @@ def test_wrong_type_key_is_retried_not_lost(redis_url: str, redis_client: redis.
     writer.stop()
     assert "Redis refused the write" in caplog.text
     assert json.loads(redis_client.get(c.latest_key("kospi-surge")))["seq"] == 1
+
+
+class GatedRedis(redis.Redis):
+    """A real client whose script calls wait at a gate, so a test can look at the writer mid-write."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(connection_pool=redis.ConnectionPool.from_url(url))
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def evalsha(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        self.entered.set()
+        assert self.release.wait(10), "the test never released the gate"
+        return super().evalsha(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_ranking_being_written_still_counts_as_pending(redis_url: str) -> None:
+    client = GatedRedis(redis_url)
+    writer = make_writer(redis_url, client=client)
+    writer.start()
+    writer.submit(make_ranking())
+    assert client.entered.wait(10), "the writer never tried to write"
+    stats = writer.stats()
+    assert (stats.pending, stats.written) == (1, 0)
+    writer.submit(make_ranking(requested_at_ms=1764028800001))  # queued behind the one in flight
+    stats = writer.stats()
+    assert (stats.pending, stats.superseded) == (2, 0)
+    assert stats.submitted == stats.written + stats.superseded + stats.rejected + stats.pending
+    client.release.set()
+    wait_until(lambda: writer.stats().written == 2, what="both writes")
+    stats = writer.stop()
+    assert (stats.pending, stats.submitted) == (0, stats.written)
 
 
 def test_unencodable_ranking_is_rejected_and_counted(redis_url: str) -> None:

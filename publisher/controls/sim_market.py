@@ -1,13 +1,18 @@
 """A seeded market model behind the simulated control: prices and volumes that move like KRX's.
 
-Prices walk in KRX tick sizes within the ±30% daily band; cumulative volumes grow at a per-stock base
-rate with log-normal noise, and now and then a stock surges (several times its usual pace for a few
-steps), which is exactly what opt10023 ranks. One step is one simulated minute. This is simulated
-data, never presented as real market data.
+Prices are mean-reverting (an Ornstein-Uhlenbeck walk of the log price) around an anchor near the previous
+close, so however long the simulation runs they keep a realistic daily range instead of drifting to the
+±30% band: the anchor is the stock's own bias for the day plus a market-wide mood, most stocks end within
+a few percent, a few movers run 5-15%, and a rare "theme" stock is pinned to a limit. A volume surge
+(several times the usual pace for a few steps, which is what opt10023 ranks) moves the anchor by a news
+impulse, mostly upward, that fades over a couple of hours. Cumulative volumes grow at a per-stock base
+rate with log-normal noise. Prices land on KRX ticks within the band. One step is one simulated minute.
+This is simulated data, never presented as real market data.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -103,6 +108,15 @@ class SimStock:
     surge_left: int = 0
     surge_factor: float = 1.0
     prev_day_volume: int = 0
+    #: Log price (ln(price / prev_close)) the walk reverts to, before news: the day's bias plus the mood.
+    anchor: float = 0.0
+    #: News from surges, added to the anchor and fading back to zero.
+    news: float = 0.0
+    #: The walk's state, ln(price / prev_close); the quoted price is this on the tick grid.
+    level: float = 0.0
+    #: The day's price band and its log bounds (fixed by prev_close; computed once, used every step).
+    band: tuple[int, int] = (0, 0)
+    log_band: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +143,19 @@ class Quote:
         return self.surge / self.prev_volume * 100 if self.prev_volume else 0.0
 
 
+#: Mean reversion per step (minute): the gap to the anchor halves in about 30 minutes.
+REVERSION = math.log(2) / 30
+#: Per-step noise of the log price; the walk's spread around its anchor is VOLATILITY / sqrt(2 * REVERSION)
+#: (about 0.7%), so minute-to-minute moves are a tick or two for most stocks.
+VOLATILITY = 0.0015
+#: News from a surge fades with a half-life of two hours.
+NEWS_DECAY = 0.5 ** (1 / 120)
+#: Spread of the market-wide mood and of each stock's own bias for the day.
+MOOD_SD, BIAS_SD = 0.006, 0.01
+#: Probability that a stock is a mover today (biased 5-15%), and that it is a limit-bound theme stock.
+MOVER_PROBABILITY, THEME_PROBABILITY = 0.06, 0.008
+
+
 class SimMarket:
     """Deterministic for a given seed and sequence of :meth:`advance` calls."""
 
@@ -137,14 +164,28 @@ class SimMarket:
 
     def __init__(self, seed: int | None = 0, surge_probability: float = 0.01) -> None:
         self.rng = random.Random(seed)
+        rng = self.rng
         self.surge_probability = surge_probability
         self.step = 0
         self.stocks = [SimStock(code, name, mkt, close, rate) for code, name, mkt, close, rate in UNIVERSE]
+        moods = {market: rng.gauss(0.0, MOOD_SD) for market in ("001", "101")}
         for stock in self.stocks:
             stock.price = stock.prev_close
             stock.volumes = [0]
-            stock.prev_day_volume = int(stock.base_rate * 390 * self.rng.uniform(0.6, 1.4))
+            stock.prev_day_volume = int(stock.base_rate * 390 * rng.uniform(0.6, 1.4))
+            stock.anchor = moods[stock.market] + self._day_bias(rng)
+            stock.band = limit_prices(stock.prev_close)
+            stock.log_band = (math.log(stock.band[0] / stock.prev_close), math.log(stock.band[1] / stock.prev_close))
         self.advance(30)  # start with half an hour of trading so every window has data
+
+    @staticmethod
+    def _day_bias(rng: random.Random) -> float:
+        draw = rng.random()
+        if draw < THEME_PROBABILITY:  # 상한가/하한가 territory: the band clamps it
+            return rng.choice((1, 1, 1, -1)) * rng.uniform(0.26, 0.34)
+        if draw < THEME_PROBABILITY + MOVER_PROBABILITY:
+            return rng.choice((1, 1, -1)) * rng.uniform(0.05, 0.15)
+        return rng.gauss(0.0, BIAS_SD)
 
     def advance(self, steps: int = 1) -> None:
         rng = self.rng
@@ -156,19 +197,23 @@ class SimMarket:
                 elif rng.random() < self.surge_probability:
                     s.surge_left = rng.randint(3, 15)
                     s.surge_factor = rng.uniform(4.0, 30.0)
+                    # The news behind a surge moves the price, more often upward; it fades, so no ratchet.
+                    s.news += rng.choice((1, 1, 1, -1, -1)) * abs(rng.gauss(0.0, 0.012))
                 factor = s.surge_factor if s.surge_left else 1.0
                 traded = int(s.base_rate * factor * rng.lognormvariate(0.0, 0.5))
                 s.volumes.append(s.volumes[-1] + traded)
                 if len(s.volumes) > self.HISTORY:
                     del s.volumes[0]
-                # Surging stocks move more, mostly upward.
-                drift = 0.002 * factor if s.surge_left else 0.0
-                move = rng.gauss(drift, 0.002 * (factor ** 0.5))
-                target = max(1, int(s.price * (1 + move)))
-                tick = tick_size(target)  # the band of the new price, so crossing 50,000 lands on 100s
-                low, high = limit_prices(s.prev_close)
+                s.news *= NEWS_DECAY
+                # Surging stocks are jumpier (up to 3x the usual noise) while the surge lasts.
+                noise = VOLATILITY * min(3.0, math.sqrt(factor))
+                s.level += REVERSION * (s.anchor + s.news - s.level) + rng.gauss(0.0, noise)
+                low, high = s.band
+                # Keep the walk inside the band too, or a limit-bound stock would take hours to come off it.
+                s.level = min(max(s.level, s.log_band[0]), s.log_band[1])
+                target = s.prev_close * math.exp(s.level)
+                tick = tick_size(int(target))  # the band of the new price, so crossing 50,000 lands on 100s
                 s.price = max(low, min(high, max(tick, round(target / tick) * tick)))
-
     def quotes(self, market: str, minutes: int, versus_previous_day: bool) -> list[Quote]:
         """Every stock of ``market`` ("000" all) with opt10023's comparison volume.
 

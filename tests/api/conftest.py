@@ -44,7 +44,8 @@ class Replica:
         self.proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=full_env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 15.0) -> Replica:
+    # Generous: on a loaded shared machine importing the API alone took 12 s; an exit fails at once anyway.
+    def wait_ready(self, timeout: float = 60.0) -> Replica:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"replica exited: {self.log()}")

@@ -35,16 +35,19 @@ class Writer:
         self.maxlen = maxlen
         self.ids: list[str] = []
 
-    def register(self, feed: str = DEFAULT_FEED, interval_s: float = 1.0) -> None:
+    # A long poll period: a ranking must not turn stale (age > 3 periods) while a loaded machine starts a replica.
+    def register(self, feed: str = DEFAULT_FEED, interval_s: float = 120.0) -> None:
         info = c.FeedInfo(feed=feed, title=f"{feed} title", tr="opt10023", params={"market": "001"},
                           interval_s=interval_s)
         self.client.hset(c.FEEDS_KEY, feed, info.encode())
 
-    def heartbeat(self, state: str = "running", ttl_s: float = 60.0, *, at_ms: int | None = None) -> None:
+    # A long period: one heartbeat must not turn late (stale) while a loaded machine starts a replica.
+    def heartbeat(self, state: str = "running", ttl_s: float = 300.0, *, at_ms: int | None = None,
+                  heartbeat_s: float = 120.0) -> None:
         now = int(time.time() * 1000)
         status = c.PublisherStatus(state=state, source="sim", account_mode=None, version="test", host="localhost",
                                    pid=1, started_at_ms=now - 1000, heartbeat_at_ms=at_ms or now,
-                                   last_success_ms=now, heartbeat_s=5.0, session="regular")
+                                   last_success_ms=now, heartbeat_s=heartbeat_s, session="regular")
         self.client.set(c.STATUS_KEY, status.encode(), px=int(ttl_s * 1000))
 
     def write(self, feed: str = DEFAULT_FEED, n: int = 5, **kw: object) -> str:
