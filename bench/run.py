@@ -119,10 +119,13 @@ class Server:
     ready_path: str
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    #: False for multi-worker runs, which are meant to use every core.
+    pin: bool = True
 
     def start(self, log_path: Path) -> Server:
         log = log_path.open("wb")
-        self.proc = subprocess.Popen(pinned(SERVER_CORE, self.argv), cwd=ROOT, env={**os.environ, **self.env},
+        argv = pinned(SERVER_CORE, self.argv) if self.pin else self.argv
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **self.env},
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         wait_http(self.port, self.ready_path, proc=self.proc)
@@ -136,13 +139,24 @@ def python_server(name: str, argv: list[str], port: int, ready: str, env: dict[s
     return Server(name, [sys.executable, *argv], port, ready, env)
 
 
-def replica(redis_url: str, *, log_level: str | None = None, name: str = "replica") -> Server:
-    """``kiwoom-api`` as shipped: only the Redis URL and the port are set (log level if asked)."""
+def replica(redis_url: str, *, name: str = "replica", **settings: str) -> Server:
+    """``kiwoom-api`` as shipped: only the Redis URL and the port are set, plus any ``KIWOOM_API_*`` asked for."""
     port = free_port()
-    env = {"KIWOOM_CACHE_REDIS_URL": redis_url, "KIWOOM_API_PORT": str(port)}
-    if log_level:
-        env["KIWOOM_API_LOG_LEVEL"] = log_level
+    env = {"KIWOOM_CACHE_REDIS_URL": redis_url, "KIWOOM_API_PORT": str(port),
+           **{f"KIWOOM_API_{k.upper()}": v for k, v in settings.items()}}
     return python_server(name, ["-m", "api"], port, "/readyz", env)
+
+
+def replica_workers(redis_url: str, workers: int) -> Server:
+    """The replica app under ``uvicorn --workers``: each worker process has its own hub and subscription."""
+    port = free_port()
+    env = {"KIWOOM_CACHE_REDIS_URL": redis_url, "KIWOOM_API_LOG_LEVEL": "warning"}
+    server = python_server(f"replica-{workers}w", ["-m", "uvicorn", "--factory", "api.app:create_app", "--host",
+                                                   "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                                                   "--log-level", "warning", "--timeout-keep-alive", "30"],
+                           port, "/readyz", env)
+    server.pin = False
+    return server
 
 
 def replica_granian(redis_url: str) -> Server:
@@ -359,12 +373,17 @@ def percentile(ordered: list[float], p: float) -> float:
 
 
 def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe: Path) -> dict[str, Any]:
+    phase_start = time.monotonic()
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-{n}-", dir=tmp))
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     with LocalRedis(work / "redis") as rds:
         client = redis.Redis.from_url(rds.url)
-        server = {"replica": lambda: replica(rds.url), "naive": lambda: naive(rds.url),
-                  "nchan": lambda: nginx(work, redis_port=rds.port, nofile=nofile)}[kind]()
+        makers = {"replica": lambda: replica(rds.url), "naive": lambda: naive(rds.url),
+                  "nchan": lambda: nginx(work, redis_port=rds.port, nofile=nofile),
+                  "replica-1w": lambda: replica_workers(rds.url, 1), "replica-2w": lambda: replica_workers(rds.url, 2),
+                  "replica-granian": lambda: replica_granian(rds.url)}
+        server = makers[kind]()
         server.start(work / "server.log")
         publisher = Publisher(client, args.rows, server.port if kind == "nchan" else None)
         loader = None
@@ -423,7 +442,8 @@ def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe
         "rss_per_client_kib": round((rss - rss_idle) / max(1, connected), 2),
         "redis_clients": redis_clients, "loader_cpu_window_s": round(lcpu1 - lcpu0, 3),
         "loader_cpu_total_s": round(summary.get("cpu_user_s", 0) + summary.get("cpu_sys_s", 0), 3),
-        "doc_bytes": len(seed),
+        "doc_bytes": len(seed), "phase_s": round(time.monotonic() - phase_start, 1),
+        "loadavg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
     shutil.rmtree(work, ignore_errors=True)
     return result
@@ -472,14 +492,21 @@ def snapshot_phase(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         client.set(c.STATUS_KEY, status.encode(), px=3_600_000)
         doc_path = tmp / "snapshot.json"
         targets: list[tuple[str, str, Any]] = [
-            ("replica (defaults: log level info, access log on)", "info", lambda: replica(rds.url)),
-            ("replica, log level warning (access log off)", "warning",
-             lambda: replica(rds.url, log_level="warning")),
+            ("replica, defaults (log level info, access log sparse)", "info", lambda: replica(rds.url)),
+            ("replica, access log on every request (KIWOOM_API_ACCESS_LOG=all)", "info",
+             lambda: replica(rds.url, name="replica-log-all", access_log="all")),
+            ("replica, log level warning (no access log)", "warning",
+             lambda: replica(rds.url, name="replica-warning", log_level="warning")),
             ("nginx static file", "-", lambda: nginx(tmp, redis_port=None, nofile=nofile, static_doc=doc_path)),
             ("bare ASGI, cached bytes (uvicorn httptools+uvloop, no access log)", "-", lambda: bare_asgi(doc_path)),
         ]
-        if args.granian:
-            targets.append(("replica under granian, log level warning", "warning", lambda: replica_granian(rds.url)))
+        if not args.skip_granian:
+            targets.append(("replica under granian (log level warning)", "warning", lambda: replica_granian(rds.url)))
+        if not args.skip_workers:
+            targets += [("replica, uvicorn --workers 1, unpinned (log level warning)", "warning",
+                         lambda: replica_workers(rds.url, 1)),
+                        ("replica, uvicorn --workers 2, unpinned (log level warning)", "warning",
+                         lambda: replica_workers(rds.url, 2))]
         for label, log_level, make in targets:
             server = make()
             server.start(tmp / f"snap-{server.port}.log")
@@ -551,27 +578,33 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "–"
 
 
+def sse_rows(rows: list[dict[str, Any]]) -> list[str]:
+    return [f"| {r['server']} | {r['n']:,} | {r['connected']:,} | {r['delivered']:,} / {r['expected']:,} "
+            f"| {r['gaps']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['window_s']} | {r['server_cpu_s']} "
+            f"| {r['cpu_us_per_event']} | {r['rss_per_client_kib']} | {r['redis_clients']} "
+            f"| {r['loader_cpu_window_s']} |" for r in rows]
+
+
 def markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = [f"# Benchmark results ({report['finished']})", "",
-             f"One run of `python bench/run.py {s['argv']}`. Machine: {report['versions']['machine']}; "
-             f"server pinned to core {SERVER_CORE}, C loader, Redis, publisher and wrk on core {LOADER_CORE}.", "",
+             f"One run of `python bench/run.py {s['argv']}` ({report['duration_s']:.0f} s). Machine: "
+             f"{report['versions']['machine']}; server pinned to core {SERVER_CORE}, C loader, Redis, publisher and "
+             f"wrk on core {LOADER_CORE}. 1-minute load average {report['loadavg_1m'][0]} at the start, "
+             f"{report['loadavg_1m'][1]} at the end (other jobs shared the machine).", "",
              f"## SSE fan-out: {s['doc_bytes']:,}-byte ranking at {s['rate']} Hz, {s['window']} s window", "",
              "Latency = publish (the server's input: the Lua write, or nchan's POST) → the event's last byte read by "
              "the loader. Server CPU and loader CPU are for the window. Replica: `kiwoom-api` defaults (log level "
-             "info). nchan: one nginx worker, Redis storage. Naive: FastAPI + sse-starlette, one Redis subscription "
+             "info, access log sparse). nchan: one nginx worker, Redis storage. Naive: FastAPI + sse-starlette, one Redis subscription "
              "per client, uvicorn defaults.", "",
-             "| server | N | connected | delivered / expected | gaps | p50 ms | p99 ms | max ms | server CPU s "
-             "| RSS / client KiB | Redis conns | loader CPU s |", "|" + "---|" * 12]
-    for r in report["sse"]:
-        lines.append(f"| {r['server']} | {r['n']:,} | {r['connected']:,} | {r['delivered']:,} / {r['expected']:,} "
-                     f"| {r['gaps']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['server_cpu_s']} "
-                     f"| {r['rss_per_client_kib']} | {r['redis_clients']} | {r['loader_cpu_window_s']} |")
+             "| server | N | connected | delivered / expected | gaps | p50 ms | p99 ms | max ms | window s "
+             "| server CPU s | CPU µs / event | RSS / client KiB | Redis conns | loader CPU s |", "|" + "---|" * 14]
+    lines += sse_rows(report["sse"])
     by = {(r["server"], r["n"]): r for r in report["sse"]}
     ns = sorted({r["n"] for r in report["sse"]})
     lines += ["", "### Ratios to nchan at the same N (same run)", "",
-              "| server | N | p99 / nchan | p50 / nchan | server CPU / nchan | RSS per client / nchan |",
-              "|---|---|---|---|---|---|"]
+              "| server | N | p99 / nchan | p50 / nchan | server CPU / nchan | CPU per event / nchan "
+              "| RSS per client / nchan |", "|---|---|---|---|---|---|---|"]
     for n in ns:
         base = by.get(("nchan", n))
         if base is None:
@@ -582,7 +615,14 @@ def markdown(report: dict[str, Any]) -> str:
                 continue
             lines.append(f"| {name} | {n:,} | {ratio(r['p99_ms'], base['p99_ms'])} | "
                          f"{ratio(r['p50_ms'], base['p50_ms'])} | {ratio(r['server_cpu_s'], base['server_cpu_s'])} | "
+                         f"{ratio(r['cpu_us_per_event'], base['cpu_us_per_event'])} | "
                          f"{ratio(r['rss_per_client_kib'], base['rss_per_client_kib'])} |")
+    if report.get("workers"):
+        lines += ["", "### One replica process vs two (`uvicorn --workers`, unpinned, log level warning)", "",
+                  "Both cores are available to the server; the loader, Redis and the publisher share them.", "",
+                  "| server | N | connected | delivered / expected | gaps | p50 ms | p99 ms | max ms | window s "
+                  "| server CPU s | CPU µs / event | RSS / client KiB | Redis conns | loader CPU s |",
+                  "|" + "---|" * 14, *sse_rows(report["workers"])]
     if report.get("snapshot"):
         snaps = report["snapshot"]
         nginx_rps = next((r["rps_200"] for r in snaps if r["server"] == "nginx-static"), 0)
@@ -666,7 +706,8 @@ def loader_core() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ns", default="1000,4000,8000,max", help="SSE client counts; max = fd hard limit - 100")
-    parser.add_argument("--servers", default="nchan,replica,naive")
+    parser.add_argument("--servers", default="nchan,replica,naive",
+                        help="SSE peers: nchan, replica, naive (also replica-granian, replica-1w, replica-2w)")
     parser.add_argument("--naive-max", type=int, default=8000,
                         help="largest N for the naive app (it needs two descriptors and a Redis client per client)")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of publishing per phase")
@@ -675,15 +716,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--settle", type=float, default=1.0, help="seconds between connecting and publishing")
     parser.add_argument("--stall", type=float, default=5.0, help="give up connecting after this long without progress")
     parser.add_argument("--connect-limit", type=float, default=60.0, help="seconds allowed for connecting N clients")
-    parser.add_argument("--naive-connect-limit", type=float, default=30.0,
+    parser.add_argument("--naive-connect-limit", type=float, default=15.0,
                         help="the naive app accepts slowly and saturates early: it gets less time")
     parser.add_argument("--drain", type=float, default=5.0,
                         help="seconds after the last publish for late events (counted as delivered)")
-    parser.add_argument("--wrk-seconds", type=int, default=5)
+    parser.add_argument("--wrk-seconds", type=int, default=4)
     parser.add_argument("--wrk-conns", type=int, default=64)
     parser.add_argument("--publish-n", type=int, default=500)
     parser.add_argument("--skip-snapshot", action="store_true")
-    parser.add_argument("--granian", action="store_true", help="also run the replica under granian (snapshot)")
+    parser.add_argument("--skip-granian", action="store_true", help="no granian run of the replica (snapshot)")
+    parser.add_argument("--skip-workers", action="store_true", help="no 1- vs 2-worker runs")
+    parser.add_argument("--workers-n", type=int, default=4000,
+                        help="SSE clients for the 1- vs 2-worker comparison (unpinned, loader shares the cores)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--smoke", action="store_true",
                         help="a few clients, a few events, 1-s wrk runs: checks the harness, not the servers")
@@ -691,6 +735,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.smoke:
         args.ns, args.window, args.rate, args.settle, args.stall = "5", 1.0, 4.0, 0.2, 3.0
         args.wrk_seconds, args.wrk_conns, args.publish_n = 1, 4, 20
+        args.skip_granian = args.skip_workers = True
     hard = raise_nofile()
     servers = [s for s in args.servers.split(",") if s]
     if "nchan" in servers and not NCHAN_MODULE.exists():
@@ -700,7 +745,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ns = parse_ns(args.ns, hard)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    report: dict[str, Any] = {"sse": [], "snapshot": [], "publish_path": None}
+    load_start = os.getloadavg()[0]
+    report: dict[str, Any] = {"sse": [], "workers": [], "snapshot": [], "publish_path": None}
     with tempfile.TemporaryDirectory(prefix="kiwoom-bench-") as tmp_name, loader_core():
         tmp = Path(tmp_name)
         exe = build_loader(tmp)
@@ -714,6 +760,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"  connected {r['connected']:,} delivered {r['delivered']:,}/{r['expected']:,} gaps "
                       f"{r['gaps']} p50 {r['p50_ms']} p99 {r['p99_ms']} ms, server CPU {r['server_cpu_s']} s, "
                       f"{r['rss_per_client_kib']} KiB/client, loader CPU {r['loader_cpu_window_s']} s", flush=True)
+        if not args.skip_workers:
+            for kind in ("replica-1w", "replica-2w"):
+                print(f"SSE {kind} N={args.workers_n:,} (unpinned) ...", flush=True)
+                r = sse_phase(kind, args.workers_n, args, tmp, exe)
+                report["workers"].append(r)
+                print(f"  connected {r['connected']:,} delivered {r['delivered']:,}/{r['expected']:,} p99 "
+                      f"{r['p99_ms']} ms, server CPU {r['server_cpu_s']} s", flush=True)
         if not args.skip_snapshot:
             if shutil.which("wrk"):
                 report["snapshot"] = snapshot_phase(args, tmp)
@@ -728,6 +781,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["versions"] = versions()
     report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report["duration_s"] = round(time.monotonic() - started, 1)
+    report["loadavg_1m"] = [round(load_start, 1), round(os.getloadavg()[0], 1)]
     (args.out / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (args.out / "results.md").write_text(markdown(report))
     plot(report, args.out / "sse.png")
