@@ -51,6 +51,8 @@ SERVER_CORE, LOADER_CORE = 0, 1
 #: Descriptors kept back from the hard limit for the server's own files, Redis connections and listeners.
 FD_RESERVE = 100
 RECORD = struct.Struct("<IId")
+#: Stem of the reports written to --out (``.json``, ``.md``), next to ``sse.png``.
+REPORT = "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -595,8 +597,8 @@ def markdown(report: dict[str, Any]) -> str:
              f"## SSE fan-out: {s['doc_bytes']:,}-byte ranking at {s['rate']} Hz, {s['window']} s window", "",
              "Latency = publish (the server's input: the Lua write, or nchan's POST) → the event's last byte read by "
              "the loader. Server CPU and loader CPU are for the window. Replica: `kiwoom-api` defaults (log level "
-             "info, access log sparse). nchan: one nginx worker, Redis storage. Naive: FastAPI + sse-starlette, one Redis subscription "
-             "per client, uvicorn defaults.", "",
+             "info, access log sparse). nchan: one nginx worker, Redis storage. Naive: FastAPI + sse-starlette, "
+             "one Redis subscription per client, uvicorn defaults.", "",
              "| server | N | connected | delivered / expected | gaps | p50 ms | p99 ms | max ms | window s "
              "| server CPU s | CPU µs / event | RSS / client KiB | Redis conns | loader CPU s |", "|" + "---|" * 14]
     lines += sse_rows(report["sse"])
@@ -782,10 +784,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report["duration_s"] = round(time.monotonic() - started, 1)
     report["loadavg_1m"] = [round(load_start, 1), round(os.getloadavg()[0], 1)]
-    (args.out / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    (args.out / "results.md").write_text(markdown(report))
+    (args.out / f"{REPORT}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (args.out / f"{REPORT}.md").write_text(markdown(report))
     plot(report, args.out / "sse.png")
-    print(f"done in {report['duration_s']} s: {args.out / 'results.md'}")
+    print(f"done in {report['duration_s']} s: {args.out}/{REPORT}.md, .json, sse.png")
     return report
 
 

@@ -51,6 +51,6 @@ def test_harness_runs_at_tiny_n(tmp_path):
         assert 0 < r["delivered"] <= r["expected"] == 5 * r["events"]
         assert r["gaps"] == 0 and r["duplicates"] == 0
     assert [s["step"] for s in report["publish_path"]["steps"]][2] == "write: lua 1rt (ours)"
-    saved = json.loads((tmp_path / "results.json").read_text())
+    saved = json.loads((tmp_path / f"{run.REPORT}.json").read_text())
     assert saved["sse"] == report["sse"]
-    assert "| replica | 5 | 5 |" in (tmp_path / "results.md").read_text()
+    assert "| replica | 5 | 5 |" in (tmp_path / f"{run.REPORT}.md").read_text()
