@@ -1,8 +1,9 @@
 /* sseload: N Server-Sent Events clients in one epoll loop, cheap enough to leave the server's latency visible.
  *
- *   sseload HOST PORT PATH N RECORDS_FILE [INFLIGHT]
+ *   sseload HOST PORT PATH N RECORDS_FILE [INFLIGHT [HEADER]]
  *
- * Opens N keep-alive HTTP/1.1 GETs to PATH (at most INFLIGHT handshakes at a time, default 256), decodes
+ * Opens N keep-alive HTTP/1.1 GETs to PATH (at most INFLIGHT handshakes at a time, default 256; HEADER, e.g.
+ * "Authorization: Bearer <key>", is added to each request), decodes
  * chunked transfer encoding when the server uses it, and splits the body into SSE events. The bench feeds
  * every server the same contract document, whose first fields are {"id":...,"seq":N,...}: an event whose
  * first data line carries "seq":N is recorded as (client, seq, CLOCK_REALTIME when its closing blank line
@@ -196,13 +197,14 @@ static int start_connect(int ep, uint32_t idx, struct sockaddr_in *addr) {
 
 int main(int argc, char **argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: %s HOST PORT PATH N RECORDS_FILE [INFLIGHT]\n", argv[0]);
+        fprintf(stderr, "usage: %s HOST PORT PATH N RECORDS_FILE [INFLIGHT [HEADER]]\n", argv[0]);
         return 2;
     }
     const char *host = argv[1], *path = argv[3], *out = argv[5];
     int port = atoi(argv[2]);
     long n = atol(argv[4]);
     long inflight = argc > 6 ? atol(argv[6]) : 256;
+    const char *extra = argc > 7 ? argv[7] : NULL;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;  /* every socket is a descriptor: take the whole hard limit */
@@ -213,9 +215,10 @@ int main(int argc, char **argv) {
 
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) { fprintf(stderr, "bad host %s\n", host); return 2; }
-    char request[512];
-    int reqlen = snprintf(request, sizeof(request),
-                          "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n", path, host, port);
+    char request[1024];
+    int reqlen = snprintf(request, sizeof(request), "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n%s%s\r\n",
+                          path, host, port, extra ? extra : "", extra ? "\r\n" : "");
+    if (reqlen < 0 || reqlen >= (int)sizeof(request)) { fprintf(stderr, "request too long\n"); return 2; }
 
     clients = calloc((size_t)n, sizeof(client_t));
     if (!clients) { perror("calloc"); return 2; }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -51,6 +52,9 @@ SERVER_CORE, LOADER_CORE = 0, 1
 #: Descriptors kept back from the hard limit for the server's own files, Redis connections and listeners.
 FD_RESERVE = 100
 RECORD = struct.Struct("<IId")
+#: The API key the ``replica-auth`` runs accept (``KIWOOM_API_AUTH_KEYS`` holds only its digest).
+BENCH_KEY = "bench-" + "0" * 40
+BENCH_KEY_SPEC = json.dumps([{"name": "bench", "sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest()}])
 #: Stem of the reports written to --out (``.json``, ``.md``), next to ``sse.png``.
 REPORT = "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -245,10 +249,10 @@ def build_loader(out_dir: Path) -> Path:
 class Loader:
     """The C loader as a child on the loader core; its status lines are read by a thread."""
 
-    def __init__(self, exe: Path, port: int, n: int, records: Path) -> None:
+    def __init__(self, exe: Path, port: int, n: int, records: Path, header: str | None = None) -> None:
         self.records = records
-        self.proc = subprocess.Popen(pinned(LOADER_CORE, [str(exe), "127.0.0.1", str(port), EVENTS_PATH, str(n),
-                                                          str(records)]),
+        argv = [str(exe), "127.0.0.1", str(port), EVENTS_PATH, str(n), str(records), "256"]
+        self.proc = subprocess.Popen(pinned(LOADER_CORE, argv + ([header] if header else [])),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.status: dict[str, int] = {"connected": 0, "failed": 0, "closed": 0, "pending": n, "events": 0}
         self.summary: dict[str, Any] = {}
@@ -384,7 +388,8 @@ def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe
         makers = {"replica": lambda: replica(rds.url), "naive": lambda: naive(rds.url),
                   "nchan": lambda: nginx(work, redis_port=rds.port, nofile=nofile),
                   "replica-1w": lambda: replica_workers(rds.url, 1), "replica-2w": lambda: replica_workers(rds.url, 2),
-                  "replica-granian": lambda: replica_granian(rds.url)}
+                  "replica-granian": lambda: replica_granian(rds.url),
+                  "replica-auth": lambda: replica(rds.url, name="replica-auth", auth_keys=BENCH_KEY_SPEC)}
         server = makers[kind]()
         server.start(work / "server.log")
         publisher = Publisher(client, args.rows, server.port if kind == "nchan" else None)
@@ -394,7 +399,8 @@ def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe
             time.sleep(0.3)
             assert server.proc is not None
             _, rss_idle = usage(server.proc.pid)
-            loader = Loader(loader_exe, server.port, n, work / "records.bin")
+            loader = Loader(loader_exe, server.port, n, work / "records.bin",
+                            f"Authorization: Bearer {BENCH_KEY}" if kind == "replica-auth" else None)
             t_connect = time.monotonic()
             loader.wait_connected(n, stall_s=args.stall,
                                   limit_s=args.naive_connect_limit if kind == "naive" else args.connect_limit)
@@ -709,7 +715,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ns", default="1000,4000,8000,max", help="SSE client counts; max = fd hard limit - 100")
     parser.add_argument("--servers", default="nchan,replica,naive",
-                        help="SSE peers: nchan, replica, naive (also replica-granian, replica-1w, replica-2w)")
+                        help="SSE peers: nchan, replica, naive (also replica-auth, replica-granian, replica-1w, "
+                             "replica-2w)")
     parser.add_argument("--naive-max", type=int, default=8000,
                         help="largest N for the naive app (it needs two descriptors and a Redis client per client)")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of publishing per phase")

@@ -1,7 +1,7 @@
 """bench/run.py at tiny N: the C loader builds with gcc and the harness runs end to end (no figures checked).
 
 The benchmark itself is not part of the test run (``bash bench/run.sh``); this only keeps it from rotting:
-a few clients, a few events, real redis-server, the replica and the naive app under uvicorn.
+a few clients, a few events, real redis-server, the replica (also with an API key) and the naive app.
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ def test_loader_builds_with_gcc(tmp_path):
 
 def test_harness_runs_at_tiny_n(tmp_path):
     run = load_harness()
-    report = run.main(["--smoke", "--servers", "replica,naive", "--skip-snapshot", "--out", str(tmp_path)])
+    report = run.main(["--smoke", "--servers", "replica,replica-auth,naive", "--skip-snapshot", "--out",
+                       str(tmp_path)])
     phases = {r["server"]: r for r in report["sse"]}
-    assert set(phases) == {"replica", "naive"}
+    assert set(phases) == {"replica", "replica-auth", "naive"}
     for r in phases.values():
         assert r["connected"] == r["n"] == 5
         assert 0 < r["delivered"] <= r["expected"] == 5 * r["events"]
