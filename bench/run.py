@@ -322,7 +322,7 @@ class Publisher:
         self.nchan = http.client.HTTPConnection("127.0.0.1", nchan_port) if nchan_port else None
 
     def seed(self) -> bytes:
-        info = c.FeedInfo(FEED, "bench", c.OPT10023, {"market": "001"}, 0.5)
+        info = c.FeedInfo(FEED, "bench", "opt10023", {"market": "001"}, 0.5)
         self.client.hset(c.FEEDS_KEY, FEED, info.encode())
         deadline = time.monotonic() + 15
         while True:  # nchan answers 503 until its Redis connection is up
