@@ -8,9 +8,10 @@ import math
 
 import uvicorn
 
+from api import accesslog
 from api.app import create_app
 from api.gate import MAX_HEAD
-from api.settings import ApiSettings
+from api.settings import AccessLog, ApiSettings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,12 +20,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="port (KIWOOM_API_PORT)")
     parser.add_argument("--redis-url", help="Redis URL (KIWOOM_CACHE_REDIS_URL)")
     parser.add_argument("--log-level", help="debug, info, warning ... (KIWOOM_API_LOG_LEVEL)")
+    parser.add_argument("--access-log", choices=[m.value for m in AccessLog],
+                        help="sparse (default: no line per successful snapshot read), all, off (KIWOOM_API_ACCESS_LOG)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     settings = ApiSettings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    access_log = accesslog.configure(settings.access_log)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+        access_log=access_log,
         # uvicorn takes whole seconds: a fractional grace period is rounded up, never cut short.
         timeout_graceful_shutdown=math.ceil(settings.graceful_shutdown_s) or None, lifespan="on",
         # The hub streams to thousands of idle sockets; uvicorn's default keep-alive is for short requests.

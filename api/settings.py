@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,14 @@ from api.auth import KeySpec
 from api.public import random_replica_id
 from kiwoom_cache.env import API_ENV_PREFIX, env_sources
 from kiwoom_cache.urls import mask_url
+
+
+class AccessLog(StrEnum):
+    """``KIWOOM_API_ACCESS_LOG``: which requests get an access-log line (see api/accesslog.py)."""
+
+    ALL = "all"
+    SPARSE = "sparse"
+    OFF = "off"
 
 
 class ApiSettings(BaseSettings):
@@ -26,6 +35,8 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
+    #: ``sparse``: access-log every request except successful snapshot reads (counted in /metrics); ``all``; ``off``.
+    access_log: AccessLog = AccessLog.SPARSE
     #: Comma-separated origins allowed by CORS (``*`` for any); empty disables CORS headers.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Seconds between ``: ping`` comments on event streams, so idle proxies keep the connection.

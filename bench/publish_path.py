@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stack/ (dev tooling) comes from the checkout
@@ -51,10 +52,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=2000)
-    args = parser.parse_args()
+def measure(n: int = 2000) -> dict[str, Any]:
+    """Interleaved timings of each step; ``steps`` holds median/p99 in µs and the ratio to our Lua write."""
     raw = raw_answer()
     with tempfile.TemporaryDirectory() as tmp, LocalRedis(tmp) as server:
         client = redis.Redis.from_url(server.url)
@@ -95,10 +94,10 @@ def main() -> None:
         }
         timings: dict[str, list[float]] = {name: [] for name in variants}
         base = ranking_from_response(raw, source="sim")
-        for _ in range(200):  # warm-up
+        for _ in range(min(200, n)):  # warm-up
             for fn in variants.values():
                 fn(base)
-        for i in range(args.n):  # interleaved, so noise hits every variant alike
+        for i in range(n):  # interleaved, so noise hits every variant alike
             r = replace(base, published_at_ms=i)
             for name, fn in variants.items():
                 t0 = time.perf_counter()
@@ -106,20 +105,29 @@ def main() -> None:
                 timings[name].append((time.perf_counter() - t0) * 1e6)
         size = len(c.encode_body(base))
         full: list[float] = []
-        for _ in range(args.n):
+        for _ in range(n):
             t0 = time.perf_counter()
             lua(ranking_from_response(raw, source="sim"))
             full.append((time.perf_counter() - t0) * 1e6)
         client.close()
-
+    timings["parse+encode+write (ours)"] = full
     ours = statistics.median(timings["write: lua 1rt (ours)"])
-    print(f"100-row opt10023 ranking, JSON document {size:,} bytes, n={args.n}, redis {server.executable}")
+    steps = [{"step": name, "median_us": round(statistics.median(values), 1),
+              "p99_us": round(percentile(values, 0.99), 1), "ratio": round(statistics.median(values) / ours, 2)}
+             for name, values in timings.items()]
+    return {"rows": len(base.rows), "bytes": size, "n": n, "redis": server.executable, "steps": steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    args = parser.parse_args()
+    result = measure(args.n)
+    print(f"{result['rows']}-row opt10023 ranking, JSON document {result['bytes']:,} bytes, n={result['n']}, "
+          f"redis {result['redis']}")
     print(f"{'step':28} {'median µs':>10} {'p99 µs':>10} {'÷ lua write':>12}")
-    for name, values in timings.items():
-        med = statistics.median(values)
-        print(f"{name:28} {med:10.1f} {percentile(values, 0.99):10.1f} {med / ours:12.2f}")
-    print(f"{'parse+encode+write (ours)':28} {statistics.median(full):10.1f} {percentile(full, 0.99):10.1f}"
-          f" {statistics.median(full) / ours:12.2f}")
+    for step in result["steps"]:
+        print(f"{step['step']:28} {step['median_us']:10.1f} {step['p99_us']:10.1f} {step['ratio']:12.2f}")
 
 
 if __name__ == "__main__":

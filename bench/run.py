@@ -1,0 +1,802 @@
+"""The whole comparison in one run: SSE fan-out against nginx + nchan and the naive pattern, snapshots under wrk.
+
+    python bench/run.py                 # full run (< 10 min on 2 cores), results in bench/results/
+    python bench/run.py --smoke         # a few clients and events, seconds (tests/test_bench_smoke.py)
+
+Loopback only. The server under test is pinned to core 0 (``taskset``); the C loader (bench/loader.c, built
+here with gcc), Redis, the publisher (this process) and wrk share core 1. Every server is fed the same bytes:
+rankings written through the contract's Lua script (``kiwoom_cache.contract``), which PUBLISHes them for the
+replica and the naive app; nchan gets the same document by HTTP POST into its Redis-backed channel (nchan keeps
+its own keys and pub/sub channel in Redis and cannot subscribe to ours: see bench/README.md). Setup (apt
+packages, the ``bench`` extra) is ``bash bench/setup.sh``; ``bash bench/run.sh`` does both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kiwoom_cache import contract as c  # noqa: E402
+from kiwoom_cache.localredis import LocalRedis, free_port, terminate  # noqa: E402
+from tests.api.writer import make_ranking  # noqa: E402
+
+FEED = "kospi-surge"
+EVENTS_PATH = f"/v1/rankings/{FEED}/events"
+SNAPSHOT_PATH = f"/v1/rankings/{FEED}"
+NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
+SERVER_CORE, LOADER_CORE = 0, 1
+#: Descriptors kept back from the hard limit for the server's own files, Redis connections and listeners.
+FD_RESERVE = 100
+RECORD = struct.Struct("<IId")
+#: The API key the ``replica-auth`` runs accept (``KIWOOM_API_AUTH_KEYS`` holds only its digest).
+BENCH_KEY = "bench-" + "0" * 40
+BENCH_KEY_SPEC = json.dumps([{"name": "bench", "sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest()}])
+#: Stem of the reports written to --out (``.json``, ``.md``), next to ``sse.png``.
+REPORT = "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+# --- processes ---------------------------------------------------------------------------------------------
+
+def pinned(core: int, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *argv] if os.cpu_count() and os.cpu_count() > 1 else argv  # type: ignore[operator]
+
+
+def _stat(pid: int) -> tuple[int, int, int]:
+    """(ppid, utime+stime ticks, rss pages) of one process."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    rest = text[text.rindex(")") + 2:].split()
+    return int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[21])
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (nginx's workers, uvicorn's)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parents[int(entry.name)] = _stat(int(entry.name))[0]
+    found, frontier = [pid], [pid]
+    while frontier:
+        frontier = [p for p, pp in parents.items() if pp in frontier]
+        found += frontier
+    return found
+
+
+def usage(pid: int) -> tuple[float, float]:
+    """(CPU seconds, RSS KiB) summed over the process tree."""
+    cpu = rss = 0
+    for p in tree(pid):
+        with contextlib.suppress(OSError):
+            _, ticks, pages = _stat(p)
+            cpu += ticks
+            rss += pages
+    return cpu / CLK_TCK, rss * PAGE_KIB
+
+
+def wait_http(port: int, path: str, deadline_s: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {path}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            status = conn.getresponse().status
+            conn.close()
+            if status == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"no 200 from 127.0.0.1:{port}{path} within {deadline_s}s")
+
+
+@dataclass
+class Server:
+    """A server under test: how to start it and where to ask whether it is ready."""
+
+    name: str
+    argv: list[str]
+    port: int
+    ready_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    #: False for multi-worker runs, which are meant to use every core.
+    pin: bool = True
+
+    def start(self, log_path: Path) -> Server:
+        log = log_path.open("wb")
+        argv = pinned(SERVER_CORE, self.argv) if self.pin else self.argv
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **self.env},
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        wait_http(self.port, self.ready_path, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        terminate(self.proc, 15)
+
+
+def python_server(name: str, argv: list[str], port: int, ready: str, env: dict[str, str]) -> Server:
+    return Server(name, [sys.executable, *argv], port, ready, env)
+
+
+def replica(redis_url: str, *, name: str = "replica", **settings: str) -> Server:
+    """``kiwoom-api`` as shipped: only the Redis URL and the port are set, plus any ``KIWOOM_API_*`` asked for."""
+    port = free_port()
+    env = {"KIWOOM_CACHE_REDIS_URL": redis_url, "KIWOOM_API_PORT": str(port),
+           **{f"KIWOOM_API_{k.upper()}": v for k, v in settings.items()}}
+    return python_server(name, ["-m", "api"], port, "/readyz", env)
+
+
+def replica_workers(redis_url: str, workers: int) -> Server:
+    """The replica app under ``uvicorn --workers``: each worker process has its own hub and subscription."""
+    port = free_port()
+    env = {"KIWOOM_CACHE_REDIS_URL": redis_url, "KIWOOM_API_LOG_LEVEL": "warning"}
+    server = python_server(f"replica-{workers}w", ["-m", "uvicorn", "--factory", "api.app:create_app", "--host",
+                                                   "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                                                   "--log-level", "warning", "--timeout-keep-alive", "30"],
+                           port, "/readyz", env)
+    server.pin = False
+    return server
+
+
+def replica_granian(redis_url: str) -> Server:
+    port = free_port()
+    env = {"KIWOOM_CACHE_REDIS_URL": redis_url, "KIWOOM_API_LOG_LEVEL": "warning"}
+    return python_server("replica-granian", ["-m", "granian", "--interface", "asgi", "--factory", "--host",
+                                             "127.0.0.1", "--port", str(port), "--no-ws", "api.app:create_app"],
+                         port, "/readyz", env)
+
+
+def naive(redis_url: str) -> Server:
+    port = free_port()
+    return python_server("naive", ["-m", "uvicorn", "bench.naive_app:app", "--host", "127.0.0.1", "--port",
+                                   str(port)], port, "/docs", {"KIWOOM_CACHE_REDIS_URL": redis_url})
+
+
+def bare_asgi(doc_path: Path) -> Server:
+    port = free_port()
+    return python_server("bare-asgi", ["-m", "uvicorn", "bench.bare_asgi:app", "--host", "127.0.0.1", "--port",
+                                       str(port), "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
+                         port, "/", {"BENCH_DOC": str(doc_path)})
+
+
+def nginx(tmp: Path, *, redis_port: int | None, nofile: int, static_doc: Path | None = None) -> Server:
+    """nginx with one worker: nchan subscribed to Redis (``redis_port``) and/or a static copy of the snapshot."""
+    port = free_port()
+    prefix = tmp / f"nginx-{port}"
+    (prefix / "static").mkdir(parents=True)
+    if static_doc is not None:
+        shutil.copy(static_doc, prefix / "static" / "snapshot.json")
+    nchan = ""
+    if redis_port is not None:
+        channel = ("nchan_channel_id $1; nchan_redis_pass kiwoom_redis; nchan_message_buffer_length 256; "
+                   "nchan_message_timeout 1h;")
+        nchan = f"""
+    upstream kiwoom_redis {{ nchan_redis_server redis://127.0.0.1:{redis_port}; }}
+    server {{
+      listen 127.0.0.1:{port} backlog=4096;
+      location ~ ^/v1/rankings/([a-z0-9-]+)/events$ {{
+        nchan_subscriber eventsource; nchan_subscriber_first_message newest; {channel}
+      }}
+      location ~ ^/pub/([a-z0-9-]+)$ {{ nchan_publisher; {channel} }}
+      location = /ready {{ return 200; }}
+    }}"""
+    static = "" if static_doc is None else f"""
+    server {{
+      listen 127.0.0.1:{port} backlog=4096;
+      location = /ready {{ return 200; }}
+      location = {SNAPSHOT_PATH} {{ default_type application/json; alias {prefix}/static/snapshot.json; }}
+    }}"""
+    temp = " ".join(f"{kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
+                                                                       "scgi"))
+    conf = f"""
+{"load_module " + str(NCHAN_MODULE) + ";" if redis_port is not None else ""}
+{"user root;" if os.geteuid() == 0 else ""}
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections {2 * nofile}; multi_accept on; }}
+http {{
+    access_log off;
+    {temp}
+    client_body_buffer_size 256k;
+    keepalive_requests 1000000;
+    {nchan}{static}
+}}
+"""
+    (prefix / "nginx.conf").write_text(conf)
+    name = "nchan" if redis_port is not None else "nginx-static"
+    return Server(name, ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")], port, "/ready")
+
+
+# --- the loader --------------------------------------------------------------------------------------------
+
+def build_loader(out_dir: Path) -> Path:
+    exe = out_dir / "sseload"
+    src = ROOT / "bench" / "loader.c"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)], check=True)
+    return exe
+
+
+class Loader:
+    """The C loader as a child on the loader core; its status lines are read by a thread."""
+
+    def __init__(self, exe: Path, port: int, n: int, records: Path, header: str | None = None) -> None:
+        self.records = records
+        argv = [str(exe), "127.0.0.1", str(port), EVENTS_PATH, str(n), str(records), "256"]
+        self.proc = subprocess.Popen(pinned(LOADER_CORE, argv + ([header] if header else [])),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.status: dict[str, int] = {"connected": 0, "failed": 0, "closed": 0, "pending": n, "events": 0}
+        self.summary: dict[str, Any] = {}
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("status "):
+                self.status = {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+            elif line.startswith("{"):
+                self.summary = json.loads(line)
+
+    def wait_connected(self, n: int, stall_s: float, limit_s: float) -> None:
+        """Until every client connected or failed, or nothing changed for ``stall_s``."""
+        start = last_change = time.monotonic()
+        last = None
+        while time.monotonic() - start < limit_s:
+            s = self.status
+            if s["connected"] + s["failed"] + s["closed"] >= n and s["pending"] == 0:
+                return
+            key = (s["connected"], s["failed"], s["pending"])
+            if key != last:
+                last, last_change = key, time.monotonic()
+            elif time.monotonic() - last_change > stall_s:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"loader exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            time.sleep(0.1)
+
+    def wait_events(self, target: int, deadline_s: float) -> None:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end and self.status["events"] < target:
+            time.sleep(0.05)
+
+    def finish(self) -> list[tuple[int, int, float]]:
+        """Stop the loader (it writes its records and summary on SIGTERM) and read what it recorded."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        self.reader.join(5)
+        self.close()
+        return list(RECORD.iter_unpack(self.records.read_bytes()))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+# --- publishing --------------------------------------------------------------------------------------------
+
+class NchanUnavailable(RuntimeError):
+    pass
+
+
+class Publisher:
+    """Writes rankings through the contract's Lua script; for nchan also POSTs the resulting document."""
+
+    def __init__(self, client: redis.Redis, rows: int, nchan_port: int | None = None) -> None:
+        self.client = client
+        self.script = client.register_script(c.WRITE_RANKING_LUA)
+        self.rows = rows
+        self.nchan = http.client.HTTPConnection("127.0.0.1", nchan_port) if nchan_port else None
+
+    def seed(self) -> bytes:
+        info = c.FeedInfo(FEED, "bench", "opt10023", {"market": "001"}, 0.5)
+        self.client.hset(c.FEEDS_KEY, FEED, info.encode())
+        deadline = time.monotonic() + 15
+        while True:  # nchan answers 503 until its Redis connection is up
+            try:
+                _, doc = self.publish()
+                return doc
+            except NchanUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def publish(self) -> tuple[float, bytes]:
+        """(unix time the server's input began, document); t0 is taken after the ranking is built."""
+        ranking = make_ranking(FEED, self.rows)
+        keys, args = c.write_ranking_args(ranking)
+        t0 = time.time()
+        rid, seq = self.script(keys=keys, args=args)
+        doc = c.splice_document(args[2], rid, seq)
+        if self.nchan is not None:  # nchan's input is the POST; the Lua write only produced the document
+            t0 = time.time()
+            try:
+                response = self._post(doc)
+            except (OSError, http.client.HTTPException):
+                # nginx closes idle keep-alive connections when it runs short of worker connections (at the
+                # fd-limit N): reconnect once, the retry's time counts.
+                self.nchan.close()
+                response = self._post(doc)
+            if response.status == 503:
+                raise NchanUnavailable("nchan publish answered 503")
+            if response.status not in (201, 202):
+                raise RuntimeError(f"nchan publish answered {response.status}")
+        return t0, doc
+
+    def _post(self, doc: bytes) -> http.client.HTTPResponse:
+        assert self.nchan is not None
+        self.nchan.request("POST", f"/pub/{FEED}", body=doc, headers={"Content-Type": "application/json"})
+        response = self.nchan.getresponse()
+        response.read()
+        return response
+
+    def close(self) -> None:
+        if self.nchan is not None:
+            self.nchan.close()
+
+
+def seq_of(doc: bytes) -> int:
+    return int(re.search(rb'"seq":(\d+)', doc).group(1))  # type: ignore[union-attr]
+
+
+# --- one SSE phase -----------------------------------------------------------------------------------------
+
+def percentile(ordered: list[float], p: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+
+def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe: Path) -> dict[str, Any]:
+    phase_start = time.monotonic()
+    load_before = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix=f"{kind}-{n}-", dir=tmp))
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with LocalRedis(work / "redis") as rds:
+        client = redis.Redis.from_url(rds.url)
+        makers = {"replica": lambda: replica(rds.url), "naive": lambda: naive(rds.url),
+                  "nchan": lambda: nginx(work, redis_port=rds.port, nofile=nofile),
+                  "replica-1w": lambda: replica_workers(rds.url, 1), "replica-2w": lambda: replica_workers(rds.url, 2),
+                  "replica-granian": lambda: replica_granian(rds.url),
+                  "replica-auth": lambda: replica(rds.url, name="replica-auth", auth_keys=BENCH_KEY_SPEC)}
+        server = makers[kind]()
+        server.start(work / "server.log")
+        publisher = Publisher(client, args.rows, server.port if kind == "nchan" else None)
+        loader = None
+        try:
+            seed = publisher.seed()
+            time.sleep(0.3)
+            assert server.proc is not None
+            _, rss_idle = usage(server.proc.pid)
+            loader = Loader(loader_exe, server.port, n, work / "records.bin",
+                            f"Authorization: Bearer {BENCH_KEY}" if kind == "replica-auth" else None)
+            t_connect = time.monotonic()
+            loader.wait_connected(n, stall_s=args.stall,
+                                  limit_s=args.naive_connect_limit if kind == "naive" else args.connect_limit)
+            connect_s = time.monotonic() - t_connect
+            time.sleep(args.settle)
+            connected = loader.status["connected"]
+            before_events = loader.status["events"]
+            cpu0, _ = usage(server.proc.pid)
+            lcpu0, _ = usage(loader.proc.pid)
+            published: dict[int, float] = {}
+            events = max(1, round(args.window * args.rate))
+            start = time.time()
+            redis_clients = 0
+            for i in range(events):
+                delay = start + i / args.rate - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+                t0, doc = publisher.publish()
+                published[seq_of(doc)] = t0
+                if i == events // 2:
+                    redis_clients = int(client.info("clients")["connected_clients"]) - 1  # minus this one
+            loader.wait_events(before_events + connected * events, deadline_s=args.drain)
+            elapsed = time.time() - start
+            cpu1, rss = usage(server.proc.pid)
+            lcpu1, _ = usage(loader.proc.pid)
+            still = loader.status["connected"]
+            records = loader.finish()
+            summary = loader.summary
+        finally:
+            if loader is not None:
+                loader.close()
+            publisher.close()
+            server.stop()
+            client.close()
+    lat = sorted((t - published[s]) * 1000 for _, s, t in records if s in published)
+    delivered = len(lat)
+    expected = connected * events
+    result = {
+        "server": kind, "n": n, "connected": connected, "connected_at_end": still, "connect_s": round(connect_s, 1),
+        "failed": summary.get("failed", 0), "events": events, "expected": expected, "delivered": delivered,
+        "gaps": summary.get("gaps", 0), "duplicates": summary.get("duplicates", 0),
+        "p50_ms": round(percentile(lat, 0.50), 2), "p99_ms": round(percentile(lat, 0.99), 2),
+        "max_ms": round(lat[-1], 2) if lat else float("nan"),
+        "window_s": round(elapsed, 2), "server_cpu_s": round(cpu1 - cpu0, 3),
+        "cpu_us_per_event": round((cpu1 - cpu0) / max(1, delivered) * 1e6, 2),
+        "rss_idle_mib": round(rss_idle / 1024, 1), "rss_mib": round(rss / 1024, 1),
+        "rss_per_client_kib": round((rss - rss_idle) / max(1, connected), 2),
+        "redis_clients": redis_clients, "loader_cpu_window_s": round(lcpu1 - lcpu0, 3),
+        "loader_cpu_total_s": round(summary.get("cpu_user_s", 0) + summary.get("cpu_sys_s", 0), 3),
+        "doc_bytes": len(seed), "phase_s": round(time.monotonic() - phase_start, 1),
+        "loadavg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+    }
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+# --- snapshots under wrk -----------------------------------------------------------------------------------
+
+WRK_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
+WRK_P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def probe(port: int, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", SNAPSHOT_PATH, headers=headers or {})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+
+
+def wrk(port: int, seconds: float, conns: int, headers: dict[str, str] | None = None) -> dict[str, float]:
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    out = subprocess.run(pinned(LOADER_CORE, [*argv, f"http://127.0.0.1:{port}{SNAPSHOT_PATH}"]), check=True,
+                         capture_output=True, text=True).stdout
+    if "Non-2xx or 3xx responses" in out:
+        raise RuntimeError(f"wrk saw error responses:\n{out}")
+    p99 = WRK_P99.search(out)
+    return {"rps": float(WRK_RATE.search(out).group(1)),  # type: ignore[union-attr]
+            "p99_ms": round(float(p99.group(1)) * UNITS[p99.group(2)], 3) if p99 else float("nan")}
+
+
+def snapshot_phase(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with LocalRedis(tmp / "snap-redis") as rds:
+        client = redis.Redis.from_url(rds.url)
+        publisher = Publisher(client, args.rows)
+        publisher.seed()
+        now = int(time.time() * 1000)
+        status = c.PublisherStatus(state="running", source="sim", account_mode=None, version="bench",
+                                   host="localhost", pid=1, started_at_ms=now, heartbeat_at_ms=now,
+                                   last_success_ms=now, heartbeat_s=5.0, session="regular")
+        client.set(c.STATUS_KEY, status.encode(), px=3_600_000)
+        doc_path = tmp / "snapshot.json"
+        targets: list[tuple[str, str, Any]] = [
+            ("replica, defaults (log level info, access log sparse)", "info", lambda: replica(rds.url)),
+            ("replica, access log on every request (KIWOOM_API_ACCESS_LOG=all)", "info",
+             lambda: replica(rds.url, name="replica-log-all", access_log="all")),
+            ("replica, log level warning (no access log)", "warning",
+             lambda: replica(rds.url, name="replica-warning", log_level="warning")),
+            ("nginx static file", "-", lambda: nginx(tmp, redis_port=None, nofile=nofile, static_doc=doc_path)),
+            ("bare ASGI, cached bytes (uvicorn httptools+uvloop, no access log)", "-", lambda: bare_asgi(doc_path)),
+        ]
+        if not args.skip_granian:
+            targets.append(("replica under granian (log level warning)", "warning", lambda: replica_granian(rds.url)))
+        if not args.skip_workers:
+            targets += [("replica, uvicorn --workers 1, unpinned (log level warning)", "warning",
+                         lambda: replica_workers(rds.url, 1)),
+                        ("replica, uvicorn --workers 2, unpinned (log level warning)", "warning",
+                         lambda: replica_workers(rds.url, 2))]
+        for label, log_level, make in targets:
+            server = make()
+            server.start(tmp / f"snap-{server.port}.log")
+            try:
+                status_code, headers, body = probe(server.port)
+                if status_code != 200:
+                    raise RuntimeError(f"{label}: GET answered {status_code}")
+                if not doc_path.exists():  # the replica's own 200 body is what the others serve
+                    doc_path.write_bytes(body)
+                etag = headers["etag"]
+                not_modified = probe(server.port, {"If-None-Match": etag})[0]
+                if not_modified != 304:
+                    raise RuntimeError(f"{label}: If-None-Match answered {not_modified}")
+                ok = wrk(server.port, args.wrk_seconds, args.wrk_conns)
+                nm = wrk(server.port, args.wrk_seconds, args.wrk_conns, {"If-None-Match": etag})
+            finally:
+                server.stop()
+            results.append({"target": label, "server": server.name, "log_level": log_level, "bytes": len(body),
+                            "rps_200": ok["rps"], "p99_200_ms": ok["p99_ms"], "rps_304": nm["rps"],
+                            "p99_304_ms": nm["p99_ms"]})
+            print(f"  snapshot {label}: 200 {ok['rps']:.0f} req/s, 304 {nm['rps']:.0f} req/s", flush=True)
+        publisher.close()
+        client.close()
+    return results
+
+
+def publish_path_phase(n: int) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import publish_path  # the publisher hot path benchmark, reused as is
+
+    return publish_path.measure(n)
+
+
+# --- reports -----------------------------------------------------------------------------------------------
+
+def versions() -> dict[str, str]:
+    def run(argv: list[str]) -> str:
+        try:
+            done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=10)
+        except OSError:
+            return "absent"
+        return (done.stdout + done.stderr).strip().splitlines()[0] if (done.stdout + done.stderr).strip() else "?"
+
+    def dpkg(name: str) -> str:
+        return run(["dpkg-query", "-W", "-f=${Version}", name])
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    def pkg(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {
+        "machine": f"{os.cpu_count()} vCPU, {cpu}", "kernel": platform.release(),
+        "os": run(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "nofile_hard": str(resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
+        "python": platform.python_version(), "nginx": dpkg("nginx"), "libnginx-mod-nchan": dpkg("libnginx-mod-nchan"),
+        "redis-server": dpkg("redis-server"), "wrk": dpkg("wrk"), "gcc": run(["gcc", "-dumpfullversion"]),
+        **{name: pkg(name) for name in ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "sse-starlette",
+                                        "redis", "granian")},
+    }
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "–"
+
+
+def sse_rows(rows: list[dict[str, Any]]) -> list[str]:
+    return [f"| {r['server']} | {r['n']:,} | {r['connected']:,} | {r['delivered']:,} / {r['expected']:,} "
+            f"| {r['gaps']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['window_s']} | {r['server_cpu_s']} "
+            f"| {r['cpu_us_per_event']} | {r['rss_per_client_kib']} | {r['redis_clients']} "
+            f"| {r['loader_cpu_window_s']} |" for r in rows]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    s = report["settings"]
+    lines = [f"# Benchmark results ({report['finished']})", "",
+             f"One run of `python bench/run.py {s['argv']}` ({report['duration_s']:.0f} s). Machine: "
+             f"{report['versions']['machine']}; server pinned to core {SERVER_CORE}, C loader, Redis, publisher and "
+             f"wrk on core {LOADER_CORE}. 1-minute load average {report['loadavg_1m'][0]} at the start, "
+             f"{report['loadavg_1m'][1]} at the end (other jobs shared the machine).", "",
+             f"## SSE fan-out: {s['doc_bytes']:,}-byte ranking at {s['rate']} Hz, {s['window']} s window", "",
+             "Latency = publish (the server's input: the Lua write, or nchan's POST) → the event's last byte read by "
+             "the loader. Server CPU and loader CPU are for the window. Replica: `kiwoom-api` defaults (log level "
+             "info, access log sparse). nchan: one nginx worker, Redis storage. Naive: FastAPI + sse-starlette, "
+             "one Redis subscription per client, uvicorn defaults.", "",
+             "| server | N | connected | delivered / expected | gaps | p50 ms | p99 ms | max ms | window s "
+             "| server CPU s | CPU µs / event | RSS / client KiB | Redis conns | loader CPU s |", "|" + "---|" * 14]
+    lines += sse_rows(report["sse"])
+    by = {(r["server"], r["n"]): r for r in report["sse"]}
+    ns = sorted({r["n"] for r in report["sse"]})
+    lines += ["", "### Ratios to nchan at the same N (same run)", "",
+              "| server | N | p99 / nchan | p50 / nchan | server CPU / nchan | CPU per event / nchan "
+              "| RSS per client / nchan |", "|---|---|---|---|---|---|---|"]
+    for n in ns:
+        base = by.get(("nchan", n))
+        if base is None:
+            continue
+        for name in ("replica", "naive"):
+            r = by.get((name, n))
+            if r is None:
+                continue
+            lines.append(f"| {name} | {n:,} | {ratio(r['p99_ms'], base['p99_ms'])} | "
+                         f"{ratio(r['p50_ms'], base['p50_ms'])} | {ratio(r['server_cpu_s'], base['server_cpu_s'])} | "
+                         f"{ratio(r['cpu_us_per_event'], base['cpu_us_per_event'])} | "
+                         f"{ratio(r['rss_per_client_kib'], base['rss_per_client_kib'])} |")
+    if report.get("workers"):
+        lines += ["", "### One replica process vs two (`uvicorn --workers`, unpinned, log level warning)", "",
+                  "Both cores are available to the server; the loader, Redis and the publisher share them.", "",
+                  "| server | N | connected | delivered / expected | gaps | p50 ms | p99 ms | max ms | window s "
+                  "| server CPU s | CPU µs / event | RSS / client KiB | Redis conns | loader CPU s |",
+                  "|" + "---|" * 14, *sse_rows(report["workers"])]
+    if report.get("snapshot"):
+        snaps = report["snapshot"]
+        nginx_rps = next((r["rps_200"] for r in snaps if r["server"] == "nginx-static"), 0)
+        bare = next((r["rps_200"] for r in snaps if r["server"] == "bare-asgi"), 0)
+        lines += ["", f"## Snapshot `GET {SNAPSHOT_PATH}` (wrk -t1 -c{s['wrk_conns']} -d{s['wrk_seconds']}s, "
+                  "server pinned, wrk on the other core)", "",
+                  "| target | bytes | 200 req/s | p99 ms | 304 req/s | p99 ms | 200 / nginx | 200 / bare ASGI "
+                  "| 304 / 200 |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in snaps:
+            lines.append(f"| {r['target']} | {r['bytes']:,} | {r['rps_200']:,.0f} | {r['p99_200_ms']} | "
+                         f"{r['rps_304']:,.0f} | {r['p99_304_ms']} | {ratio(r['rps_200'], nginx_rps)} | "
+                         f"{ratio(r['rps_200'], bare)} | {ratio(r['rps_304'], r['rps_200'])} |")
+    if report.get("publish_path"):
+        pp = report["publish_path"]
+        lines += ["", f"## Publisher path ({pp['rows']}-row ranking, {pp['bytes']:,}-byte document, n = {pp['n']})",
+                  "", "| step | median µs | p99 µs | ÷ Lua write |", "|---|---|---|---|"]
+        for step in pp["steps"]:
+            lines.append(f"| {step['step']} | {step['median_us']} | {step['p99_us']} | {step['ratio']} |")
+    lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in report["versions"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (bash bench/setup.sh): no plot", file=sys.stderr)
+        return False
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, style in (("nchan", "o-"), ("replica", "s-"), ("naive", "^--")):
+        rows = sorted((r for r in report["sse"] if r["server"] == name), key=lambda r: r["n"])
+        if not rows:
+            continue
+        ns = [r["connected"] for r in rows]
+        ax1.plot(ns, [r["p99_ms"] for r in rows], style, label=name)
+        ax2.plot(ns, [r["server_cpu_s"] / r["window_s"] * 100 for r in rows], style, label=name)
+    s = report["settings"]
+    ax1.set(xlabel="connected SSE clients", ylabel="p99 publish → receive (ms)", yscale="log",
+            title="p99 latency")
+    ax2.set(xlabel="connected SSE clients", ylabel="server CPU (% of one core)", title="server CPU in the window")
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{s['doc_bytes']:,}-byte ranking at {s['rate']} Hz, server pinned to one core, C epoll loader")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# --- main --------------------------------------------------------------------------------------------------
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def parse_ns(text: str, hard: int) -> list[int]:
+    return [hard - FD_RESERVE if part == "max" else int(part) for part in text.split(",")]
+
+
+@contextlib.contextmanager
+def loader_core() -> Iterator[None]:
+    """This process (the publisher) and Redis, started from it, run on the loader's core."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {LOADER_CORE})
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, before)
+    else:
+        yield
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ns", default="1000,4000,8000,max", help="SSE client counts; max = fd hard limit - 100")
+    parser.add_argument("--servers", default="nchan,replica,naive",
+                        help="SSE peers: nchan, replica, naive (also replica-auth, replica-granian, replica-1w, "
+                             "replica-2w)")
+    parser.add_argument("--naive-max", type=int, default=8000,
+                        help="largest N for the naive app (it needs two descriptors and a Redis client per client)")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds of publishing per phase")
+    parser.add_argument("--rate", type=float, default=2.0, help="rankings per second")
+    parser.add_argument("--rows", type=int, default=60, help="rows per ranking (60 ≈ 11.6 KB)")
+    parser.add_argument("--settle", type=float, default=1.0, help="seconds between connecting and publishing")
+    parser.add_argument("--stall", type=float, default=5.0, help="give up connecting after this long without progress")
+    parser.add_argument("--connect-limit", type=float, default=60.0, help="seconds allowed for connecting N clients")
+    parser.add_argument("--naive-connect-limit", type=float, default=15.0,
+                        help="the naive app accepts slowly and saturates early: it gets less time")
+    parser.add_argument("--drain", type=float, default=5.0,
+                        help="seconds after the last publish for late events (counted as delivered)")
+    parser.add_argument("--wrk-seconds", type=int, default=4)
+    parser.add_argument("--wrk-conns", type=int, default=64)
+    parser.add_argument("--publish-n", type=int, default=500)
+    parser.add_argument("--skip-snapshot", action="store_true")
+    parser.add_argument("--skip-granian", action="store_true", help="no granian run of the replica (snapshot)")
+    parser.add_argument("--skip-workers", action="store_true", help="no 1- vs 2-worker runs")
+    parser.add_argument("--workers-n", type=int, default=4000,
+                        help="SSE clients for the 1- vs 2-worker comparison (unpinned, loader shares the cores)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few clients, a few events, 1-s wrk runs: checks the harness, not the servers")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.ns, args.window, args.rate, args.settle, args.stall = "5", 1.0, 4.0, 0.2, 3.0
+        args.wrk_seconds, args.wrk_conns, args.publish_n = 1, 4, 20
+        args.skip_granian = args.skip_workers = True
+    hard = raise_nofile()
+    servers = [s for s in args.servers.split(",") if s]
+    if "nchan" in servers and not NCHAN_MODULE.exists():
+        print(f"{NCHAN_MODULE} missing (apt-get install libnginx-mod-nchan, or bash bench/setup.sh): nchan skipped",
+              file=sys.stderr)
+        servers.remove("nchan")
+    ns = parse_ns(args.ns, hard)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    load_start = os.getloadavg()[0]
+    report: dict[str, Any] = {"sse": [], "workers": [], "snapshot": [], "publish_path": None}
+    with tempfile.TemporaryDirectory(prefix="kiwoom-bench-") as tmp_name, loader_core():
+        tmp = Path(tmp_name)
+        exe = build_loader(tmp)
+        for n in ns:
+            for kind in servers:
+                if kind == "naive" and n > args.naive_max:
+                    continue
+                print(f"SSE {kind} N={n:,} ...", flush=True)
+                r = sse_phase(kind, n, args, tmp, exe)
+                report["sse"].append(r)
+                print(f"  connected {r['connected']:,} delivered {r['delivered']:,}/{r['expected']:,} gaps "
+                      f"{r['gaps']} p50 {r['p50_ms']} p99 {r['p99_ms']} ms, server CPU {r['server_cpu_s']} s, "
+                      f"{r['rss_per_client_kib']} KiB/client, loader CPU {r['loader_cpu_window_s']} s", flush=True)
+        if not args.skip_workers:
+            for kind in ("replica-1w", "replica-2w"):
+                print(f"SSE {kind} N={args.workers_n:,} (unpinned) ...", flush=True)
+                r = sse_phase(kind, args.workers_n, args, tmp, exe)
+                report["workers"].append(r)
+                print(f"  connected {r['connected']:,} delivered {r['delivered']:,}/{r['expected']:,} p99 "
+                      f"{r['p99_ms']} ms, server CPU {r['server_cpu_s']} s", flush=True)
+        if not args.skip_snapshot:
+            if shutil.which("wrk"):
+                report["snapshot"] = snapshot_phase(args, tmp)
+            else:
+                print("wrk missing (apt-get install wrk, or bash bench/setup.sh): snapshot skipped", file=sys.stderr)
+        report["publish_path"] = publish_path_phase(args.publish_n)
+    doc_bytes = report["sse"][0]["doc_bytes"] if report["sse"] else 0
+    report["settings"] = {"argv": " ".join(argv if argv is not None else sys.argv[1:]), "ns": ns,
+                          "servers": servers, "window": args.window, "rate": args.rate, "rows": args.rows,
+                          "doc_bytes": doc_bytes, "wrk_seconds": args.wrk_seconds, "wrk_conns": args.wrk_conns,
+                          "server_core": SERVER_CORE, "loader_core": LOADER_CORE, "nofile_hard": hard}
+    report["versions"] = versions()
+    report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report["duration_s"] = round(time.monotonic() - started, 1)
+    report["loadavg_1m"] = [round(load_start, 1), round(os.getloadavg()[0], 1)]
+    (args.out / f"{REPORT}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (args.out / f"{REPORT}.md").write_text(markdown(report))
+    plot(report, args.out / "sse.png")
+    print(f"done in {report['duration_s']} s: {args.out}/{REPORT}.md, .json, sse.png")
+    return report
+
+
+if __name__ == "__main__":
+    main()
