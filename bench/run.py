@@ -40,8 +40,9 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kiwoom_cache import contract as c  # noqa: E402
 from kiwoom_cache.localredis import LocalRedis, free_port, terminate  # noqa: E402
+
+from kiwoom_cache import contract as c  # noqa: E402
 from tests.api.writer import make_ranking  # noqa: E402
 
 FEED = "kospi-surge"

@@ -252,7 +252,7 @@ class RedisWriter:
     def _write(self, ranking: Ranking) -> None:
         ranking = replace(ranking, published_at_ms=now_ms())
         keys, args = contract.write_ranking_args(ranking, self._maxlen)
-        rid, seq = self._script(keys=keys, args=args)
+        rid, seq = self._script(keys=keys, args=args)[:2]  # third: the stream's epoch
         written = Written(ranking.feed, rid.decode() if isinstance(rid, bytes) else str(rid), int(seq),
                           ranking.published_at_ms)
         with self._lock:
@@ -263,9 +263,15 @@ class RedisWriter:
             self._on_written(written)
 
     def _heartbeat(self) -> None:
+        """The status key, and the feeds registry again: readers must find it after a FLUSHALL or a restart
+        of Redis without persistence, not only after the writer's next reconnect."""
         status = self._status()
         status = replace(status, heartbeat_at_ms=now_ms(), redis=WriterState.connected.value)
-        self._client.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
+        with self._client.pipeline(transaction=False) as pipe:
+            if self._feeds:
+                pipe.hset(contract.FEEDS_KEY, mapping={f.feed: f.encode() for f in self._feeds})
+            pipe.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
+            pipe.execute()
 
     def _final_status(self) -> None:
         status = replace(self._status(), state="stopped", heartbeat_at_ms=now_ms(), redis=WriterState.connected.value)
