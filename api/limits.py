@@ -12,7 +12,7 @@ import logging
 import resource
 from typing import Final
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.frames import REPLICA_HEADER
 
@@ -52,7 +52,19 @@ class ConnectionCap:
             await send({"type": "http.response.body", "body": self._body})
             return
         self.open += 1
+        counted = True
+
+        async def watched() -> Message:
+            # An event stream notices its client left only at its next wake-up; the cap should not wait.
+            nonlocal counted
+            message = await receive()
+            if message["type"] == "http.disconnect" and counted:
+                counted = False
+                self.open -= 1
+            return message
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, watched, send)
         finally:
-            self.open -= 1
+            if counted:
+                self.open -= 1

@@ -26,8 +26,10 @@ _OUTQ = getattr(termios, "TIOCOUTQ", None) if sys.platform == "linux" else None
 
 
 def transport_of(send: Any) -> asyncio.WriteTransport | None:
+    """The connection's transport, duck-typed: uvloop's transports do not subclass asyncio's."""
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    return transport if isinstance(transport, asyncio.WriteTransport) else None
+    needed = ("get_write_buffer_size", "abort", "is_closing", "get_extra_info")
+    return transport if all(callable(getattr(transport, name, None)) for name in needed) else None
 
 
 def limit_send_buffer(transport: asyncio.WriteTransport, size: int) -> None:
