@@ -34,8 +34,8 @@ from kiwoom_cache.clock import iso_kst, now_ms
 
 log = logging.getLogger(__name__)
 
-RANKING_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
-EVENT_ID_PATTERN = r"^\d{1,20}-\d{1,20}(@[0-9a-z]{1,32})?$"
+RANKING_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}(@[0-9a-z]{1,32})?$"
 
 FeedPath = Annotated[str, Path(description="Feed slug, e.g. kospi-surge (see /v1/feeds)")]
 _ERRORS: dict[int | str, dict[str, Any]] = {

@@ -72,9 +72,10 @@ class Source(StrEnum):
 
 
 SOURCES: Final = tuple(s.value for s in Source)
-_FEED_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_STREAM_ID_RE = re.compile(r"^(\d{1,20})-(\d{1,20})$")
-_EPOCH_RE = re.compile(r"^[0-9a-z]{1,32}$")
+# ASCII classes and \Z: Python's \d takes other scripts' digits and $ a trailing newline.
+_FEED_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
+_STREAM_ID_RE = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})\Z")
+_EPOCH_RE = re.compile(r"^[0-9a-z]{1,32}\Z")
 #: The largest part of a stream id (Redis ids are two unsigned 64-bit integers).
 MAX_ID_PART: Final = 2**64 - 1
 
