@@ -168,7 +168,14 @@ class Hub:
             if st.held is None:
                 st.held = []  # from now on messages wait for the sync instead of racing it
             st.sync_task = self.loop.create_task(self._sync(st), name=f"hub-sync-{feed}")
+            st.sync_task.add_done_callback(self._sync_done)
         return st.sync_task
+
+    @staticmethod
+    def _sync_done(task: asyncio.Task[None]) -> None:
+        # Retrieved here so a sync nobody awaited never ends as "Task exception was never retrieved".
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("%s failed: %s: %s", task.get_name(), type(exc).__name__, exc)
 
     async def _sync(self, st: FeedState) -> None:
         ok = False
@@ -462,6 +469,12 @@ class Hub:
         if self.live or self.draining or lost_at is None or not window or self.loop.time() - lost_at > window:
             return None
         return "redis unreachable, served from this replica's memory"  # the error itself is in the log
+
+    @staticmethod
+    def sync_failed(st: FeedState) -> bool:
+        """The feed's last sync with its stream ended in an error (the next lookup or reconnect retries)."""
+        task = st.sync_task
+        return not st.synced and task is not None and task.done()
 
     def request_exit(self) -> None:
         """The server got its exit signal (called from a signal handler: only sets a flag)."""

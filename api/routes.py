@@ -198,7 +198,7 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
         if reason is None and not hub.live:
             reason = "redis subscription not live"
         if reason is None:
-            behind = sorted(name for name, st in hub.feeds.items() if hub.stalled(st))
+            behind = sorted(name for name, st in hub.feeds.items() if hub.stalled(st) or hub.sync_failed(st))
             if behind:  # the names go to the log, not to the prober
                 log.warning("readyz: feeds not caught up with their streams, re-syncing: %s", ", ".join(behind))
                 reason = "feeds not caught up with their streams (re-syncing)"

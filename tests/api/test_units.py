@@ -151,3 +151,34 @@ async def test_client_behind_the_ring_gets_a_reset() -> None:
     st.wake(CLOSE)
     await asyncio.wait_for(task, 5)
     assert hub.counters.resets == 1 and not st.clients
+
+
+async def test_hub_restarts_the_ring_when_the_history_is_replaced() -> None:
+    """A new epoch on the channel (FLUSHALL, then a write): the ring restarts, clients are told, no freeze."""
+    server = fakeredis.FakeServer()
+    redis = fakeredis.FakeAsyncRedis(server=server)
+    writer = fakeredis.FakeRedis(server=server)
+    script = writer.register_script(c.WRITE_RANKING_LUA)
+    first = script(*c.write_ranking_args(make_ranking()))[0].decode()
+    hub = Hub(ApiSettings(poll_s=0.05, gc_freeze=False), redis, fakeredis.FakeAsyncRedis(server=server))
+    await hub.start()
+    try:
+        for _ in range(200):
+            if hub.live:
+                break
+            await asyncio.sleep(0.01)
+        st = await hub.lookup("kospi-surge")
+        assert st is not None and [f.id for f in st.ring] == [first]
+        generation, old_epoch = st.generation, st.epoch
+        writer.flushall()
+        fresh = script(*c.write_ranking_args(make_ranking()))[0].decode()
+        for _ in range(500):
+            if st.snapshot is not None and st.snapshot.id == fresh and st.synced:
+                break
+            await asyncio.sleep(0.01)
+        assert st.generation == generation + 1 and st.epoch != old_epoch
+        assert [f.id for f in st.ring] == [fresh] and st.snapshot is not None and st.snapshot.seq == 1
+        assert hub.restarts == 1
+    finally:
+        await hub.aclose()
+        await redis.aclose()
