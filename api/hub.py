@@ -207,20 +207,21 @@ class Hub:
                 self.loop.call_soon(self.request_sync, st.feed)
 
     async def _check_history(self, st: FeedState) -> None:
-        """Compare the ring's tail with the stream's: another epoch, or ids gone backwards, restart the ring."""
-        if not st.ring:
+        """Compare what the replica holds with the stream's tail: another epoch, or ids gone backwards, and
+        the ring restarts (and its clients get a reset)."""
+        ref: Frame | Snapshot | None = st.ring[-1] if st.ring else st.snapshot
+        if ref is None:
             return
-        last = st.ring[-1]
         page = await self.read(st.feed, count=8, newest_first=True)
         tail = page.entries[0] if page.entries else None
-        if tail is None and page.read:
-            return  # only bad entries at the tail: nothing to compare with, keep the ring
         if tail is None:
-            self._restart(st, "the stream is gone")
-        elif tail.epoch != last.epoch:
-            self._restart(st, f"epoch {last.epoch} -> {tail.epoch}")
-        elif tail.sid < last.sid or tail.seq < last.seq:
-            self._restart(st, f"ids went backwards ({last.id} -> {tail.id})")
+            if st.ring and not page.read:  # the ring mirrors a stream that is gone
+                self._restart(st, "the stream is gone")
+            return  # only bad entries at the tail, or a snapshot without a stream: nothing to compare
+        if tail.epoch != ref.epoch:
+            self._restart(st, f"epoch {ref.epoch} -> {tail.epoch}")
+        elif tail.sid < ref.sid or tail.seq < ref.seq:
+            self._restart(st, f"ids went backwards ({ref.id} -> {tail.id})")
 
     async def _fill(self, st: FeedState) -> int:
         """An empty ring: the newest ``ring_size`` entries of the newest epoch."""
@@ -300,20 +301,20 @@ class Hub:
             return 0
         sid = contract.parse_stream_id(ranking.id)
         seq = ranking.seq or 0
-        if st.ring:
-            last = st.ring[-1]
-            if ranking.epoch != last.epoch:
-                self._restart(st, f"epoch {last.epoch} -> {ranking.epoch}")
+        ref: Frame | Snapshot | None = st.ring[-1] if st.ring else st.snapshot
+        if ref is not None:
+            if ranking.epoch != ref.epoch:
+                self._restart(st, f"epoch {ref.epoch} -> {ranking.epoch}")
                 return -1
-            if sid <= last.sid:
-                if st.has(sid) or sid < st.ring[0].sid:
+            if sid <= ref.sid:
+                if sid == ref.sid or (st.ring and (st.has(sid) or sid < st.ring[0].sid)):
                     return 0  # already have it (sync and subscription overlap)
-                self._restart(st, f"ids went backwards ({last.id} -> {ranking.id})")
+                self._restart(st, f"ids went backwards ({ref.id} -> {ranking.id})")
                 return -1
-            if seq <= last.seq:
-                self._restart(st, f"seq went backwards ({last.seq} -> {seq})")
+            if seq <= ref.seq:
+                self._restart(st, f"seq went backwards ({ref.seq} -> {seq})")
                 return -1
-            if seq != last.seq + 1:
+            if seq != ref.seq + 1:
                 return -1  # missed a message: the stream has it
         self._keep_snapshot(st, data, ranking)
         frame = Frame(sid, ranking.id, event_frame(EVENT_RANKING, contract.event_id(ranking.id, ranking.epoch), data),

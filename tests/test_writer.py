@@ -77,8 +77,9 @@ def test_outage_keeps_newest_per_feed_then_flushes(own_redis: Callable[..., Loca
     for i in range(3):
         writer.submit(make_ranking("kospi-surge", requested_at_ms=100 + i))
     writer.submit(make_ranking("kosdaq-surge", requested_at_ms=200))
-    wait_until(lambda: writer.state is WriterState.disconnected, what="disconnected state")
-    stats = writer.stats()
+    # pending is 1 while the writer holds a ranking in a failing attempt: wait for it to be queued again
+    stats = wait_until(lambda: writer.state is WriterState.disconnected and (st := writer.stats()).pending == 2
+                       and st, what="disconnected, both feeds pending")
     assert (stats.superseded, stats.pending, stats.written) == (2, 2, 0)
     assert "Error" in (stats.last_error or "")
     server = own_redis(port)  # Redis comes (back) up on the same port
