@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -368,10 +369,13 @@ def _decode_row(raw: Any) -> Row:
 #:
 #: KEYS[1] history stream, KEYS[2] latest document, KEYS[3] seq counter, KEYS[4] epoch.
 #: ARGV[1] updates channel, ARGV[2] stream MAXLEN (approximate), ARGV[3] body (the document without
-#: ``id``/``seq``/``epoch``). Returns ``{id, seq, epoch}``.
+#: ``id``/``seq``/``epoch``), ARGV[4] a fresh random epoch, used only if this write starts a new one.
+#: Returns ``{id, seq, epoch}``.
 #:
-#: Epoch: when the stream or the epoch key is absent, the history readers knew is gone, so a new epoch is
-#: made from the server clock (hex seconds + microseconds) and ``seq`` restarts at 1.
+#: Epoch: when the stream or the epoch key is absent, the history readers knew is gone, so the script takes
+#: ARGV[4] as the new epoch and restarts ``seq`` at 1. (The candidate comes from the caller so the script
+#: stays deterministic and needs no TIME: the publisher's Redis user runs only the commands listed in
+#: deploy/redis-users.acl.)
 #: Scripts are not rolled back on error, so XADD (the only call that can fail, e.g. WRONGTYPE) comes before
 #: any other write: a refused ranking leaves no trace and ``seq`` stays gap-free. The document gets ``"id"``,
 #: ``"seq"`` and ``"epoch"`` spliced in front exactly as :func:`splice_document` does, so snapshot, stream
@@ -384,8 +388,7 @@ if epoch and redis.call('EXISTS', KEYS[1]) == 1 then
   if not seq then return redis.error_reply('ERR ' .. KEYS[3] .. ' does not hold an integer') end
   seq = seq + 1
 else
-  local now = redis.call('TIME')
-  epoch = string.format('%x%05x', tonumber(now[1]), tonumber(now[2]))
+  epoch = ARGV[4]
   seq = 1
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'epoch', epoch, 'doc', ARGV[3])
@@ -404,7 +407,12 @@ def write_ranking_args(ranking: Ranking, maxlen: int = DEFAULT_HISTORY_MAXLEN) -
         raise ContractError(f"history maxlen must be >= 1, got {maxlen}")
     feed = ranking.feed
     keys = [history_key(feed), latest_key(feed), seq_key(feed), epoch_key(feed)]
-    return keys, [updates_channel(feed), maxlen, encode_body(ranking)]
+    return keys, [updates_channel(feed), maxlen, encode_body(ranking), new_epoch()]
+
+
+def new_epoch() -> str:
+    """A random epoch candidate (48 bits, hex): two histories of one feed never share one by chance."""
+    return secrets.token_hex(6)
 
 
 # --- feeds registry and publisher status -----------------------------------------------------
