@@ -6,6 +6,11 @@ comes late or never at a low event rate. So each stream bounds its socket's send
 (``SO_SNDBUF``, :func:`limit_send_buffer`) and the hub reads what is queued in both places
 (:func:`queued_bytes`: ``WriteTransport.get_write_buffer_size()`` plus Linux's ``SIOCOUTQ``).
 
+Sources: ``WriteTransport.abort()`` closes at once and drops the buffer, where ``close()`` waits for it to
+drain (https://docs.python.org/3/library/asyncio-protocol.html#asyncio.WriteTransport.abort); ``SIOCOUTQ``
+is the amount of unsent data in a TCP socket's send queue (tcp(7),
+https://man7.org/linux/man-pages/man7/tcp.7.html).
+
 The transport is the server's: uvicorn passes its per-request cycle's bound ``send`` method, whose object
 holds the connection's ``transport`` (:func:`transport_of`). Under any other server (or behind middleware
 that wraps ``send``) there is none and only the blocked-send check applies.
