@@ -53,7 +53,7 @@ class ApiSettings(BaseSettings):
     slow_client_bytes: int = Field(1024 * 1024, ge=1)
     #: SO_SNDBUF of each event stream's socket, so a peer that stops reading shows up as queued bytes soon
     #: instead of hiding in a kernel buffer of megabytes (0 keeps the system's autotuning).
-    send_buffer_bytes: int = Field(64 * 1024, ge=0)
+    send_buffer_bytes: int = Field(256 * 1024, ge=0)
     #: Open connections this replica accepts before answering 503 (``Retry-After``); /healthz and /readyz
     #: always answer. 0 = derived from the process's file-descriptor limit, with headroom.
     max_connections: int = Field(0, ge=0)
