@@ -32,6 +32,7 @@ from api.fastpath import FastPath, hot_route
 from api.frames import REPLICA_HEADER
 from api.gate import Gate
 from api.headers import SecurityHeaders
+from api.limits import ConnectionCap
 from api.login import build_login_router
 from api.public import REDIS_UNAVAILABLE, clip
 from api.routes import build_router
@@ -73,7 +74,10 @@ class ApiApp:
                                    allow_headers=["Last-Event-ID", "If-None-Match", "Cache-Control",
                                                   *(["Authorization"] if auth else [])],
                                    allow_credentials=auth, expose_headers=EXPOSED_HEADERS, max_age=600)
-        self._asgi = ReplicaHeader(inner, settings.replica_id, fast_path=settings.fast_path)
+        self.cap = ConnectionCap(ReplicaHeader(inner, settings.replica_id, fast_path=settings.fast_path),
+                                 settings.max_connections, settings.replica_id)
+        self.state.cap = self.cap
+        self._asgi: ASGIApp = self.cap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)

@@ -5,13 +5,31 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from types import FrameType
 
 import uvicorn
 
 from api import accesslog
-from api.app import create_app
+from api.app import ApiApp, create_app
 from api.gate import MAX_HEAD
 from api.settings import AccessLog, ApiSettings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the replica when it is asked to exit.
+
+    Open event streams never finish by themselves; without this hook uvicorn would wait for them until
+    ``timeout_graceful_shutdown``. Owned here rather than borrowed from ``sse_starlette.sse``'s import-time
+    patch of uvicorn, which ``uvicorn api.app:create_app --factory`` would not even load.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: ApiApp) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.state.request_exit()
+        super().handle_exit(sig, frame)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,8 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = ApiSettings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     access_log = accesslog.configure(settings.access_log)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level,
         access_log=access_log,
         # uvicorn takes whole seconds: a fractional grace period is rounded up, never cut short.
         timeout_graceful_shutdown=math.ceil(settings.graceful_shutdown_s) or None, lifespan="on",
@@ -37,3 +56,4 @@ def main(argv: list[str] | None = None) -> None:
         # The h11 parser's cap on one request head; with httptools (the default) api.gate enforces the limits.
         h11_max_incomplete_event_size=MAX_HEAD,
     )
+    _Server(config, app).run()

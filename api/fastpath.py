@@ -18,14 +18,14 @@ from urllib.parse import parse_qs
 
 from redis.exceptions import RedisError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.frames import REPLICA_HEADER
 from api.hub import Hub
 from api.public import REDIS_UNAVAILABLE, clip
 from api.replies import bytes_value
 from api.snapshot import QueryError, etag_matches, freshness, parse_snapshot_query, render_body, snapshot_headers
-from api.sse import serve_events
+from api.sse import SSE_HEADERS, serve_events
 from api.state import AppState, ServiceUnavailable
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
@@ -79,7 +79,10 @@ class FastPath:
             return
         started = time.perf_counter()
         try:
-            await self.fallback(scope, receive, send)
+            if scope["method"] == "HEAD":  # balancers health-check with HEAD: every GET route answers it
+                await self.fallback({**scope, "method": "GET"}, receive, _without_body(send))
+            else:
+                await self.fallback(scope, receive, send)
         finally:
             self.state.latency.observe(_route_label(scope["path"]), time.perf_counter() - started)
 
@@ -116,9 +119,14 @@ class FastPath:
 
     async def snapshot(self, hub: Hub, scope: Scope, send: Send, feed: str) -> None:
         limit, fields = parse_snapshot_query(scope["query_string"])
-        st = await self._feed(hub, feed, send)
-        if st is None:
-            return
+        outage = hub.outage()
+        if outage is not None and (st := hub.known(feed)) is not None:
+            pass  # stale-if-error: Redis is unreachable, answer from memory and say so
+        else:
+            outage = None
+            st = await self._feed(hub, feed, send)
+            if st is None:
+                return
         snap = st.snapshot
         if snap is None:  # nothing valid cached: ask Redis, so a bad document is reported, not hidden
             raw = bytes_value(await hub.redis.get(contract.latest_key(feed)))
@@ -134,7 +142,10 @@ class FastPath:
             assert snap is not None
         now = now_ms()
         stale, liveness = freshness(hub, feed, snap, now)
-        headers = snapshot_headers(hub, st, snap, stale=stale, liveness=liveness, now_ms=now)
+        if outage is not None:
+            stale = outage
+        headers = snapshot_headers(hub, st, snap, stale=stale, liveness=liveness, now_ms=now,
+                                   shared_cache=outage is None)
         headers.append(self.replica_header)
         inm = _header(scope, b"if-none-match")
         if inm is not None and etag_matches(inm, snap.id):
@@ -156,13 +167,18 @@ class FastPath:
         if last_event_id is not None and last_event_id.strip():
             rid = last_event_id.decode("latin-1").strip()
             try:
-                contract.parse_stream_id(rid)
+                contract.parse_event_id(rid)
             except ContractError:
                 await self.reply(send, 400, {"detail": f"malformed Last-Event-ID {clip(rid)!r}: expected a "
-                                                       "ranking id <ms>-<seq>"})
+                                                       "ranking id <ms>-<seq>, optionally @<epoch>"})
                 return
         st = await self._feed(hub, feed, send)
         if st is None:
+            return
+        if scope["method"] == "HEAD":  # the headers of a stream, without opening one
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*SSE_HEADERS, self.replica_header]})
+            await send({"type": "http.response.body", "body": b""})
             return
         self.state.latency.observe("events", time.perf_counter() - started)
         await serve_events(hub, st, rid, receive, send)
@@ -177,6 +193,17 @@ def _route_label(path: str) -> str:
     if path.startswith(PREFIX) and path.endswith("/history"):
         return "history"
     return _LABELS.get(path, "other")
+
+
+def _without_body(send: Send) -> Send:
+    """HEAD answered by a GET handler: same status and headers (Content-Length included), no body bytes."""
+
+    async def head_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head_send
 
 
 class RawResponse(Response):

@@ -25,140 +25,28 @@ import asyncio
 import contextlib
 import gc
 import logging
-import random
-from collections import deque
-from typing import Any, Final
+from collections import OrderedDict
 
 import redis.asyncio as aioredis
+from redis.backoff import EqualJitterBackoff
 from redis.exceptions import RedisError
 
-# Importing sse_starlette.sse installs its uvicorn exit hook (AppStatus.should_exit): our streams end on it.
-from sse_starlette.sse import AppStatus
-
 from api.frames import EVENT_RANKING, event_frame
-from api.replies import bytes_value, stream_entries
+from api.replies import bytes_value
+from api.ring import CLOSE, DATA, PING, Client, FeedState, Frame, ResetReason, Snapshot, StreamCounters
 from api.settings import ApiSettings
+from api.slow import queued_bytes
+from api.stream import Entry, Page, read_entries
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.errors import ContractError
 
 log = logging.getLogger(__name__)
 
-#: Wake-up signals carried by a feed's shared future.
-DATA: Final = "data"
-PING: Final = "ping"
-CLOSE: Final = "close"
+__all__ = ["CLOSE", "DATA", "PING", "Client", "FeedState", "Frame", "Hub", "ResetReason", "Snapshot"]
 
-StreamId = tuple[int, int]
-
-
-class Frame:
-    """One ring entry: a stream entry id and its encoded ``ranking`` frame."""
-
-    __slots__ = ("data", "id", "sid")
-
-    def __init__(self, sid: StreamId, rid: str, data: bytes) -> None:
-        self.sid = sid
-        self.id = rid
-        self.data = data
-
-
-class Snapshot:
-    """The feed's latest validated document, plus encodings derived from it (cached per ranking id)."""
-
-    __slots__ = ("doc", "id", "published_at_ms", "session", "sid", "variants")
-
-    def __init__(self, rid: str, doc: bytes, ranking: contract.Ranking) -> None:
-        self.id = rid
-        self.sid = contract.parse_stream_id(rid)
-        self.doc = doc
-        self.published_at_ms = ranking.published_at_ms
-        self.session = ranking.session
-        #: Rendered bodies and SSE frames keyed by what varies (limit, fields, staleness, event name).
-        self.variants: dict[tuple[Any, ...], bytes] = {}
-
-    def frame(self, event: str) -> bytes:
-        key = ("frame", event)
-        data = self.variants.get(key)
-        if data is None:
-            data = self.variants[key] = event_frame(event, self.id, self.doc)
-        return data
-
-
-class Client:
-    """What the hub knows of one SSE response: enough to count it and to evict it if it stalls."""
-
-    __slots__ = ("dropped", "gone", "send_since", "task")
-
-    def __init__(self, task: asyncio.Task[Any] | None) -> None:
-        self.task = task
-        self.gone = False
-        self.dropped = False
-        #: loop.time() when the current send began, 0.0 while not sending.
-        self.send_since = 0.0
-
-
-class FeedState:
-    """One feed: ring of frames, latest snapshot, the shared wake-up and the connected clients."""
-
-    __slots__ = ("_loop", "_waiter", "clients", "error", "feed", "held", "next_pos", "ring", "snapshot",
-                 "sync_task", "synced")
-
-    def __init__(self, feed: str, ring_size: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.feed = feed
-        self.ring: deque[Frame] = deque(maxlen=ring_size)
-        self.next_pos = 0
-        self.snapshot: Snapshot | None = None
-        self.clients: set[Client] = set()
-        #: Last contract violation seen for this feed (logged, surfaced as 502 when nothing valid exists).
-        self.error: str | None = None
-        self.synced = False
-        #: Messages received while a sync is reading the stream; applied (de-duplicated) after it.
-        self.held: list[bytes] | None = None
-        self.sync_task: asyncio.Task[None] | None = None
-        self._loop = loop
-        self._waiter: asyncio.Future[str] = loop.create_future()
-
-    @property
-    def first_pos(self) -> int:
-        return self.next_pos - len(self.ring)
-
-    @property
-    def waiter(self) -> asyncio.Future[str]:
-        if self._waiter.cancelled():  # defensive: a cancelled shared future must not stall everyone
-            self._waiter = self._loop.create_future()
-        return self._waiter
-
-    def wake(self, signal: str) -> None:
-        fut, self._waiter = self._waiter, self._loop.create_future()
-        if not fut.done():
-            fut.set_result(signal)
-
-    def append(self, frame: Frame) -> bool:
-        if self.ring and frame.sid <= self.ring[-1].sid:
-            return False  # already have it (sync and subscription overlap)
-        self.ring.append(frame)
-        self.next_pos += 1
-        return True
-
-    def frame_at(self, pos: int) -> Frame:
-        return self.ring[pos - self.first_pos]
-
-    def pos_after(self, sid: StreamId) -> int | None:
-        """Position of the first frame newer than ``sid`` if the ring proves nothing in between is missing."""
-        ring = self.ring
-        if not ring or sid < ring[0].sid or sid > ring[-1].sid:
-            return None
-        if sid == ring[-1].sid:
-            return self.next_pos
-        lo, hi = 0, len(ring) - 1  # invariant: ring[lo].sid <= sid < ring[hi].sid
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if ring[mid].sid <= sid:
-                lo = mid
-            else:
-                hi = mid
-        return self.first_pos + hi
+#: Distinct bad stream entries remembered per replica, so re-reading one is not counted again.
+_BAD_IDS_KEPT = 1024
 
 
 class Hub:
@@ -175,17 +63,24 @@ class Hub:
         #: True while the subscription is confirmed and the rings are caught up with the streams.
         self.live = False
         self.last_error: str | None = None
-        #: Set on shutdown (lifespan or uvicorn's exit signal): streams end, new ones get 503.
+        #: Set on shutdown (lifespan or the server's exit signal): streams end, new ones get 503.
         self.draining = False
+        #: Set by the server's exit hook (api.cli); the tick turns it into draining on the loop thread.
+        self.exit_requested = False
+        #: loop.time() when the subscription was lost (None while live or before the first connection).
+        self.lost_at: float | None = None
         self.reconnects = 0
-        self.events_sent = 0
-        self.dropped = 0
-        self.resets = 0
         self.contract_errors = 0
+        #: Times a feed's history was found lost or replaced (new epoch, ids going backwards).
+        self.restarts = 0
+        self.counters = StreamCounters()
+        self._bad_ids: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._freeze_at = 0.0
         self._full_gc_at = 0.0
+        #: One backoff for every reconnect loop (the publisher's writer uses the same class).
+        self.backoff = EqualJitterBackoff(cap=settings.reconnect_max_s, base=settings.reconnect_min_s)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -222,7 +117,7 @@ class Hub:
     def state(self, feed: str) -> FeedState:
         st = self.feeds.get(feed)
         if st is None:
-            st = self.feeds[feed] = FeedState(feed, self.settings.ring_size, self.loop)
+            st = self.feeds[feed] = FeedState(feed, self.settings.ring_size, self.loop, self.settings.ring_bytes)
         return st
 
     async def lookup(self, feed: str) -> FeedState | None:
@@ -245,6 +140,27 @@ class Hub:
             await asyncio.shield(self.request_sync(feed))
         return self.feeds[feed]
 
+    def known(self, feed: str) -> FeedState | None:
+        """What this replica holds for a feed, without asking Redis (stale-if-error answers from it)."""
+        st = self.feeds.get(feed)
+        return st if st is not None and st.snapshot is not None else None
+
+    async def read(self, feed: str, *, low: str = "-", high: str = "+", count: int,
+                   newest_first: bool = False) -> Page:
+        """:func:`api.stream.read_entries`, with every skipped entry counted once and shown in /v1/feeds."""
+        page = await read_entries(self.redis, feed, low=low, high=high, count=count, newest_first=newest_first)
+        if page.bad:
+            st = self.state(feed)
+            for rid, reason in page.bad:
+                key = (feed, rid)
+                if key in self._bad_ids:
+                    continue
+                self._bad_ids[key] = None
+                if len(self._bad_ids) > _BAD_IDS_KEPT:
+                    self._bad_ids.popitem(last=False)
+                self._contract_error(st, reason, f"stream entry {rid}")
+        return page
+
     def request_sync(self, feed: str) -> asyncio.Task[None]:
         """Catch the feed's ring and snapshot up with Redis; one sync per feed at a time."""
         st = self.state(feed)
@@ -252,24 +168,24 @@ class Hub:
             if st.held is None:
                 st.held = []  # from now on messages wait for the sync instead of racing it
             st.sync_task = self.loop.create_task(self._sync(st), name=f"hub-sync-{feed}")
+            st.sync_task.add_done_callback(self._sync_done)
         return st.sync_task
+
+    @staticmethod
+    def _sync_done(task: asyncio.Task[None]) -> None:
+        # Retrieved here so a sync nobody awaited never ends as "Task exception was never retrieved".
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("%s failed: %s: %s", task.get_name(), type(exc).__name__, exc)
 
     async def _sync(self, st: FeedState) -> None:
         ok = False
         appended = 0
         try:
-            key = contract.history_key(st.feed)
+            await self._check_history(st)
             if not st.ring:
-                entries = stream_entries(await self.redis.xrevrange(key, "+", "-", count=self.settings.ring_size))
-                entries.reverse()
-                appended += self._append_entries(st, entries)
+                appended += await self._fill(st)
             else:
-                page = self.settings.replay_page
-                while True:
-                    entries = stream_entries(await self.redis.xrange(key, "(" + st.ring[-1].id, "+", count=page))
-                    appended += self._append_entries(st, entries)
-                    if len(entries) < page:
-                        break
+                appended += await self._catch_up(st)
             latest = bytes_value(await self.redis.get(contract.latest_key(st.feed)))
             if latest is not None:
                 self.take_snapshot(st, latest)
@@ -277,50 +193,133 @@ class Hub:
         finally:
             held, st.held = st.held or [], None
             st.synced = ok
+            resync = False
             if ok:  # on failure the held messages are in the stream: the next sync reads them
                 for data in held:
-                    appended += self._apply(st, data)
+                    added = self._apply(st, data)
+                    if added < 0:
+                        resync = True
+                        break
+                    appended += added
             if appended:
                 self._fanned_out(st)
+            if resync:  # a held message showed a gap or a new history: read the stream again
+                self.loop.call_soon(self.request_sync, st.feed)
 
-    def _append_entries(self, st: FeedState, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
-        added = 0
-        for entry_id, fields in entries:
-            rid = entry_id.decode()
-            try:
-                doc = contract.document_from_entry(rid, fields)
-            except ContractError as exc:
-                self._contract_error(st, exc, f"stream entry {rid}")
-                continue
-            added += st.append(Frame(contract.parse_stream_id(rid), rid, event_frame(EVENT_RANKING, rid, doc)))
-        return added
+    async def _check_history(self, st: FeedState) -> None:
+        """Compare what the replica holds with the stream's tail: another epoch, or ids gone backwards, and
+        the ring restarts (and its clients get a reset)."""
+        ref: Frame | Snapshot | None = st.ring[-1] if st.ring else st.snapshot
+        if ref is None:
+            return
+        page = await self.read(st.feed, count=8, newest_first=True)
+        tail = page.entries[0] if page.entries else None
+        if tail is None:
+            if st.ring and not page.read:  # the ring mirrors a stream that is gone
+                self._restart(st, "the stream is gone")
+            return  # only bad entries at the tail, or a snapshot without a stream: nothing to compare
+        if tail.epoch != ref.epoch:
+            self._restart(st, f"epoch {ref.epoch} -> {tail.epoch}")
+        elif tail.sid < ref.sid or tail.seq < ref.seq:
+            self._restart(st, f"ids went backwards ({ref.id} -> {tail.id})")
 
-    def take_snapshot(self, st: FeedState, doc: bytes) -> str | None:
-        """Validate a full document (once per replica); keep it as the snapshot if newer. Returns its id."""
+    async def _fill(self, st: FeedState) -> int:
+        """An empty ring: the newest ``ring_size`` entries of the newest epoch."""
+        page = await self.read(st.feed, count=self.settings.ring_size, newest_first=True)
+        entries = page.entries
+        if entries:
+            epoch = entries[0].epoch
+            entries = entries[: next((i for i, e in enumerate(entries) if e.epoch != epoch), len(entries))]
+        return sum(st.append(self.frame_of(e)) for e in reversed(entries))
+
+    async def _catch_up(self, st: FeedState) -> int:
+        appended = 0
+        page_size = self.settings.replay_page
+        after = st.ring[-1].id
+        while True:
+            page = await self.read(st.feed, low="(" + after, count=page_size)
+            for entry in page.entries:
+                if entry.epoch != st.ring[-1].epoch:  # the epoch changed under us: start over from the tail
+                    self._restart(st, f"epoch changed to {entry.epoch} while catching up")
+                    return appended + await self._fill(st)
+                appended += st.append(self.frame_of(entry))
+            if page.read < page_size or page.last_id is None:
+                return appended
+            after = page.last_id
+
+    @staticmethod
+    def frame_of(entry: Entry) -> Frame:
+        return Frame(entry.sid, entry.id, event_frame(EVENT_RANKING, entry.event_id, entry.doc), entry.epoch,
+                     entry.seq)
+
+    def _restart(self, st: FeedState, why: str) -> None:
+        self.restarts += 1
+        log.warning("feed %s: history lost or replaced (%s); resetting %d client(s)", st.feed, why,
+                    len(st.clients))
+        st.restart(ResetReason.epoch)
+
+    def _validate(self, st: FeedState, doc: bytes) -> contract.Ranking | None:
         try:
             ranking = contract.decode_ranking(doc, key=contract.latest_key(st.feed))
             if ranking.id is None or ranking.feed != st.feed:
                 raise ContractError(f"document lacks an id or belongs to feed {ranking.feed!r}",
                                     key=contract.latest_key(st.feed))
         except ContractError as exc:
-            self._contract_error(st, exc, "document")
+            self._contract_error(st, str(exc), "document")
             return None
-        if st.snapshot is None or contract.parse_stream_id(ranking.id) > st.snapshot.sid:
-            st.snapshot = Snapshot(ranking.id, doc, ranking)
-        st.error = None
+        return ranking
+
+    def take_snapshot(self, st: FeedState, doc: bytes) -> str | None:
+        """Validate a full document (once per replica); keep it as the snapshot if it follows. Returns its id."""
+        ranking = self._validate(st, doc)
+        if ranking is None:
+            return None
+        assert ranking.id is not None
+        self._keep_snapshot(st, doc, ranking)
         return ranking.id
 
-    def _contract_error(self, st: FeedState, exc: ContractError, what: str) -> None:
+    def _keep_snapshot(self, st: FeedState, doc: bytes, ranking: contract.Ranking) -> None:
+        assert ranking.id is not None
+        snap = st.snapshot
+        if snap is None or (ranking.epoch == snap.epoch and contract.parse_stream_id(ranking.id) > snap.sid):
+            st.snapshot = Snapshot(ranking.id, doc, ranking)
+
+    def _contract_error(self, st: FeedState, reason: str, what: str) -> None:
         self.contract_errors += 1
-        st.error = str(exc)
-        log.warning("feed %s: ignoring bad %s: %s", st.feed, what, exc)
+        st.bad_entries += 1
+        st.error = reason
+        log.warning("feed %s: ignoring bad %s: %s", st.feed, what, reason)
 
     def _apply(self, st: FeedState, data: bytes) -> int:
-        """One channel message: validate once per replica, append its frame, refresh the snapshot."""
-        rid = self.take_snapshot(st, data)
-        if rid is None:
+        """One channel message: validate once per replica, append its frame, refresh the snapshot.
+
+        Returns the frames appended, or -1 when the message does not follow the ring (a seq gap, another
+        epoch, ids gone backwards): the caller syncs with the stream, which holds the message too.
+        """
+        ranking = self._validate(st, data)
+        if ranking is None or ranking.id is None:
             return 0
-        return int(st.append(Frame(contract.parse_stream_id(rid), rid, event_frame(EVENT_RANKING, rid, data))))
+        sid = contract.parse_stream_id(ranking.id)
+        seq = ranking.seq or 0
+        ref: Frame | Snapshot | None = st.ring[-1] if st.ring else st.snapshot
+        if ref is not None:
+            if ranking.epoch != ref.epoch:
+                self._restart(st, f"epoch {ref.epoch} -> {ranking.epoch}")
+                return -1
+            if sid <= ref.sid:
+                if sid == ref.sid or (st.ring and (st.has(sid) or sid < st.ring[0].sid)):
+                    return 0  # already have it (sync and subscription overlap)
+                self._restart(st, f"ids went backwards ({ref.id} -> {ranking.id})")
+                return -1
+            if seq <= ref.seq:
+                self._restart(st, f"seq went backwards ({ref.seq} -> {seq})")
+                return -1
+            if seq != ref.seq + 1:
+                return -1  # missed a message: the stream has it
+        self._keep_snapshot(st, data, ranking)
+        frame = Frame(sid, ranking.id, event_frame(EVENT_RANKING, contract.event_id(ranking.id, ranking.epoch), data),
+                      ranking.epoch, seq)
+        return int(st.append(frame))
 
     def _on_message(self, channel: bytes, data: bytes) -> None:
         feed = contract.feed_of_channel(channel)
@@ -333,7 +332,10 @@ class Hub:
             else:
                 self.request_sync(feed)  # an unseen feed: read its stream (which holds this entry)
             return
-        if self._apply(st, data):
+        added = self._apply(st, data)
+        if added < 0:
+            self.request_sync(feed)
+        elif added:
             self._fanned_out(st)
 
     def _fanned_out(self, st: FeedState) -> None:
@@ -344,7 +346,7 @@ class Hub:
     # --- background tasks --------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        backoff = self.settings.reconnect_min_s
+        failures = 0
         connected_before = False
         while True:
             pubsub = self._pubsub_redis.pubsub()
@@ -358,8 +360,8 @@ class Hub:
                     self.reconnects += 1
                     log.info("redis subscription restored; %d feeds caught up from their streams", len(feeds))
                 connected_before = True
-                self.live, self.last_error = True, None
-                backoff = self.settings.reconnect_min_s
+                self.live, self.last_error, self.lost_at = True, None, None
+                failures = 0
                 idle = 0.0
                 while True:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -375,14 +377,16 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                if self.live or self.lost_at is None:
+                    self.lost_at = self.loop.time()
                 self.live = False
                 for st in self.feeds.values():
                     st.synced = False
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                delay = backoff * (0.5 + random.random() / 2)
+                delay = self.backoff.compute(failures)
+                failures += 1
                 log.warning("redis subscription lost (%s); retrying in %.2fs", self.last_error, delay)
                 await asyncio.sleep(delay)
-                backoff = min(backoff * 2, self.settings.reconnect_max_s)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -427,25 +431,80 @@ class Hub:
                 for feed in self.registry:
                     if feed not in self.feeds:
                         self.request_sync(feed)
+                self._check_stalled()
+
+    def _check_stalled(self) -> None:
+        """A feed whose publisher, alive and writing, reports a newer ranking than this replica holds for
+        longer than two heartbeats is stalled: flagged (/v1/feeds, metric, /readyz) and re-synced."""
+        status = self.status
+        now = self.loop.time()
+        reported: dict[str, tuple[int, int]] = {}
+        if status is not None and self.liveness() == "alive":
+            for feed, info in status.feeds.items():
+                last_id = info.get("last_id") if isinstance(info, dict) else None
+                with contextlib.suppress(ContractError):
+                    if isinstance(last_id, str):
+                        reported[feed] = contract.parse_stream_id(last_id)
+        grace = 2 * status.heartbeat_s if status is not None else 0.0
+        for feed, st in self.feeds.items():
+            sid = reported.get(feed)
+            behind = sid is not None and (st.snapshot is None or sid > st.snapshot.sid)
+            if not behind:
+                st.stalled_since = 0.0
+            elif not st.stalled_since:
+                st.stalled_since = now
+            elif now - st.stalled_since > grace and not (st.sync_task and not st.sync_task.done()):
+                log.warning("feed %s: the publisher reports %s but this replica holds %s; re-syncing", feed,
+                            status.feeds[feed].get("last_id") if status else None,
+                            st.snapshot.id if st.snapshot else None)
+                self.request_sync(feed)
+
+    def stalled(self, st: FeedState) -> bool:
+        status = self.status
+        return bool(st.stalled_since) and status is not None and \
+            self.loop.time() - st.stalled_since > 2 * status.heartbeat_s
+
+    def outage(self) -> str | None:
+        """The stale-if-error reason while Redis is unreachable and memory may still answer, else None."""
+        lost_at, window = self.lost_at, self.settings.stale_if_error_s
+        if self.live or self.draining or lost_at is None or not window or self.loop.time() - lost_at > window:
+            return None
+        return "redis unreachable, served from this replica's memory"  # the error itself is in the log
+
+    @staticmethod
+    def sync_failed(st: FeedState) -> bool:
+        """The feed's last sync with its stream ended in an error (the next lookup or reconnect retries)."""
+        task = st.sync_task
+        return not st.synced and task is not None and task.done()
+
+    def request_exit(self) -> None:
+        """The server got its exit signal (called from a signal handler: only sets a flag)."""
+        self.exit_requested = True
 
     async def _tick(self) -> None:
         loop = self.loop
         next_ping = loop.time() + self.settings.ping_s
+        next_queue_check = loop.time() + 1.0
         while True:
             await asyncio.sleep(0.25)
             now = loop.time()
             limit = self.settings.send_timeout_s
+            check_queues = now >= next_queue_check
+            if check_queues:
+                next_queue_check = now + 1.0
             for st in self.feeds.values():
-                for client in st.clients:
-                    if client.send_since and now - client.send_since > limit and not client.dropped:
-                        client.dropped = True  # the task is inside send(): cancelling it cannot hit the waiter
-                        if client.task is not None:
-                            client.task.cancel()
+                for client in list(st.clients):
+                    if client.dropped:
+                        continue
+                    if client.send_since and now - client.send_since > limit:
+                        self.drop(client, f"a send blocked for {now - client.send_since:.1f}s")
+                    elif check_queues and client.transport is not None:
+                        self._check_queue(client, now)
             if now >= next_ping:
                 next_ping = now + self.settings.ping_s
                 for st in self.feeds.values():
                     st.wake(PING)
-            if AppStatus.should_exit and not self.draining:
+            if self.exit_requested and not self.draining:
                 log.info("server is shutting down: ending %d event streams", self.client_count)
                 self.draining = True
                 for st in self.feeds.values():
@@ -457,6 +516,31 @@ class Hub:
                     gc.unfreeze()
                     gc.collect()
                 gc.freeze()
+
+    def _check_queue(self, client: Client, now: float) -> None:
+        """Bytes queued for the peer (server buffer + kernel send queue): too many, or none taken for
+        send_timeout_s while some wait, and the client is dropped."""
+        assert client.transport is not None
+        queued = queued_bytes(client.transport)
+        if queued > self.settings.slow_client_bytes:
+            self.drop(client, f"{queued} bytes queued")
+            return
+        delivered = client.written - queued
+        if queued == 0 or delivered > client.delivered:
+            client.delivered, client.progress_at = delivered, now
+        elif now - client.progress_at > self.settings.send_timeout_s:
+            self.drop(client, f"{queued} bytes queued and none taken for {now - client.progress_at:.1f}s")
+
+    def drop(self, client: Client, why: str) -> None:
+        """Release a slow client at once: abort its connection (fd and buffers freed now, no close that waits
+        for a peer that never reads); its stream loop ends at the next wake-up."""
+        client.dropped = True
+        self.counters.dropped += 1
+        log.info("dropped a slow event-stream client: %s", why)
+        if client.transport is not None:
+            client.transport.abort()
+        elif client.task is not None:
+            client.task.cancel()  # no transport to abort: the task is inside send(), so cancel it there
 
     # --- publisher ----------------------------------------------------------------------------
 

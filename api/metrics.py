@@ -36,9 +36,11 @@ class LatencyHistogram:
 
 
 class ApiCollector(Collector):
-    def __init__(self, get_hub: Callable[[], Hub | None], latency: LatencyHistogram) -> None:
+    def __init__(self, get_hub: Callable[[], Hub | None], latency: LatencyHistogram,
+                 get_rejected: Callable[[], int]) -> None:
         self._get_hub = get_hub
         self._latency = latency
+        self._get_rejected = get_rejected
 
     def collect(self) -> Iterator[Metric]:
         hub = self._get_hub()
@@ -50,16 +52,27 @@ class ApiCollector(Collector):
         reconnects = CounterMetricFamily("kiwoom_api_redis_reconnects", "Redis subscription re-establishments")
         bad = CounterMetricFamily("kiwoom_api_contract_errors", "Documents in Redis that broke the contract")
         ready = GaugeMetricFamily("kiwoom_api_redis_subscription_live", "1 while the Redis subscription is live")
+        restarts = CounterMetricFamily("kiwoom_api_stream_restarts",
+                                       "Times a feed's history was found lost or replaced (new epoch, ids backwards)")
+        stalled = GaugeMetricFamily("kiwoom_api_feed_stalled",
+                                    "1 while the publisher reports a newer ranking than this replica holds",
+                                    labels=["feed"])
+        rejected = CounterMetricFamily("kiwoom_api_connections_rejected",
+                                       "Requests answered 503 because the replica was at its connection cap")
         if hub is not None:
             for feed, st in sorted(hub.feeds.items()):
                 clients.add_metric([feed], len(st.clients))
-            sent.add_metric([], hub.events_sent)
-            dropped.add_metric([], hub.dropped)
-            resets.add_metric([], hub.resets)
+                stalled.add_metric([feed], 1.0 if hub.stalled(st) else 0.0)
+            counters = hub.counters
+            sent.add_metric([], counters.events_sent)
+            dropped.add_metric([], counters.dropped)
+            resets.add_metric([], counters.resets)
             reconnects.add_metric([], hub.reconnects)
             bad.add_metric([], hub.contract_errors)
+            restarts.add_metric([], hub.restarts)
             ready.add_metric([], 1.0 if hub.live else 0.0)
-        yield from (clients, sent, dropped, resets, reconnects, bad, ready)
+        rejected.add_metric([], self._get_rejected())
+        yield from (clients, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected)
         latency = HistogramMetricFamily("kiwoom_api_request_seconds", "Request latency (SSE: until headers sent)",
                                         labels=["route"])
         for route, counts in sorted(self._latency.counts.items()):
@@ -71,9 +84,10 @@ class ApiCollector(Collector):
         yield latency
 
 
-def build_registry(get_hub: Callable[[], Hub | None], latency: LatencyHistogram) -> CollectorRegistry:
+def build_registry(get_hub: Callable[[], Hub | None], latency: LatencyHistogram,
+                   get_rejected: Callable[[], int] = lambda: 0) -> CollectorRegistry:
     """A registry per app (tests run several apps in one process): our collector plus process metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ApiCollector(get_hub, latency))
+    registry.register(ApiCollector(get_hub, latency, get_rejected))
     ProcessCollector(registry=registry)
     return registry

@@ -20,8 +20,10 @@ class RankingModel(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(description="Stream entry id = ranking id = SSE id, e.g. 1764050400123-0")
-    seq: int = Field(description="Gap-free sequence number per feed")
+    id: str = Field(description="Stream entry id = ranking id, e.g. 1764050400123-0 (the SSE id is <id>@<epoch>)")
+    seq: int = Field(description="Gap-free sequence number per feed and epoch (restarts at 1 with a new epoch)")
+    epoch: str | None = Field(None, description="The stream's epoch (schema 2): a new one means the feed's "
+                                                "history was lost or replaced")
     schema_: int = Field(alias="schema")
     feed: str
     tr: str
@@ -49,6 +51,8 @@ class HistoryPageModel(BaseModel):
     order: Literal["asc", "desc"]
     limit: int
     count: int
+    skipped: int = Field(0, description="Entries of this page skipped because they break the contract (counted "
+                                        "in kiwoom_api_contract_errors_total)")
     next_cursor: str | None = Field(description="Pass as after= (asc) or before= (desc) for the next page")
     next: str | None = Field(description="URL of the next page, null on the last one")
     items: list[RankingModel]
@@ -80,18 +84,23 @@ class FeedModel(BaseModel):
     params: dict[str, str]
     interval_s: float
     last_id: str | None
+    epoch: str | None = Field(None, description="The stream's epoch: changes when its history was lost or replaced")
     last_published_at: str | None
     age_s: float | None
     stale: bool
     stale_reason: str | None
+    stalled: bool = Field(False, description="The publisher reports a newer ranking than this replica holds")
     clients: int = Field(description="SSE clients of this replica")
     error: str | None = Field(None, description="Last contract violation seen for this feed")
+    bad_entries: int = Field(0, description="Entries or messages of this feed skipped for breaking the contract")
     links: FeedLinks
 
 
 class FeedsModel(BaseModel):
     publisher: PublisherModel
     feeds: list[FeedModel]
+    stale: bool = Field(False, description="Redis is unreachable: answered from this replica's memory")
+    stale_reason: str | None = None
 
 
 class ErrorModel(BaseModel):

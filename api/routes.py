@@ -28,11 +28,14 @@ from api.models import (
     SnapshotModel,
 )
 from api.public import REDIS_UNAVAILABLE, clip
-from api.snapshot import freshness
+from api.snapshot import MAX_LIMIT, freshness
 from api.state import AppState
 from kiwoom_cache.clock import iso_kst, now_ms
 
 log = logging.getLogger(__name__)
+
+RANKING_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}(@[0-9a-z]{1,32})?$"
 
 FeedPath = Annotated[str, Path(description="Feed slug, e.g. kospi-surge (see /v1/feeds)")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -47,28 +50,40 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
     settings = state.settings
 
     @router.get("/v1/feeds", response_model=FeedsModel, tags=["rankings"], responses={503: _ERRORS[503]})
-    async def feeds(request: Request) -> FeedsModel:
+    async def feeds(request: Request, response: Response) -> FeedsModel:
         """Configured feeds (those the API key may read, when auth is on), their parameters, last ranking id and
-        age, and the publisher's status."""
+        age, and the publisher's status.
+
+        While Redis is unreachable the answer comes from this replica's memory, flagged ``stale`` with
+        ``stale_reason`` (and ``X-Kiwoom-Stale-Reason``, ``Cache-Control: no-store``)."""
         hub = state.require_hub()
-        await hub.refresh_registry()  # fresh, not the last poll: this route is not on a hot path
+        outage: str | None = None
+        try:
+            await hub.refresh_registry()  # fresh, not the last poll: this route is not on a hot path
+        except (RedisError, OSError):
+            outage = hub.outage()
+            if outage is None:
+                raise
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["X-Kiwoom-Stale-Reason"] = outage
         key: ApiKey | None = request.scope.get(KEY_SCOPE)
         now = now_ms()
         items = []
         for name, info in sorted(hub.registry.items()):
             if key is not None and not key.may_read(name):
                 continue
-            st = await hub.lookup(name)
+            st = hub.feeds.get(name) if outage else await hub.lookup(name)
             snap = st.snapshot if st else None
             stale, _ = freshness(hub, name, snap, now) if snap else ("no ranking yet", "")
             base = f"/v1/rankings/{name}"
             items.append(FeedModel(
                 feed=name, title=info.title, tr=info.tr, params=dict(info.params), interval_s=info.interval_s,
-                last_id=snap.id if snap else None,
+                last_id=snap.id if snap else None, epoch=snap.epoch if snap else None,
                 last_published_at=iso_kst(snap.published_at_ms) if snap else None,
                 age_s=round((now - snap.published_at_ms) / 1000, 3) if snap else None,
-                stale=stale is not None, stale_reason=stale, clients=len(st.clients) if st else 0,
-                error=st.error if st else None,
+                stale=outage is not None or stale is not None, stale_reason=outage or stale,
+                stalled=hub.stalled(st) if st else False, clients=len(st.clients) if st else 0,
+                error=st.error if st else None, bad_entries=st.bad_entries if st else 0,
                 links=FeedLinks(snapshot=base, history=f"{base}/history", events=f"{base}/events"),
             ))
         status = hub.status
@@ -82,7 +97,7 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
                 last_success_at=iso_kst(status.last_success_ms) if status.last_success_ms else None,
                 message=status.message,
             )
-        return FeedsModel(publisher=publisher, feeds=items)
+        return FeedsModel(publisher=publisher, feeds=items, stale=outage is not None, stale_reason=outage)
 
     @router.get(
         "/v1/rankings/{feed}", response_model=SnapshotModel, tags=["rankings"],
@@ -91,9 +106,9 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
     )
     async def snapshot(
         feed: FeedPath,
-        limit: Annotated[int | None, Query(ge=1, description="Only the top N rows")] = None,
-        fields: Annotated[str | None, Query(description="Comma-separated row fields, e.g. code,name,surge_rate")]
-        = None,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="Only the top N rows")] = None,
+        fields: Annotated[str | None, Query(min_length=1, description="Comma-separated row fields, e.g. "
+                                                                      "code,name,surge_rate")] = None,
         if_none_match: Annotated[str | None, Header(description="A previous ETag: 304 if unchanged")] = None,
     ) -> Response:
         """The current ranking. ETag ``W/"<ranking id>"``, Last-Modified, Cache-Control following the poll
@@ -113,7 +128,8 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
     )
     async def events(
         feed: FeedPath,
-        last_event_id: Annotated[str | None, Query(description="For clients that cannot set Last-Event-ID")]
+        last_event_id: Annotated[str | None, Query(pattern=EVENT_ID_PATTERN,
+                                                   description="For clients that cannot set Last-Event-ID")]
         = None,
         last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID",
                                                            description="Resume after this ranking id")] = None,
@@ -128,20 +144,22 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
         *,
         request: Request,
         feed: FeedPath,
-        after: Annotated[str | None, Query(description="Only entries after this ranking id (exclusive)")] = None,
-        before: Annotated[str | None, Query(description="Only entries before this ranking id (exclusive)")] = None,
-        since: Annotated[str | None, Query(description="From this time (epoch ms or ISO 8601; naive = KST)")]
+        after: Annotated[str | None, Query(pattern=RANKING_ID_PATTERN,
+                                           description="Only entries after this ranking id (exclusive)")] = None,
+        before: Annotated[str | None, Query(pattern=RANKING_ID_PATTERN,
+                                            description="Only entries before this ranking id (exclusive)")] = None,
+        since: Annotated[str | None, Query(max_length=64, description="From this time (epoch ms, at most "
+                                           "2**64-1, or ISO 8601 from 1970; naive = KST)")] = None,
+        until: Annotated[str | None, Query(max_length=64, description="Up to this time (epoch ms or ISO 8601)")]
         = None,
-        until: Annotated[str | None, Query(description="Up to this time (epoch ms or ISO 8601)")] = None,
         order: Annotated[Literal["desc", "asc"], Query(description="desc = newest first")] = "desc",
-        limit: Annotated[int | None, Query(ge=1, description="Page size (default 50, at most "
-                                                             "KIWOOM_API_HISTORY_MAX_LIMIT, 500)")] = None,
+        # A default, not an Annotated alias: the bound comes from this replica's settings at run time.
+        limit: int | None = Query(None, ge=1, le=settings.history_max_limit,
+                                  description="Page size (default KIWOOM_API_HISTORY_DEFAULT_LIMIT)"),
     ) -> Response:
         """Rankings from the stream, newest-first or oldest-first; follow ``next`` for the next page."""
         if limit is None:
             limit = settings.history_default_limit
-        elif limit > settings.history_max_limit:
-            return _query_error("limit", f"limit must be <= {settings.history_max_limit}", limit)
         hub = state.require_hub()
         if await hub.lookup(feed) is None:
             raise HTTPException(404, f"unknown feed {clip(feed)!r}")
@@ -149,13 +167,14 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
             low, high = bounds(after=after, before=before, since=since, until=until)
         except HistoryQueryError as exc:
             return _query_error(exc.name, str(exc), exc.value)
-        docs, cursor = await read_page(hub.redis, feed, low=low, high=high, limit=limit, newest_first=order == "desc")
+        docs, cursor, skipped = await read_page(hub, feed, low=low, high=high, limit=limit,
+                                                newest_first=order == "desc")
         next_url = None
         if cursor is not None:
             next_url = str(request.url.remove_query_params(["after", "before"]).include_query_params(
                 **{"before" if order == "desc" else "after": cursor}))
-        head = _dumps({"feed": feed, "order": order, "limit": limit, "count": len(docs),
-                                "next_cursor": cursor, "next": next_url})
+        head = _dumps({"feed": feed, "order": order, "limit": limit, "count": len(docs), "skipped": skipped,
+                       "next_cursor": cursor, "next": next_url})
         return Response(head[:-1] + b',"items":[' + b",".join(docs) + b"]}", media_type="application/json")
 
     @router.get("/healthz", response_model=HealthModel, tags=["ops"])
@@ -178,6 +197,11 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
             redis_state, reason = "down", REDIS_UNAVAILABLE
         if reason is None and not hub.live:
             reason = "redis subscription not live"
+        if reason is None:
+            behind = sorted(name for name, st in hub.feeds.items() if hub.stalled(st) or hub.sync_failed(st))
+            if behind:  # the names go to the log, not to the prober
+                log.warning("readyz: feeds not caught up with their streams, re-syncing: %s", ", ".join(behind))
+                reason = "feeds not caught up with their streams (re-syncing)"
         body = ReadyModel(ready=reason is None, subscription_live=hub.live, redis=redis_state, reason=reason)
         return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 

@@ -45,8 +45,21 @@ class ApiSettings(BaseSettings):
     retry_ms: int = Field(3000, ge=0)
     #: Encoded frames kept per feed; a client further behind than this gets a ``reset``.
     ring_size: int = Field(256, ge=1)
+    #: ...and at most this many bytes of encoded frames per feed (the newest frame is always kept).
+    ring_bytes: int = Field(16 * 1024 * 1024, ge=0)
     #: A client whose socket accepts nothing for this long is dropped (slow consumer).
     send_timeout_s: float = Field(10.0, gt=0)
+    #: A client with more than this many bytes queued for it (server buffer + kernel send queue) is dropped.
+    slow_client_bytes: int = Field(1024 * 1024, ge=1)
+    #: SO_SNDBUF of each event stream's socket, so a peer that stops reading shows up as queued bytes soon
+    #: instead of hiding in a kernel buffer of megabytes (0 keeps the system's autotuning).
+    send_buffer_bytes: int = Field(256 * 1024, ge=0)
+    #: Open connections this replica accepts before answering 503 (``Retry-After``); /healthz and /readyz
+    #: always answer. 0 = derived from the process's file-descriptor limit, with headroom.
+    max_connections: int = Field(0, ge=0)
+    #: While Redis is unreachable, snapshots and /v1/feeds are answered from memory, flagged stale, for up
+    #: to this long after the last successful contact (RFC 5861 stale-if-error); 0 turns it off.
+    stale_if_error_s: float = Field(3600.0, ge=0)
     #: Frames sent in one write when a client catches up from the ring.
     max_batch: int = Field(16, ge=1)
     #: Entries per XRANGE page when replaying after Last-Event-ID.

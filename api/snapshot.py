@@ -13,10 +13,13 @@ from email.utils import formatdate
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from api.hub import FeedState, Hub, Snapshot
+from api.hub import Hub
+from api.ring import FeedState, Snapshot
 from kiwoom_cache import contract
 
 MAX_VARIANTS: Final = 64
+#: Upper bound of ``limit`` (rankings have at most a few hundred rows); stated in the OpenAPI schema.
+MAX_LIMIT: Final = 1000
 ROW_FIELDS: Final = frozenset(contract.ROW_FIELDS)
 
 
@@ -36,8 +39,8 @@ def parse_snapshot_query(query_string: bytes) -> tuple[int | None, tuple[str, ..
         return limit, fields
     for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if name == "limit":
-            if not value.isdigit() or int(value) < 1:
-                raise QueryError("limit", "limit must be an integer >= 1", value)
+            if not (value.isascii() and value.isdigit()) or len(value) > 18 or not 1 <= int(value) <= MAX_LIMIT:
+                raise QueryError("limit", f"limit must be an integer >= 1 and <= {MAX_LIMIT}", value)
             limit = int(value)
         elif name == "fields":
             wanted = tuple(dict.fromkeys(f.strip() for f in value.split(",") if f.strip()))
@@ -95,9 +98,12 @@ def etag_matches(if_none_match: bytes, rid: str) -> bool:
 
 
 def snapshot_headers(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | None,
-                     liveness: str, now_ms: int) -> list[tuple[bytes, bytes]]:
+                     liveness: str, now_ms: int, shared_cache: bool = True) -> list[tuple[bytes, bytes]]:
+    """``shared_cache=False`` (stale-if-error: served from memory while Redis is down): no cache may store it."""
     info = hub.registry.get(st.feed)
-    if stale:
+    if not shared_cache:
+        cache = b"no-store"
+    elif stale:
         cache = b"no-cache"
     else:
         interval_ms = (info.interval_s if info else 1.0) * 1000
@@ -113,5 +119,5 @@ def snapshot_headers(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | No
         (b"x-kiwoom-publisher", liveness.encode()),
     ]
     if stale:
-        headers.append((b"x-kiwoom-stale-reason", stale.encode()))
+        headers.append((b"x-kiwoom-stale-reason", stale.encode("ascii", "replace")))
     return headers

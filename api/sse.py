@@ -12,13 +12,18 @@ Deliberate choices:
 
 - Disconnects are noticed by one idle task per client waiting on ``receive()``; it marks the client gone,
   and the loop ends at its next wake-up (an event or the heartbeat), so no wake-up is ever cancelled.
-- Resume: ``Last-Event-ID`` inside the ring is served from memory; otherwise the client's cursor is taken
-  *before* the XRANGE replay, so every entry is either in the replay or in the ring after the cursor; the
-  overlap is dropped by comparing stream ids. An id older than the stream keeps (or newer than its last
-  entry) gets a ``reset`` event with the current snapshot, never a silent skip.
-- A slow client whose socket stops draining for ``send_timeout_s`` is dropped by the hub (uvicorn then logs
-  "returned without completing response" and closes the socket); one that merely fell more than
-  ``ring_size`` frames behind gets a ``reset``.
+- Ids: the SSE ``id:`` is ``<ranking id>@<epoch>`` (``kiwoom_cache.contract.event_id``), so the browser's
+  automatic ``Last-Event-ID`` says which history it resumes in; a bare ranking id is accepted too.
+- Resume: ``Last-Event-ID`` of another epoch gets ``reset`` (reason ``epoch``) at once. Inside the ring it
+  is served from memory; otherwise the client's cursor is taken *before* the XRANGE replay, so every entry is
+  either in the replay or in the ring after the cursor; the overlap is dropped by comparing stream ids. An
+  id older than the stream keeps (``expired``) or newer than its last entry (``unknown``) gets a ``reset``
+  event with the current snapshot, never a silent skip.
+- When the replica finds the feed's history lost or replaced (``FeedState.generation`` grows), every
+  connected client gets a ``reset`` (reason ``epoch``) with whatever snapshot exists, then live rankings.
+- A slow client (its socket took nothing for ``send_timeout_s``, or too many bytes queued for it) is
+  dropped by the hub, which aborts the connection; the loop here just ends. One that merely fell more than
+  the ring behind gets a ``reset`` (``behind``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ from redis.exceptions import RedisError
 from starlette.types import Receive, Send
 
 from api.frames import (
-    EVENT_RANKING,
     EVENT_RESET,
     EVENT_SNAPSHOT,
     PING,
@@ -42,9 +46,10 @@ from api.frames import (
     retry_frame,
     with_field,
 )
-from api.hub import CLOSE, Client, FeedState, Hub, StreamId
-from api.hub import PING as WAKE_PING
-from api.replies import stream_entries
+from api.hub import Hub
+from api.ring import CLOSE, Client, FeedState, ResetReason, StreamId
+from api.ring import PING as WAKE_PING
+from api.slow import limit_send_buffer, transport_of
 from kiwoom_cache import contract
 
 log = logging.getLogger(__name__)
@@ -60,7 +65,11 @@ _END: Final = {"type": "http.response.body", "body": b"", "more_body": False}
 async def serve_events(hub: Hub, st: FeedState, last_event_id: str | None, receive: Receive, send: Send) -> None:
     """Stream ``st`` to one client until it disconnects, is evicted, or the replica shuts down."""
     task = asyncio.current_task()
-    client = Client(task)
+    transport = transport_of(send)
+    if transport is not None:
+        limit_send_buffer(transport, hub.settings.send_buffer_bytes)
+    client = Client(task, transport)
+    client.progress_at = hub.loop.time()
     st.clients.add(client)
     watcher = hub.loop.create_task(_watch_disconnect(receive, client, st))
     stream = _Stream(hub, st, client, send)
@@ -74,10 +83,7 @@ async def serve_events(hub: Hub, st: FeedState, last_event_id: str | None, recei
     except asyncio.CancelledError:
         if not client.dropped or task is None:
             raise
-        task.uncancel()
-        hub.dropped += 1
-        log.info("dropped a slow client of %s: its socket took no data for %.1fs", st.feed,
-                 hub.settings.send_timeout_s)
+        task.uncancel()  # dropped by the hub without a transport to abort (see Hub.drop)
     finally:
         st.clients.discard(client)
         watcher.cancel()
@@ -93,29 +99,32 @@ async def _watch_disconnect(receive: Receive, client: Client, st: FeedState) -> 
 class _Stream:
     """The state of one response: where its cursor is and the newest stream id it has delivered."""
 
-    __slots__ = ("client", "hub", "last_sid", "send", "st")
+    __slots__ = ("client", "generation", "hub", "last_sid", "send", "st")
 
     def __init__(self, hub: Hub, st: FeedState, client: Client, send: Send) -> None:
         self.hub, self.st, self.client, self.send = hub, st, client, send
         self.last_sid: StreamId = (0, 0)
+        self.generation = st.generation
 
     async def write(self, body: bytes) -> None:
         client = self.client
+        client.written += len(body)
         client.send_since = self.hub.loop.time()
         await self.send({"type": "http.response.body", "body": body, "more_body": True})
         client.send_since = 0.0
 
-    def reset(self, reason: str) -> tuple[bytes, int]:
+    def reset(self, reason: ResetReason) -> tuple[bytes, int]:
         """A ``reset`` frame carrying the current snapshot, and the cursor that follows it."""
         hub, st = self.hub, self.st
-        hub.resets += 1
+        hub.counters.resets += 1
+        self.generation = st.generation
         snap = st.snapshot
         if snap is None:
-            data = b'{"reset_reason":"' + reason.encode() + b'","feed":"' + st.feed.encode() + b'"}'
-            self.last_sid = (0, 0)
-            return b"event: " + EVENT_RESET.encode() + b"\r\ndata: " + data + b"\r\n\r\n", st.next_pos
-        reason_json = b'"' + reason.encode() + b'"'
-        frame = event_frame(EVENT_RESET, snap.id, with_field(snap.doc, "reset_reason", reason_json))
+            data = b'{"reset_reason":"' + reason.value.encode() + b'","feed":"' + st.feed.encode() + b'"}'
+            self.last_sid = (0, 0)  # whatever the ring holds now is of the current history: send it all
+            return b"event: " + EVENT_RESET.encode() + b"\r\ndata: " + data + b"\r\n\r\n", st.first_pos
+        reason_json = b'"' + reason.value.encode() + b'"'
+        frame = event_frame(EVENT_RESET, snap.event_id, with_field(snap.doc, "reset_reason", reason_json))
         self.last_sid = snap.sid
         pos = st.pos_after(snap.sid)
         return frame, st.next_pos if pos is None else pos
@@ -134,52 +143,59 @@ class _Stream:
             self.last_sid = snap.sid
             await self.write(head + snap.frame(EVENT_SNAPSHOT))
             return st.next_pos if pos is None else pos
-        sid = contract.parse_stream_id(last_event_id)
+        sid, rid, epoch = contract.parse_event_id(last_event_id)
+        if epoch is not None and st.epoch is not None and epoch != st.epoch:
+            frame, pos = self.reset(ResetReason.epoch)
+            await self.write(head + frame)
+            return pos
         pos = st.pos_after(sid)
         if pos is not None:  # the ring holds everything after it: no Redis round trip
             self.last_sid = sid
             await self.write(head)
             return pos
         try:
-            return await self.replay(sid, last_event_id, head)
+            return await self.replay(sid, rid, epoch, head)
         except RedisError as exc:
             log.warning("feed %s: replay after %s failed (%s); ending the stream so the client retries",
                         st.feed, last_event_id, exc)
             await self.send(_END)
             return None
 
-    async def replay(self, sid: StreamId, rid: str, head: bytes) -> int:
+    async def replay(self, sid: StreamId, rid: str, epoch: str | None, head: bytes) -> int:
         hub, st = self.hub, self.st
         registered = st.next_pos  # anything appended from here on reaches the client through the ring
-        key = contract.history_key(st.feed)
-        async with hub.redis.pipeline(transaction=False) as pipe:
-            pipe.xrange(key, "-", "+", count=1)
-            pipe.xrevrange(key, "+", "-", count=1)
-            first, last = await pipe.execute()
-        if not first or sid < contract.parse_stream_id(first[0][0]) or sid > contract.parse_stream_id(last[0][0]):
-            frame, pos = self.reset("expired" if not first or sid < contract.parse_stream_id(first[0][0])
-                                    else "unknown")
+        oldest = await hub.read(st.feed, count=1)
+        newest = await hub.read(st.feed, count=8, newest_first=True)
+        first = oldest.entries[0] if oldest.entries else None
+        last = newest.entries[0] if newest.entries else None
+        reason: ResetReason | None = None
+        if epoch is not None and (last is None or last.epoch != epoch):
+            reason = ResetReason.epoch
+        elif first is None or last is None or sid < first.sid:
+            reason = ResetReason.expired
+        elif sid > last.sid:
+            reason = ResetReason.unknown
+        if reason is not None:
+            frame, pos = self.reset(reason)
             await self.write(head + frame)
             return pos
         await self.write(head)
-        self.last_sid, last_id = sid, rid
-        page = hub.settings.replay_page
+        self.last_sid, after = sid, rid
+        page_size = hub.settings.replay_page
         while True:
-            entries = stream_entries(await hub.redis.xrange(key, "(" + last_id, "+", count=page))
-            frames = []
-            for entry_id, fields in entries:
-                eid = entry_id.decode()
-                try:
-                    frames.append(event_frame(EVENT_RANKING, eid, contract.document_from_entry(eid, fields)))
-                except contract.ContractError as exc:
-                    log.warning("feed %s: skipping bad stream entry %s in replay: %s", st.feed, eid, exc)
+            page = await hub.read(st.feed, low="(" + after, count=page_size)
+            entries = page.entries
+            if epoch is not None and any(e.epoch != epoch for e in entries):  # the history changed meanwhile
+                frame, pos = self.reset(ResetReason.epoch)
+                await self.write(frame)
+                return pos
+            if page.last_id is not None:
+                after = page.last_id
             if entries:
-                last_id = entries[-1][0].decode()
-                self.last_sid = contract.parse_stream_id(last_id)
-            if frames:
-                await self.write(b"".join(frames))
-                hub.events_sent += len(frames)
-            if len(entries) < page:
+                self.last_sid = entries[-1].sid
+                await self.write(b"".join(Hub.frame_of(e).data for e in entries))
+                hub.counters.events_sent += len(entries)
+            if page.read < page_size:
                 resume = st.pos_after(self.last_sid)
                 if resume is not None:
                     return resume
@@ -189,16 +205,21 @@ class _Stream:
 
     async def live(self, cursor: int) -> None:
         hub, st, client = self.hub, self.st, self.client
+        counters = hub.counters
         max_batch = hub.settings.max_batch
         while True:
-            if client.gone:
+            if client.gone or client.dropped:
                 return
             if hub.draining:
                 await self.send(_END)
                 return
+            if self.generation != st.generation:  # the history was lost or replaced: say so, then go on
+                frame, cursor = self.reset(st.reset_reason)
+                await self.write(frame)
+                continue
             if cursor < st.next_pos:
                 if cursor < st.first_pos:  # fell further behind than the ring keeps
-                    frame, cursor = self.reset("behind")
+                    frame, cursor = self.reset(ResetReason.behind)
                     await self.write(frame)
                     continue
                 ring, base = st.ring, cursor - st.first_pos
@@ -209,13 +230,13 @@ class _Stream:
                     if ring_frame.sid > self.last_sid:
                         self.last_sid = ring_frame.sid
                         await self.write(ring_frame.data)
-                        hub.events_sent += 1
+                        counters.events_sent += 1
                     continue
                 frames = [f for f in (ring[base + i] for i in range(n)) if f.sid > self.last_sid]
                 if frames:
                     self.last_sid = frames[-1].sid
                     await self.write(b"".join(f.data for f in frames))
-                    hub.events_sent += len(frames)
+                    counters.events_sent += len(frames)
                 continue
             try:
                 signal = await st.waiter

@@ -10,6 +10,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from api.hub import Hub
+from api.limits import ConnectionCap
 from api.metrics import LatencyHistogram, build_registry
 from api.settings import ApiSettings
 from kiwoom_cache.urls import mask_url
@@ -26,9 +27,16 @@ class AppState:
         self.settings = settings
         self.hub: Hub | None = None
         self.latency = LatencyHistogram()
-        self.registry = build_registry(lambda: self.hub, self.latency)
+        #: The connection cap in front of the app (set by api.app), read by the metrics.
+        self.cap: ConnectionCap | None = None
+        self.registry = build_registry(lambda: self.hub, self.latency, lambda: self.cap.rejected if self.cap else 0)
         self._clients: list[aioredis.Redis] = []
         self._pool: aioredis.BlockingConnectionPool | None = None
+
+    def request_exit(self) -> None:
+        """The server's exit hook (api.cli): streams end now instead of at the graceful-shutdown timeout."""
+        if self.hub is not None:
+            self.hub.request_exit()
 
     def require_hub(self) -> Hub:
         hub = self.hub

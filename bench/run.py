@@ -339,8 +339,8 @@ class Publisher:
         ranking = make_ranking(FEED, self.rows)
         keys, args = c.write_ranking_args(ranking)
         t0 = time.time()
-        rid, seq = self.script(keys=keys, args=args)
-        doc = c.splice_document(args[2], rid, seq)
+        rid, seq, epoch = self.script(keys=keys, args=args)
+        doc = c.splice_document(args[2], rid, seq, epoch)
         if self.nchan is not None:  # nchan's input is the POST; the Lua write only produced the document
             t0 = time.time()
             try:

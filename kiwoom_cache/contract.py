@@ -13,19 +13,29 @@ live in one Redis Cluster slot and one Lua script may touch them all:
 ``kiwoom:{<feed>}:history``  stream   one entry per ranking, ``MAXLEN ~ N``; fields ``seq``, ``doc``
 ``kiwoom:{<feed>}:updates``  channel  one message per ranking, the same JSON document as ``latest``
 ``kiwoom:{<feed>}:seq``      string   counter behind the gap-free ``seq`` of each document
+``kiwoom:{<feed>}:epoch``    string   the stream's epoch: a new one whenever the history was lost
 ``kiwoom:publisher:status``  string   publisher heartbeat JSON, expires after ``ttl_s``
 ``kiwoom:feeds``             hash     feed -> feed description JSON (TR code, parameters, period)
 ========================  =======  ==========================================================
 
-The stream entry id (``1764050400123-0``) is the ranking id: the snapshot, the channel message and,
-later, the SSE ``id:`` all carry it. The stream stores the document *without* ``id``/``seq`` (the
-entry already has both), and :func:`splice_document` / the Lua script insert them the same way.
+The stream entry id (``1764050400123-0``) is the ranking id: the snapshot, the channel message and the
+SSE ``id:`` all carry it. The stream stores the document *without* ``id``/``seq``/``epoch`` (the entry
+already has them as fields), and :func:`splice_document` / the Lua script insert them the same way.
+
+**Epochs** (Centrifugo's stream position is (offset, epoch), for the same reason): stream ids only grow
+within one stream, but once a stream is gone (``DEL``, ``FLUSHALL``, a restart without persistence, a
+failover to a replica that lagged) a new one may start anywhere, even below ids clients hold. The write
+script therefore creates a new epoch whenever the feed's stream or epoch key is absent, restarts ``seq`` at
+1 with it, and every document carries ``epoch``. "Same epoch, later id" means "same history, later entry";
+anything else means the history was lost or replaced and a reader must reset. The SSE ``id:`` is
+``<ranking id>@<epoch>`` (:func:`event_id`) so a browser's automatic ``Last-Event-ID`` carries both.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,7 +44,9 @@ from typing import Any, Final, get_type_hints
 from kiwoom_cache.clock import iso_kst
 from kiwoom_cache.errors import ContractError
 
-SCHEMA_VERSION: Final = 1
+#: 2 added ``epoch``. Readers accept every version in :data:`READABLE_SCHEMAS` (schema 1 has no epoch).
+SCHEMA_VERSION: Final = 2
+READABLE_SCHEMAS: Final = (1, 2)
 PREFIX: Final = "kiwoom"
 STATUS_KEY: Final = f"{PREFIX}:publisher:status"
 FEEDS_KEY: Final = f"{PREFIX}:feeds"
@@ -44,6 +56,7 @@ DEFAULT_HEARTBEAT_S: Final = 5.0
 DEFAULT_STATUS_TTL_S: Final = 15.0
 STREAM_SEQ_FIELD: Final = "seq"
 STREAM_DOC_FIELD: Final = "doc"
+STREAM_EPOCH_FIELD: Final = "epoch"
 
 
 
@@ -60,8 +73,12 @@ class Source(StrEnum):
 
 
 SOURCES: Final = tuple(s.value for s in Source)
-_FEED_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_STREAM_ID_RE = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+# ASCII classes and \Z: Python's \d takes other scripts' digits and $ a trailing newline.
+_FEED_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
+_STREAM_ID_RE = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})\Z")
+_EPOCH_RE = re.compile(r"^[0-9a-z]{1,32}\Z")
+#: The largest part of a stream id (Redis ids are two unsigned 64-bit integers).
+MAX_ID_PART: Final = 2**64 - 1
 
 # --- keys ------------------------------------------------------------------------------------
 
@@ -89,6 +106,10 @@ def seq_key(feed: str) -> str:
     return f"{PREFIX}:{{{check_feed(feed)}}}:seq"
 
 
+def epoch_key(feed: str) -> str:
+    return f"{PREFIX}:{{{check_feed(feed)}}}:epoch"
+
+
 def feed_of_channel(channel: str | bytes) -> str | None:
     """The feed an updates channel belongs to, or None for any other channel name."""
     text = channel.decode() if isinstance(channel, bytes) else channel
@@ -109,7 +130,28 @@ def parse_stream_id(value: str | bytes) -> tuple[int, int]:
     match = _STREAM_ID_RE.match(text) if isinstance(text, str) else None
     if not match:
         raise ContractError(f"invalid ranking id {text!r}: expected '<ms>-<seq>' like 1764050400123-0")
-    return int(match.group(1)), int(match.group(2))
+    ms, seq = int(match.group(1)), int(match.group(2))
+    if ms > MAX_ID_PART or seq > MAX_ID_PART:
+        raise ContractError(f"invalid ranking id {text!r}: each part must be at most {MAX_ID_PART}")
+    return ms, seq
+
+
+def check_epoch(epoch: str) -> str:
+    if not isinstance(epoch, str) or not _EPOCH_RE.match(epoch):
+        raise ContractError(f"invalid epoch {epoch!r}: expected 1-32 of [0-9a-z]")
+    return epoch
+
+
+def event_id(ranking_id: str, epoch: str | None) -> str:
+    """The SSE ``id:`` of a ranking: ``<ranking id>@<epoch>`` (just the ranking id for a schema-1 entry)."""
+    return ranking_id if epoch is None else f"{ranking_id}@{epoch}"
+
+
+def parse_event_id(value: str) -> tuple[tuple[int, int], str, str | None]:
+    """``Last-Event-ID`` -> (stream id, ranking id, epoch or None); a bare ranking id is accepted too."""
+    rid, sep, epoch = value.partition("@")
+    sid = parse_stream_id(rid)
+    return sid, rid, check_epoch(epoch) if sep else None
 
 
 # --- documents -------------------------------------------------------------------------------
@@ -167,14 +209,17 @@ class Ranking:
     session: str | None = None
     id: str | None = None
     seq: int | None = None
+    epoch: str | None = None
     schema: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document, in contract field order (``id``/``seq`` first when known)."""
+        """The JSON document, in contract field order (``id``/``seq``/``epoch`` first when known)."""
         doc: dict[str, Any] = {}
         if self.id is not None:
             doc["id"] = self.id
             doc["seq"] = self.seq
+            if self.epoch is not None:
+                doc["epoch"] = self.epoch
         doc.update(
             schema=self.schema,
             feed=self.feed,
@@ -219,8 +264,9 @@ def encode_body(ranking: Ranking) -> bytes:
         raise ContractError(f"ranking for {ranking.feed} is not JSON-safe: {exc}") from exc
 
 
-def splice_document(body: bytes, ranking_id: str | bytes, seq: int | str | bytes) -> bytes:
-    """Insert ``id`` and ``seq`` at the front of a stored body; mirrors the Lua script byte for byte."""
+def splice_document(body: bytes, ranking_id: str | bytes, seq: int | str | bytes,
+                    epoch: str | bytes | None = None) -> bytes:
+    """Insert ``id``, ``seq`` (and ``epoch``) at the front of a stored body; mirrors the Lua script byte for byte."""
     rid = ranking_id.decode() if isinstance(ranking_id, bytes) else ranking_id
     parse_stream_id(rid)
     seq_text = seq.decode() if isinstance(seq, bytes) else str(seq)
@@ -228,7 +274,11 @@ def splice_document(body: bytes, ranking_id: str | bytes, seq: int | str | bytes
         raise ContractError(f"invalid seq {seq_text!r}")
     if not body.startswith(b"{") or body.startswith(b"{}"):
         raise ContractError("stored document body is not a non-empty JSON object")
-    return b'{"id":"' + rid.encode() + b'","seq":' + seq_text.encode() + b"," + body[1:]
+    head = b'{"id":"' + rid.encode() + b'","seq":' + seq_text.encode() + b","
+    if epoch is not None:
+        epoch_text = check_epoch(epoch.decode() if isinstance(epoch, bytes) else epoch)
+        head += b'"epoch":"' + epoch_text.encode() + b'",'
+    return head + body[1:]
 
 
 def document_from_entry(entry_id: str | bytes, fields: Mapping[bytes, bytes] | Mapping[str, str]) -> bytes:
@@ -238,7 +288,7 @@ def document_from_entry(entry_id: str | bytes, fields: Mapping[bytes, bytes] | M
     if body is None or seq is None:
         raise ContractError(f"stream entry {entry_id!r} lacks the '{STREAM_SEQ_FIELD}'/'{STREAM_DOC_FIELD}' fields")
     body_b = body.encode() if isinstance(body, str) else body
-    return splice_document(body_b, entry_id, seq)
+    return splice_document(body_b, entry_id, seq, raw.get(STREAM_EPOCH_FIELD))
 
 
 def decode_ranking(data: bytes | str, *, key: str | None = None) -> Ranking:
@@ -250,8 +300,8 @@ def decode_ranking(data: bytes | str, *, key: str | None = None) -> Ranking:
     if not isinstance(doc, dict):
         raise ContractError(f"expected a JSON object, got {type(doc).__name__}", key=key)
     schema = doc.get("schema")
-    if schema != SCHEMA_VERSION:
-        raise ContractError(f"unsupported schema {schema!r}; this build reads schema {SCHEMA_VERSION}", key=key)
+    if schema not in READABLE_SCHEMAS or isinstance(schema, bool):
+        raise ContractError(f"unsupported schema {schema!r}; this build reads schemas {READABLE_SCHEMAS}", key=key)
     try:
         rows = tuple(_decode_row(r) for r in _req(doc, "rows", list))
         dropped = tuple(
@@ -264,6 +314,11 @@ def decode_ranking(data: bytes | str, *, key: str | None = None) -> Ranking:
         seq = doc.get("seq")
         if rid is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
             raise ContractError("'seq' must be an integer when 'id' is present")
+        epoch = doc.get("epoch")
+        if epoch is not None:
+            check_epoch(epoch)
+        elif rid is not None and schema >= 2:
+            raise ContractError("'epoch' is required with 'id' from schema 2 on")
         params = _req(doc, "params", dict)
         if not all(isinstance(v, str) for v in params.values()):
             raise ContractError("'params' values must be strings")
@@ -283,6 +338,8 @@ def decode_ranking(data: bytes | str, *, key: str | None = None) -> Ranking:
             session=session,
             id=rid,
             seq=seq,
+            epoch=epoch,
+            schema=schema,
         )
     except ContractError as exc:
         raise ContractError(exc.reason, key=key) from exc
@@ -308,21 +365,39 @@ def _decode_row(raw: Any) -> Row:
 
 # --- the atomic write ------------------------------------------------------------------------
 
-#: One ranking in one round trip. KEYS: history, latest, seq. ARGV: channel, maxlen, body.
-#: Returns ``{id, seq}``. Scripts are not rolled back on error, so XADD (the only call that can fail, e.g.
-#: WRONGTYPE) comes before any other write: a refused ranking leaves no trace and ``seq`` stays gap-free.
-#: The document gets ``"id"`` and ``"seq"`` spliced in front exactly as
-#: :func:`splice_document` does, so snapshot, stream entry and channel message agree on the id.
+#: One ranking in one round trip (see :func:`write_ranking_args`).
+#:
+#: KEYS[1] history stream, KEYS[2] latest document, KEYS[3] seq counter, KEYS[4] epoch.
+#: ARGV[1] updates channel, ARGV[2] stream MAXLEN (approximate), ARGV[3] body (the document without
+#: ``id``/``seq``/``epoch``), ARGV[4] a fresh random epoch, used only if this write starts a new one.
+#: Returns ``{id, seq, epoch}``.
+#:
+#: Epoch: when the stream or the epoch key is absent, the history readers knew is gone, so the script takes
+#: ARGV[4] as the new epoch and restarts ``seq`` at 1. (The candidate comes from the caller so the script
+#: stays deterministic and needs no TIME: the publisher's Redis user runs only the commands listed in
+#: deploy/redis-users.acl.)
+#: Scripts are not rolled back on error, so XADD (the only call that can fail, e.g. WRONGTYPE) comes before
+#: any other write: a refused ranking leaves no trace and ``seq`` stays gap-free. The document gets ``"id"``,
+#: ``"seq"`` and ``"epoch"`` spliced in front exactly as :func:`splice_document` does, so snapshot, stream
+#: entry and channel message agree.
 WRITE_RANKING_LUA: Final = """
-local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
-if not seq then return redis.error_reply('ERR ' .. KEYS[3] .. ' does not hold an integer') end
-seq = seq + 1
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'doc', ARGV[3])
+local epoch = redis.call('GET', KEYS[4])
+local seq
+if epoch and redis.call('EXISTS', KEYS[1]) == 1 then
+  seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if not seq then return redis.error_reply('ERR ' .. KEYS[3] .. ' does not hold an integer') end
+  seq = seq + 1
+else
+  epoch = ARGV[4]
+  seq = 1
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'epoch', epoch, 'doc', ARGV[3])
 redis.call('SET', KEYS[3], seq)
-local doc = '{"id":"' .. id .. '","seq":' .. seq .. ',' .. string.sub(ARGV[3], 2)
+redis.call('SET', KEYS[4], epoch)
+local doc = '{"id":"' .. id .. '","seq":' .. seq .. ',"epoch":"' .. epoch .. '",' .. string.sub(ARGV[3], 2)
 redis.call('SET', KEYS[2], doc)
 redis.call('PUBLISH', ARGV[1], doc)
-return {id, seq}
+return {id, seq, epoch}
 """
 
 
@@ -331,7 +406,13 @@ def write_ranking_args(ranking: Ranking, maxlen: int = DEFAULT_HISTORY_MAXLEN) -
     if maxlen < 1:
         raise ContractError(f"history maxlen must be >= 1, got {maxlen}")
     feed = ranking.feed
-    return [history_key(feed), latest_key(feed), seq_key(feed)], [updates_channel(feed), maxlen, encode_body(ranking)]
+    keys = [history_key(feed), latest_key(feed), seq_key(feed), epoch_key(feed)]
+    return keys, [updates_channel(feed), maxlen, encode_body(ranking), new_epoch()]
+
+
+def new_epoch() -> str:
+    """A random epoch candidate (48 bits, hex): two histories of one feed never share one by chance."""
+    return secrets.token_hex(6)
 
 
 # --- feeds registry and publisher status -----------------------------------------------------

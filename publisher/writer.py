@@ -10,7 +10,6 @@ with capped exponential backoff and jitter, and refreshes the heartbeat status k
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +18,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import redis
+from redis.backoff import EqualJitterBackoff
 
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
@@ -97,7 +97,8 @@ class RedisWriter:
         self._maxlen = history_maxlen
         self._heartbeat_s = heartbeat_s
         self._ttl_ms = int(status_ttl_s * 1000)
-        self._backoff = (backoff_min_s, backoff_max_s)
+        #: The same capped exponential backoff with equal jitter as the API's hub (redis-py's).
+        self._backoff = EqualJitterBackoff(cap=backoff_max_s, base=backoff_min_s)
         self._on_written = on_written
         self._lock = threading.Condition()
         self._pending: OrderedDict[str, Ranking] = OrderedDict()
@@ -168,7 +169,7 @@ class RedisWriter:
 
     def _run(self) -> None:
         next_heartbeat = 0.0
-        delay = self._backoff[0]
+        failures = 0
         while True:
             with self._lock:
                 if not self._pending and not self._stopping and not self._heartbeat_due:
@@ -187,7 +188,7 @@ class RedisWriter:
                 if time.monotonic() >= next_heartbeat:
                     self._heartbeat()
                     next_heartbeat = time.monotonic() + self._heartbeat_s
-                delay = self._backoff[0]
+                failures = 0
             except (redis.ConnectionError, redis.TimeoutError, OSError, redis.ResponseError) as exc:
                 if isinstance(exc, redis.ResponseError):
                     # Redis answered but refused (OOM, a key of the wrong type set by hand): keep it, retry.
@@ -197,8 +198,8 @@ class RedisWriter:
                     self._failed(exc, item)
                 if stopping and time.monotonic() >= self._flush_deadline:
                     break
-                time.sleep(delay * random.uniform(0.5, 1.0))  # jitter: replicas of this process don't sync up
-                delay = min(delay * 2, self._backoff[1])
+                time.sleep(self._backoff.compute(failures))  # jitter: writers don't retry in step
+                failures += 1
                 continue
             except Exception as exc:  # a ranking that can never be written: count it, keep the thread alive
                 log.exception("writer rejected the ranking for %s", item.feed if item else "heartbeat")
@@ -252,7 +253,7 @@ class RedisWriter:
     def _write(self, ranking: Ranking) -> None:
         ranking = replace(ranking, published_at_ms=now_ms())
         keys, args = contract.write_ranking_args(ranking, self._maxlen)
-        rid, seq = self._script(keys=keys, args=args)
+        rid, seq = self._script(keys=keys, args=args)[:2]  # third: the stream's epoch
         written = Written(ranking.feed, rid.decode() if isinstance(rid, bytes) else str(rid), int(seq),
                           ranking.published_at_ms)
         with self._lock:
@@ -263,9 +264,15 @@ class RedisWriter:
             self._on_written(written)
 
     def _heartbeat(self) -> None:
+        """The status key, and the feeds registry again: readers must find it after a FLUSHALL or a restart
+        of Redis without persistence, not only after the writer's next reconnect."""
         status = self._status()
         status = replace(status, heartbeat_at_ms=now_ms(), redis=WriterState.connected.value)
-        self._client.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
+        with self._client.pipeline(transaction=False) as pipe:
+            if self._feeds:
+                pipe.hset(contract.FEEDS_KEY, mapping={f.feed: f.encode() for f in self._feeds})
+            pipe.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
+            pipe.execute()
 
     def _final_status(self) -> None:
         status = replace(self._status(), state="stopped", heartbeat_at_ms=now_ms(), redis=WriterState.connected.value)

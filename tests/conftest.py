@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # Qt must pick its platform before the first QApplication; the publisher also runs headless in CI.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -14,6 +15,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import redis
 
 from stack.localredis import LocalRedis
+
+# Property tests: no per-example deadline (the machine is shared; correctness, not speed, is tested there)
+# and no example database written into the worktree.
+settings.register_profile("kiwoom", deadline=None, database=None)
+settings.load_profile("kiwoom")
 
 
 @pytest.fixture(scope="session")

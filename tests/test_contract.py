@@ -30,6 +30,7 @@ def test_exact_key_names() -> None:
     assert c.history_key("kospi-surge") == "kiwoom:{kospi-surge}:history"
     assert c.updates_channel("kospi-surge") == "kiwoom:{kospi-surge}:updates"
     assert c.seq_key("kospi-surge") == "kiwoom:{kospi-surge}:seq"
+    assert c.epoch_key("kospi-surge") == "kiwoom:{kospi-surge}:epoch"
     assert c.STATUS_KEY == "kiwoom:publisher:status"
     assert c.FEEDS_KEY == "kiwoom:feeds"
     assert c.UPDATES_PATTERN == "kiwoom:{*}:updates"
@@ -51,12 +52,12 @@ def test_body_roundtrip_and_splice() -> None:
     ranking = make_ranking()
     body = c.encode_body(ranking)
     assert b'"id"' not in body and "삼성전자".encode() in body
-    doc = c.splice_document(body, "1764028800061-0", 7)
+    doc = c.splice_document(body, "1764028800061-0", 7, "6925c3a00f424")
     decoded = c.decode_ranking(doc)
-    assert decoded.id == "1764028800061-0" and decoded.seq == 7
-    assert decoded.rows == ranking.rows and decoded.feed == ranking.feed
+    assert decoded.id == "1764028800061-0" and decoded.seq == 7 and decoded.epoch == "6925c3a00f424"
+    assert decoded.rows == ranking.rows and decoded.feed == ranking.feed and decoded.schema == 2
     parsed = json.loads(doc)
-    assert list(parsed)[:4] == ["id", "seq", "schema", "feed"]
+    assert list(parsed)[:5] == ["id", "seq", "epoch", "schema", "feed"]
     assert parsed["requested_at"] == "2025-11-25T09:00:00.000+09:00"
     assert parsed["published_at_ms"] == 1764028800060
 
@@ -83,8 +84,29 @@ def test_decode_garbage_says_why(data: bytes, reason: str) -> None:
     assert info.value.key == "kiwoom:{x}:latest"
 
 
+def test_schema_2_needs_an_epoch_schema_1_is_still_read() -> None:
+    body = c.encode_body(make_ranking())
+    with pytest.raises(ContractError, match="'epoch' is required"):
+        c.decode_ranking(c.splice_document(body, "1-0", 1))
+    old = json.loads(c.splice_document(body, "1-0", 1))
+    old["schema"] = 1  # what a schema-1 publisher wrote: no epoch
+    decoded = c.decode_ranking(json.dumps(old))
+    assert (decoded.schema, decoded.epoch, decoded.id) == (1, None, "1-0")
+    with pytest.raises(ContractError, match="invalid epoch"):
+        c.splice_document(body, "1-0", 1, "Not-An-Epoch")
+
+
+def test_event_ids_carry_the_epoch() -> None:
+    assert c.event_id("5-1", "abc") == "5-1@abc" and c.event_id("5-1", None) == "5-1"
+    assert c.parse_event_id("5-1@abc") == ((5, 1), "5-1", "abc")
+    assert c.parse_event_id("5-1") == ((5, 1), "5-1", None)
+    for bad in ("5-1@", "5-1@ABC", "@abc", "5-1@a@b", f"{2**64}-0"):
+        with pytest.raises(ContractError):
+            c.parse_event_id(bad)
+
+
 def test_decode_rejects_wrong_types_in_rows() -> None:
-    doc = json.loads(c.splice_document(c.encode_body(make_ranking()), "1-0", 1))
+    doc = json.loads(c.splice_document(c.encode_body(make_ranking()), "1-0", 1, "e1"))
     doc["rows"][0]["price"] = "152000"
     with pytest.raises(ContractError, match="'price' must be int"):
         c.decode_ranking(json.dumps(doc))
@@ -102,11 +124,11 @@ def test_lua_write_matches_python_splice_on_fakeredis() -> None:
     script = r.register_script(c.WRITE_RANKING_LUA)
     ranking = make_ranking()
     keys, args = c.write_ranking_args(ranking, maxlen=5)
-    rid, seq = script(keys=keys, args=args)
+    rid, seq, epoch = script(keys=keys, args=args)
     latest = r.get(c.latest_key("kospi-surge"))
     [(entry_id, fields)] = r.xrange(c.history_key("kospi-surge"))
-    assert entry_id == rid and seq == 1
-    assert latest == c.document_from_entry(entry_id, fields) == c.splice_document(args[2], rid, seq)
+    assert entry_id == rid and seq == 1 and r.get(c.epoch_key("kospi-surge")) == epoch
+    assert latest == c.document_from_entry(entry_id, fields) == c.splice_document(args[2], rid, seq, epoch)
 
 
 def test_feed_info_and_status_roundtrip() -> None:

@@ -77,8 +77,9 @@ def test_outage_keeps_newest_per_feed_then_flushes(own_redis: Callable[..., Loca
     for i in range(3):
         writer.submit(make_ranking("kospi-surge", requested_at_ms=100 + i))
     writer.submit(make_ranking("kosdaq-surge", requested_at_ms=200))
-    wait_until(lambda: writer.state is WriterState.disconnected, what="disconnected state")
-    stats = writer.stats()
+    # pending is 1 while the writer holds a ranking in a failing attempt: wait for it to be queued again
+    stats = wait_until(lambda: writer.state is WriterState.disconnected and (st := writer.stats()).pending == 2
+                       and st, what="disconnected, both feeds pending")
     assert (stats.superseded, stats.pending, stats.written) == (2, 2, 0)
     assert "Error" in (stats.last_error or "")
     server = own_redis(port)  # Redis comes (back) up on the same port
@@ -177,3 +178,42 @@ def test_refresh_status_writes_at_once(redis_url: str, redis_client: redis.Redis
     wait_until(lambda: c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY)).state == "running",
              what="refreshed status")
     writer.stop()
+
+
+def test_epoch_is_new_whenever_the_history_is_gone(redis_url: str, redis_client: redis.Redis) -> None:
+    """Issue 10 (2): the write script makes a new epoch and restarts seq when the feed's keys are absent."""
+    script = redis_client.register_script(c.WRITE_RANKING_LUA)
+
+    def write() -> tuple[str, int, str]:
+        rid, seq, epoch = script(*c.write_ranking_args(make_ranking()))
+        doc = c.decode_ranking(redis_client.get(c.latest_key("kospi-surge")))
+        assert (doc.id, doc.seq, doc.epoch) == (rid.decode(), seq, epoch.decode())
+        return rid.decode(), seq, epoch.decode()
+
+    _, seq1, epoch1 = write()
+    _, seq2, epoch2 = write()
+    assert (seq1, seq2) == (1, 2) and epoch1 == epoch2
+    redis_client.delete(c.history_key("kospi-surge"))  # the stream alone is lost
+    _, seq3, epoch3 = write()
+    assert seq3 == 1 and epoch3 != epoch1
+    redis_client.flushall()
+    _, seq4, epoch4 = write()
+    assert seq4 == 1 and epoch4 not in (epoch1, epoch3)
+    redis_client.delete(c.epoch_key("kospi-surge"))  # the epoch alone is lost: the stream can't be trusted
+    _, seq5, epoch5 = write()
+    assert seq5 == 1 and epoch5 != epoch4
+    [(_, fields)] = redis_client.xrevrange(c.history_key("kospi-surge"), count=1)
+    assert fields[b"epoch"].decode() == epoch5
+
+
+def test_registry_is_rewritten_on_the_heartbeat(redis_url: str, redis_client: redis.Redis) -> None:
+    """Issue 10 (3): after FLUSHALL the feed registry is back within one heartbeat, not at the next reconnect."""
+    writer = make_writer(redis_url)
+    writer.start()
+    try:
+        wait_until(lambda: redis_client.hexists(c.FEEDS_KEY, "kospi-surge"), what="registry written")
+        redis_client.flushall()
+        wait_until(lambda: redis_client.hexists(c.FEEDS_KEY, "kospi-surge"), timeout=5, what="registry back")
+        assert writer.stats().reconnects == 0
+    finally:
+        writer.stop()

@@ -19,6 +19,7 @@ const state = {
   source: null,          // the EventSource
   retryTimer: null,
   lastId: null,          // newest ranking id shown (the resume point)
+  lastEpoch: null,       // its stream epoch
   lastSeq: null,
   publishedMs: null,
   gaps: 0,
@@ -219,9 +220,12 @@ function apply(doc, kind) {
     notice(`Stream reset (${doc.reset_reason || "no ranking"}): the table was replaced by the current ranking.`);
     log(`reset: ${doc.reset_reason || "no ranking"}`);
     setConn("live", `● live after reset (${doc.reset_reason || "no ranking"})`);   // not a resume: say so
+    // after a reset (e.g. epoch: the history was replaced) ids may start below the old ones: forget them
+    Object.assign(state, { lastId: null, lastEpoch: null, lastSeq: null });
     if (!doc.rows) return;
   }
   state.lastId = doc.id;
+  state.lastEpoch = doc.epoch || null;
   state.lastSeq = doc.seq;
   state.publishedMs = doc.published_at_ms;
   extendSeries(doc);
@@ -286,7 +290,9 @@ function onStreamError(source) {
   // CLOSED: EventSource gives up after a non-200 answer (e.g. 502/503 from the balancer); resume by hand.
   setConn("reconnecting", "○ reconnecting…");
   log(`stream refused; retrying in ${MANUAL_RETRY_MS / 1000} s`);
-  state.retryTimer = setTimeout(() => openStream(state.lastId), MANUAL_RETRY_MS);
+  // resume like EventSource itself would: the SSE id is <ranking id>@<epoch>
+  const resumeFrom = state.lastId && state.lastEpoch ? `${state.lastId}@${state.lastEpoch}` : state.lastId;
+  state.retryTimer = setTimeout(() => openStream(resumeFrom), MANUAL_RETRY_MS);
 }
 
 // ---- feeds, publisher, session --------------------------------------------------------------------------
@@ -339,7 +345,7 @@ async function pollFeeds() {
 /** Seed the sparklines from the stream's recent entries, then go live. */
 async function switchFeed(feed) {
   closeStream();
-  Object.assign(state, { feed, lastId: null, lastSeq: null, publishedMs: null, gaps: 0,
+  Object.assign(state, { feed, lastId: null, lastEpoch: null, lastSeq: null, publishedMs: null, gaps: 0,
                          ranks: new Map(), series: new Map(), seriesLastId: null });
   $("ranking").dataset.feed = feed;
   $("ranking").dataset.rankingId = "";

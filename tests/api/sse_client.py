@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import httpx
 from httpx_sse import ServerSentEvent, connect_sse
+
+
+class Event(ServerSentEvent):
+    """An event whose ``id`` is the ranking id; ``event_id`` keeps the SSE id as sent (``<id>@<epoch>``)."""
+
+    def __init__(self, raw: ServerSentEvent) -> None:
+        rid, _, epoch = raw.id.partition("@")
+        super().__init__(raw.event, raw.data, rid, raw.retry)
+        self.event_id = raw.id
+        self.epoch = epoch or None
+
+
+def events_of(source: Iterable[ServerSentEvent]) -> Iterator[Event]:
+    return (Event(e) for e in source if dispatched(e))
 
 
 def dispatched(event: ServerSentEvent) -> bool:
@@ -24,13 +38,13 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 def read_events(url: str, count: int, headers: dict[str, str] | None = None,
-                until: Callable[[ServerSentEvent], bool] | None = None,
-                hello: bool = False) -> list[ServerSentEvent]:
+                until: Callable[[Event], bool] | None = None,
+                hello: bool = False) -> list[Event]:
     """Connect, collect ``count`` events (or until ``until(event)``), disconnect; ``hello=True`` keeps it."""
-    events: list[ServerSentEvent] = []
+    events: list[Event] = []
     with httpx.Client(timeout=TIMEOUT) as client, connect_sse(client, "GET", url, headers=headers or {}) as source:
         source.response.raise_for_status()
-        for event in filter(dispatched, source.iter_sse()):
+        for event in events_of(source.iter_sse()):
             if is_hello(event) and not hello:
                 continue
             events.append(event)
@@ -45,8 +59,8 @@ class Collector(threading.Thread):
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(daemon=True)
         self.url, self.headers = url, headers or {}
-        self.events: list[ServerSentEvent] = []
-        self.hellos: list[ServerSentEvent] = []
+        self.events: list[Event] = []
+        self.hellos: list[Event] = []
         self.error: BaseException | None = None
         self.ended = False
         self._stop_flag = threading.Event()
@@ -56,7 +70,7 @@ class Collector(threading.Thread):
         try:
             with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as client, \
                     connect_sse(client, "GET", self.url, headers=self.headers) as source:
-                for event in filter(dispatched, source.iter_sse()):
+                for event in events_of(source.iter_sse()):
                     with self.lock:
                         (self.hellos if is_hello(event) else self.events).append(event)
                     if self._stop_flag.is_set():

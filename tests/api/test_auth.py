@@ -182,12 +182,16 @@ def test_error_bodies_name_no_host_port_or_exception(own_redis, replica) -> None
     assert hello.event == "hello" and re.fullmatch(r"replica-[0-9a-f]{6}", json.loads(hello.data)["replica"])
     w.close()
     server.stop()
-    for path in (SNAPSHOT, EVENTS, SNAPSHOT + "/history", "/v1/feeds", "/readyz"):
+    for path in (EVENTS, SNAPSHOT + "/history", "/readyz"):
         r = wait_until(lambda p=path: (resp := httpx.get(rep.url + p)).status_code == 503 and resp, 15,
                        f"503 from {path}")
         _no_internals(r.text, server.port)
         assert "redis" in r.text, r.text
-    assert httpx.get(rep.url + SNAPSHOT).json() == {"detail": "redis unavailable"}
+    assert httpx.get(rep.url + SNAPSHOT + "/history").json() == {"detail": "redis unavailable"}
+    for path in (SNAPSHOT, "/v1/feeds"):  # stale-if-error (issue 10): from memory, and the reason says no more
+        r = httpx.get(rep.url + path)
+        assert r.status_code == 200 and r.json()["stale"] is True, (path, r.text)
+        _no_internals(r.json()["stale_reason"] + r.headers["x-kiwoom-stale-reason"], server.port)
     assert f":{server.port}" in rep.log() or "Connection refused" in rep.log()  # the log keeps the detail
 
 

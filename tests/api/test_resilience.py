@@ -34,7 +34,8 @@ def test_redis_restart_with_clients_connected(own_redis, replica) -> None:
     wait_until(lambda: httpx.get(rep.url + "/readyz").status_code == 503, what="readiness false")
     ready = httpx.get(rep.url + "/readyz").json()
     assert ready["ready"] is False and ready["reason"]
-    assert httpx.get(rep.url + "/v1/rankings/kospi-surge").status_code == 503
+    stale = httpx.get(rep.url + "/v1/rankings/kospi-surge")  # stale-if-error: from memory, flagged
+    assert stale.status_code == 200 and stale.json()["stale"] is True and stale.json()["id"] == before
     assert httpx.get(rep.url + "/v1/rankings/kospi-surge/history").status_code == 503
 
     server.start()  # same port and data directory: the stream survives (append-only file)

@@ -13,12 +13,16 @@ from tests.api.conftest import wait_until
 from tests.api.sse_client import read_events
 from tests.api.writer import Writer
 
+#: Replicas in tests that expect a fresh snapshot: on a loaded machine starting a replica can take longer
+#: than three 1 s poll periods, which would (rightly) flag the ranking written before it as overdue.
+SLOW_MACHINE = "60"
+
 pytestmark = pytest.mark.integration
 
 
 def test_snapshot_etag_304_and_new_ranking(redis_url: str, writer: Writer, replica) -> None:
     first = writer.write()
-    rep = replica(redis_url)
+    rep = replica(redis_url, stale_factor=SLOW_MACHINE)
     url = rep.url + "/v1/rankings/kospi-surge"
     r = httpx.get(url)
     assert r.status_code == 200
@@ -56,7 +60,7 @@ def test_snapshot_limit_and_fields(redis_url: str, writer: Writer, replica) -> N
 def test_stale_snapshot_is_flagged_not_hidden(redis_url: str, writer: Writer, replica) -> None:
     writer.write()
     writer.client.delete(c.STATUS_KEY)  # no heartbeat: the publisher is dead
-    rep = replica(redis_url)
+    rep = replica(redis_url, stale_factor=SLOW_MACHINE)
     r = httpx.get(rep.url + "/v1/rankings/kospi-surge")
     assert r.status_code == 200
     assert r.json()["stale"] is True and r.json()["stale_reason"] == "publisher dead"
@@ -147,8 +151,8 @@ def test_cors_headers_on_fast_path(redis_url: str, writer: Writer, replica) -> N
 def test_fastapi_route_matches_fast_path(redis_url: str, writer: Writer, replica) -> None:
     """With the fast path off, FastAPI's declared routes answer through the same code."""
     rid = writer.write(n=4)
-    fast = replica(redis_url)
-    slow = replica(redis_url, fast_path="false")
+    fast = replica(redis_url, stale_factor=SLOW_MACHINE)
+    slow = replica(redis_url, fast_path="false", stale_factor=SLOW_MACHINE)
     a = httpx.get(fast.url + "/v1/rankings/kospi-surge", params={"limit": 2})
     b = httpx.get(slow.url + "/v1/rankings/kospi-surge", params={"limit": 2})
     assert a.content == b.content and a.headers["etag"] == b.headers["etag"] == f'W/"{rid}"'

@@ -10,7 +10,7 @@ import pytest
 from sse_starlette.event import ServerSentEvent
 
 from api.frames import PING, event_frame
-from api.history import HistoryQueryError, bounds
+from api.history import MAX_SEQ, HistoryQueryError, bounds
 from api.hub import CLOSE, DATA, FeedState, Frame, Hub, Snapshot
 from api.settings import ApiSettings
 from api.snapshot import QueryError, etag_matches, parse_snapshot_query
@@ -49,14 +49,24 @@ def test_ring_positions_dedupe_and_eviction() -> None:
 def test_query_parsing() -> None:
     assert parse_snapshot_query(b"") == (None, None)
     assert parse_snapshot_query(b"limit=3&fields=code,name,code") == (3, ("rank", "code", "name"))
-    for bad in (b"limit=0", b"limit=-1", b"fields=", b"fields=nope"):
+    for bad in (b"limit=0", b"limit=-1", b"limit=1001", b"limit=" + b"9" * 5000, "limit=²".encode(), b"fields=",
+                b"fields=nope"):
         with pytest.raises(QueryError):
             parse_snapshot_query(bad)
     assert etag_matches(b'W/"1-0"', "1-0") and etag_matches(b'"2-0", "1-0"', "1-0") and etag_matches(b"*", "x")
     assert not etag_matches(b'"1-1"', "1-0")
     assert bounds(after=None, before=None, since=None, until=None) == ("-", "+")
-    assert bounds(after="5-1", before="9-0", since="3", until=None) == ("(5-1", "(9-0")
+    assert bounds(after="5-1", before="9-0", since="3", until=None) == ("5-2", f"8-{MAX_SEQ}")
     assert bounds(after="1-0", before=None, since="3", until=None)[0] == "3-0"
+    # the edges give an empty range, never an id Redis refuses (a 503 before issue 10)
+    assert bounds(after=None, before="0-0", since=None, until=None) == ("1-0", "0-0")
+    assert bounds(after=f"{MAX_SEQ}-{MAX_SEQ}", before=None, since=None, until=None) == ("1-0", "0-0")
+    assert bounds(after="9-0", before="5-0", since=None, until=None) == ("1-0", "0-0")
+    for name, bad in (("since", "9" * 5000), ("since", "9" * 23), ("until", "0001-01-01"), ("since", "²")):
+        with pytest.raises(HistoryQueryError) as info:
+            bounds(after=None, before=None, since=bad if name == "since" else None,
+                   until=bad if name == "until" else None)
+        assert info.value.name == name
     with pytest.raises(HistoryQueryError):
         bounds(after="x", before=None, since=None, until=None)
 
@@ -104,9 +114,9 @@ async def test_client_behind_the_ring_gets_a_reset() -> None:
 
     def publish(ms: int) -> None:
         rid = f"{ms}-0"
-        doc = c.splice_document(c.encode_body(make_ranking()), rid, ms)
+        doc = c.splice_document(c.encode_body(make_ranking()), rid, ms, "e1")
         st.snapshot = Snapshot(rid, doc, c.decode_ranking(doc))
-        st.append(Frame((ms, 0), rid, event_frame("ranking", rid, doc)))
+        st.append(Frame((ms, 0), rid, event_frame("ranking", c.event_id(rid, "e1"), doc), "e1", ms))
         st.wake(DATA)
 
     publish(1)
@@ -131,13 +141,44 @@ async def test_client_behind_the_ring_gets_a_reset() -> None:
     gate.set()
     while len(bodies) < 2:
         await asyncio.sleep(0.01)
-    assert b"event: snapshot" in bodies[0] and b"id: 1-0" in bodies[0]
-    assert bodies[1].startswith(b"id: 6-0\r\nevent: reset\r\n") and b'"reset_reason":"behind"' in bodies[1]
+    assert b"event: snapshot" in bodies[0] and b"id: 1-0@e1" in bodies[0]
+    assert bodies[1].startswith(b"id: 6-0@e1\r\nevent: reset\r\n") and b'"reset_reason":"behind"' in bodies[1]
     publish(7)
     while len(bodies) < 3:
         await asyncio.sleep(0.01)
-    assert bodies[2].startswith(b"id: 7-0\r\nevent: ranking")
+    assert bodies[2].startswith(b"id: 7-0@e1\r\nevent: ranking")
     hub.draining = True
     st.wake(CLOSE)
     await asyncio.wait_for(task, 5)
-    assert hub.resets == 1 and not st.clients
+    assert hub.counters.resets == 1 and not st.clients
+
+
+async def test_hub_restarts_the_ring_when_the_history_is_replaced() -> None:
+    """A new epoch on the channel (FLUSHALL, then a write): the ring restarts, clients are told, no freeze."""
+    server = fakeredis.FakeServer()
+    redis = fakeredis.FakeAsyncRedis(server=server)
+    writer = fakeredis.FakeRedis(server=server)
+    script = writer.register_script(c.WRITE_RANKING_LUA)
+    first = script(*c.write_ranking_args(make_ranking()))[0].decode()
+    hub = Hub(ApiSettings(poll_s=0.05, gc_freeze=False), redis, fakeredis.FakeAsyncRedis(server=server))
+    await hub.start()
+    try:
+        for _ in range(200):
+            if hub.live:
+                break
+            await asyncio.sleep(0.01)
+        st = await hub.lookup("kospi-surge")
+        assert st is not None and [f.id for f in st.ring] == [first]
+        generation, old_epoch = st.generation, st.epoch
+        writer.flushall()
+        fresh = script(*c.write_ranking_args(make_ranking()))[0].decode()
+        for _ in range(500):
+            if st.snapshot is not None and st.snapshot.id == fresh and st.synced:
+                break
+            await asyncio.sleep(0.01)
+        assert st.generation == generation + 1 and st.epoch != old_epoch
+        assert [f.id for f in st.ring] == [fresh] and st.snapshot is not None and st.snapshot.seq == 1
+        assert hub.restarts == 1
+    finally:
+        await hub.aclose()
+        await redis.aclose()

@@ -52,7 +52,7 @@ class Writer:
 
     def write(self, feed: str = DEFAULT_FEED, n: int = 5, **kw: object) -> str:
         keys, args = c.write_ranking_args(make_ranking(feed, n, **kw), self.maxlen)  # type: ignore[arg-type]
-        rid, _seq = self.script(keys=keys, args=args)
+        rid = self.script(keys=keys, args=args)[0]
         rid = rid.decode()
         self.ids.append(rid)
         return rid

@@ -1,0 +1,70 @@
+"""The per-replica connection cap: beyond it, 503 JSON with ``Retry-After`` instead of a silent fd shortage.
+
+Counts the HTTP requests in flight (an event stream is one for as long as it lasts). ``/healthz`` and
+``/readyz`` are neither counted nor refused, so a balancer can always ask. The default cap leaves headroom
+under the process's file-descriptor limit for those probes, Redis connections, logs and the listening socket.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+from typing import Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.frames import REPLICA_HEADER
+
+log = logging.getLogger(__name__)
+
+ALWAYS_ANSWERED: Final = frozenset({"/healthz", "/readyz"})
+
+
+def default_cap() -> int:
+    """The soft RLIMIT_NOFILE minus headroom (a tenth, at least 64 descriptors)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    return max(16, soft - max(64, soft // 10))
+
+
+class ConnectionCap:
+    def __init__(self, app: ASGIApp, cap: int, replica_id: str, retry_after_s: int = 5) -> None:
+        self.app = app
+        self.cap = cap or default_cap()
+        self.open = 0
+        self.rejected = 0
+        self._body = json.dumps({"detail": f"replica at its connection cap ({self.cap}); retry later"}).encode()
+        self._headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(self._body)),
+                         (b"retry-after", b"%d" % retry_after_s), (REPLICA_HEADER, replica_id.encode())]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in ALWAYS_ANSWERED:
+            await self.app(scope, receive, send)
+            return
+        if self.open >= self.cap:
+            self.rejected += 1
+            if self.rejected == 1 or self.rejected % 1000 == 0:
+                log.warning("at the connection cap (%d): %d request(s) refused with 503 so far", self.cap,
+                            self.rejected)
+            await send({"type": "http.response.start", "status": 503, "headers": self._headers})
+            await send({"type": "http.response.body", "body": self._body})
+            return
+        self.open += 1
+        counted = True
+
+        async def watched() -> Message:
+            # An event stream notices its client left only at its next wake-up; the cap should not wait.
+            nonlocal counted
+            message = await receive()
+            if message["type"] == "http.disconnect" and counted:
+                counted = False
+                self.open -= 1
+            return message
+
+        try:
+            await self.app(scope, watched, send)
+        finally:
+            if counted:
+                self.open -= 1

@@ -1,0 +1,209 @@
+"""One feed's in-memory state: the ring of encoded frames, the snapshot, the shared wake-up, the clients.
+
+Positions only grow; a client holds nothing but its cursor (the next position it needs). The ring is bounded
+twice: by ``ring_size`` entries and by ``ring_bytes`` of encoded frames (one huge document cannot grow a
+replica by a ring's worth of huge documents), always keeping the newest frame.
+
+When the feed's history is lost or replaced (a new epoch, or ids going backwards) the ring is emptied and
+``generation`` grows; every client compares the generation it started on and sends its browser a ``reset``
+instead of waiting for ids that will never come (the freeze of issue 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from enum import StrEnum
+from typing import Any, Final
+
+from api.frames import event_frame
+from kiwoom_cache import contract
+
+#: Wake-up signals carried by a feed's shared future.
+DATA: Final = "data"
+PING: Final = "ping"
+CLOSE: Final = "close"
+
+StreamId = tuple[int, int]
+
+
+class ResetReason(StrEnum):
+    """Why a client got a ``reset`` event (the ``reset_reason`` field) instead of a continuation."""
+
+    #: The stream's history was lost or replaced (new epoch, ids going backwards): the id means nothing now.
+    epoch = "epoch"
+    #: The id is older than the stream keeps (trimmed by MAXLEN).
+    expired = "expired"
+    #: The id is newer than anything the stream holds.
+    unknown = "unknown"
+    #: The client fell further behind than the replica's ring.
+    behind = "behind"
+
+
+class Frame:
+    """One ring entry: a stream entry id, its epoch and seq, and its encoded ``ranking`` frame."""
+
+    __slots__ = ("data", "epoch", "id", "seq", "sid")
+
+    def __init__(self, sid: StreamId, rid: str, data: bytes, epoch: str | None = None, seq: int = 0) -> None:
+        self.sid = sid
+        self.id = rid
+        self.data = data
+        self.epoch = epoch
+        self.seq = seq
+
+
+class Snapshot:
+    """The feed's latest validated document, plus encodings derived from it (cached per ranking id)."""
+
+    __slots__ = ("doc", "epoch", "event_id", "id", "published_at_ms", "seq", "session", "sid", "variants")
+
+    def __init__(self, rid: str, doc: bytes, ranking: contract.Ranking) -> None:
+        self.id = rid
+        self.sid = contract.parse_stream_id(rid)
+        self.doc = doc
+        self.epoch = ranking.epoch
+        self.seq = ranking.seq or 0
+        self.event_id = contract.event_id(rid, ranking.epoch)
+        self.published_at_ms = ranking.published_at_ms
+        self.session = ranking.session
+        #: Rendered bodies and SSE frames keyed by what varies (limit, fields, staleness, event name).
+        self.variants: dict[tuple[Any, ...], bytes] = {}
+
+    def frame(self, event: str) -> bytes:
+        key = ("frame", event)
+        data = self.variants.get(key)
+        if data is None:
+            data = self.variants[key] = event_frame(event, self.event_id, self.doc)
+        return data
+
+
+class StreamCounters:
+    """Counters the event streams bump (one loop thread: plain ints); the metrics collector reads them."""
+
+    __slots__ = ("dropped", "events_sent", "resets")
+
+    def __init__(self) -> None:
+        self.events_sent = 0
+        #: Slow clients dropped (socket took no data for send_timeout_s, or too many bytes queued).
+        self.dropped = 0
+        #: ``reset`` events sent.
+        self.resets = 0
+
+
+class Client:
+    """What the hub knows of one SSE response: enough to count it and to evict it if it stalls."""
+
+    __slots__ = ("delivered", "dropped", "gone", "progress_at", "send_since", "task", "transport", "written")
+
+    def __init__(self, task: asyncio.Task[Any] | None, transport: asyncio.WriteTransport | None = None) -> None:
+        self.task = task
+        #: The connection's transport when the server exposes it: its write buffer tells a slow client.
+        self.transport = transport
+        self.gone = False
+        self.dropped = False
+        #: loop.time() when the current send began, 0.0 while not sending.
+        self.send_since = 0.0
+        #: Bytes handed to the server, bytes the peer has taken (written - queued) at the last check, and when
+        #: that last grew: a client whose queue holds data and takes none for send_timeout_s is dropped.
+        self.written = 0
+        self.delivered = 0
+        self.progress_at = 0.0
+
+
+class FeedState:
+    """One feed: ring of frames, latest snapshot, the shared wake-up and the connected clients."""
+
+    __slots__ = ("_loop", "_waiter", "bad_entries", "clients", "error", "feed", "generation", "held",
+                 "max_bytes", "max_entries", "next_pos", "reset_reason", "ring", "ring_bytes", "snapshot",
+                 "stalled_since", "sync_task", "synced")
+
+    def __init__(self, feed: str, ring_size: int, loop: asyncio.AbstractEventLoop, max_bytes: int = 0) -> None:
+        self.feed = feed
+        self.ring: deque[Frame] = deque()
+        self.max_entries = ring_size
+        self.max_bytes = max_bytes
+        self.ring_bytes = 0
+        self.next_pos = 0
+        self.snapshot: Snapshot | None = None
+        self.clients: set[Client] = set()
+        #: Last contract violation seen for this feed (logged, shown in /v1/feeds).
+        self.error: str | None = None
+        #: Stream entries or messages skipped because they broke the contract.
+        self.bad_entries = 0
+        self.synced = False
+        #: Grows each time the history is found lost or replaced; clients on an older one get a reset.
+        self.generation = 0
+        self.reset_reason = ResetReason.epoch
+        #: loop.time() since when the publisher reports a newer ranking than this replica holds (0: not stalled).
+        self.stalled_since = 0.0
+        #: Messages received while a sync is reading the stream; applied (de-duplicated) after it.
+        self.held: list[bytes] | None = None
+        self.sync_task: asyncio.Task[None] | None = None
+        self._loop = loop
+        self._waiter: asyncio.Future[str] = loop.create_future()
+
+    @property
+    def first_pos(self) -> int:
+        return self.next_pos - len(self.ring)
+
+    @property
+    def epoch(self) -> str | None:
+        """The epoch the ring (or, with an empty ring, the snapshot) belongs to."""
+        if self.ring:
+            return self.ring[-1].epoch
+        return self.snapshot.epoch if self.snapshot is not None else None
+
+    @property
+    def waiter(self) -> asyncio.Future[str]:
+        if self._waiter.cancelled():  # defensive: a cancelled shared future must not stall everyone
+            self._waiter = self._loop.create_future()
+        return self._waiter
+
+    def wake(self, signal: str) -> None:
+        fut, self._waiter = self._waiter, self._loop.create_future()
+        if not fut.done():
+            fut.set_result(signal)
+
+    def has(self, sid: StreamId) -> bool:
+        pos = self.pos_after(sid)
+        return pos is not None and pos > self.first_pos and self.ring[pos - 1 - self.first_pos].sid == sid
+
+    def append(self, frame: Frame) -> bool:
+        if self.ring and frame.sid <= self.ring[-1].sid:
+            return False  # already have it (sync and subscription overlap)
+        self.ring.append(frame)
+        self.ring_bytes += len(frame.data)
+        self.next_pos += 1
+        ring = self.ring
+        while len(ring) > 1 and (len(ring) > self.max_entries or (self.max_bytes and self.ring_bytes > self.max_bytes)):
+            self.ring_bytes -= len(ring.popleft().data)
+        return True
+
+    def restart(self, reason: ResetReason) -> None:
+        """The history this ring mirrors is gone: empty it, drop the snapshot, tell every client."""
+        self.ring.clear()
+        self.ring_bytes = 0
+        self.snapshot = None
+        self.generation += 1
+        self.reset_reason = reason
+        self.wake(DATA)
+
+    def frame_at(self, pos: int) -> Frame:
+        return self.ring[pos - self.first_pos]
+
+    def pos_after(self, sid: StreamId) -> int | None:
+        """Position of the first frame newer than ``sid`` if the ring proves nothing in between is missing."""
+        ring = self.ring
+        if not ring or sid < ring[0].sid or sid > ring[-1].sid:
+            return None
+        if sid == ring[-1].sid:
+            return self.next_pos
+        lo, hi = 0, len(ring) - 1  # invariant: ring[lo].sid <= sid < ring[hi].sid
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if ring[mid].sid <= sid:
+                lo = mid
+            else:
+                hi = mid
+        return self.first_pos + hi
