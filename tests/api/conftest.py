@@ -68,7 +68,7 @@ class Replica:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(15)
+            return self.proc.wait(60)  # a deadline, not a timing claim: a loaded 2-core machine shuts down slowly
         finally:
             self._log.close()
 
