@@ -21,7 +21,9 @@ SECRETKEY = "test-secretkey-9876543210"
 def serve(**kw: Any) -> Iterator[tuple[FakeKiwoomRest, str]]:
     fake = FakeKiwoomRest(APPKEY, SECRETKEY, **kw)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(fake, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    # loop="asyncio": uvicorn < 0.36 installs uvloop's policy process-wide, which would leak into pytest-asyncio.
+    server = uvicorn.Server(uvicorn.Config(fake, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           loop="asyncio"))
     thread = threading.Thread(target=server.run, name="fake-kiwoom-rest", daemon=True)
     thread.start()
     try:

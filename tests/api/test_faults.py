@@ -61,6 +61,7 @@ def test_future_id_then_restart_without_persistence_resets_everyone(own_redis, r
     server.stop()
     server.start()  # no persistence: everything is gone, new ids are far below the ones clients hold
     restarted = time.monotonic()
+    writer.client.connection_pool.disconnect()  # the stand-in publisher reconnects, as the real writer does
     writer.register()
     writer.heartbeat()
     for rep in reps:
