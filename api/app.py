@@ -64,7 +64,9 @@ class ApiApp:
         self.fast = FastPath(self.state, fallback=_unset)
         self.fastapi = _build_fastapi(self.state, self.fast, self.keys)
         self.fast.fallback = self.fastapi
-        inner: ASGIApp = Gate(self.fast if settings.fast_path else self.fastapi, self.keys,
+        # With the fast path off, GETs go through FastAPI (whose routes answer GET only); HEAD still goes through
+        # the fast path, which answers it for every GET route.
+        inner: ASGIApp = Gate(self.fast if settings.fast_path else HeadViaFastPath(self.fast, self.fastapi), self.keys,
                               (REPLICA_HEADER, settings.replica_id.encode()))
         if settings.cors_origins:
             # With auth on: the Authorization header may be sent, and credentialed requests (the login cookie) are
@@ -111,6 +113,18 @@ class ReplicaHeader:
             await send(message)
 
         await self.app(scope, receive, tagged)
+
+
+class HeadViaFastPath:
+    """Routes ``HEAD`` to the fast path and everything else to ``app`` (used when the fast path is off)."""
+
+    def __init__(self, fast: FastPath, app: ASGIApp) -> None:
+        self.fast = fast
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        head = scope["type"] == "http" and scope["method"] == "HEAD"
+        await (self.fast if head else self.app)(scope, receive, send)
 
 
 async def _unset(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover - replaced in __init__

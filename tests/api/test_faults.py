@@ -190,8 +190,8 @@ def test_redis_down_serves_stale_from_memory_then_resumes_exactly(own_redis, rep
     writer.close()
 
 
-def test_out_of_range_parameters_are_422_and_head_answers(redis_url: str, writer: Writer, replica) -> None:
-    """Item 8 of the issue: out-of-range parameters are 422 naming the bound; HEAD answers on GET routes."""
+def test_out_of_range_parameters_are_422(redis_url: str, writer: Writer, replica) -> None:
+    """Item 8 of the issue: out-of-range parameters are 422 naming the bound, never 500 or 503."""
     writer.write()
     rep = replica(redis_url)
     history = f"{rep.url}/v1/rankings/{FEED}/history"
@@ -207,7 +207,18 @@ def test_out_of_range_parameters_are_422_and_head_answers(redis_url: str, writer
             assert r.json()["detail"][0]["loc"] == ["query", name]
     r = httpx.get(f"{rep.url}/v1/rankings/{FEED}", params={"limit": "1001"})
     assert r.status_code == 422 and "1000" in r.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize("fast_path", ["true", "false"])
+def test_head_answers_on_every_get_route(redis_url: str, writer: Writer, replica, fast_path: str) -> None:
+    """Item 8: balancers health-check with HEAD; every GET route answers it, with or without the fast path."""
+    writer.write()
+    rep = replica(redis_url, fast_path=fast_path)
     for path in ("/healthz", "/readyz", "/v1/feeds", "/metrics", "/", f"/v1/rankings/{FEED}",
-                 f"/v1/rankings/{FEED}/history", EVENTS):
-        head = httpx.head(rep.url + path)
+                 f"/v1/rankings/{FEED}/history", EVENTS, "/docs", "/static/app.js"):
+        head = httpx.head(rep.url + path, timeout=10)
+        get = httpx.get(rep.url + path, timeout=10) if path != EVENTS else None
         assert head.status_code == 200 and head.content == b"", (path, head.status_code)
+        if get is not None:
+            assert head.headers.get("content-type") == get.headers.get("content-type"), path
+    assert httpx.head(f"{rep.url}/v1/rankings/nope").status_code == 404
