@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import httpx
@@ -222,3 +223,38 @@ def test_head_answers_on_every_get_route(redis_url: str, writer: Writer, replica
         if get is not None:
             assert head.headers.get("content-type") == get.headers.get("content-type"), path
     assert httpx.head(f"{rep.url}/v1/rankings/nope").status_code == 404
+
+
+def test_feed_not_advancing_while_the_publisher_writes_is_flagged(redis_url: str, writer: Writer, replica) -> None:
+    """The publisher, alive, reports a newer ranking than a replica can find (its writes land elsewhere, e.g. a
+    misdirected failover): /v1/feeds, /readyz and the metric say so instead of serving the old one silently."""
+    writer.register()
+    first = writer.write()
+    rep = replica(redis_url)
+    reported = {"last_id": f"{int(first.split('-')[0]) + 60_000}-0"}
+    stop = threading.Event()
+
+    def heartbeats() -> None:  # alive: a heartbeat every 0.2 s, well inside its 2 s period even under load
+        beater = Writer(redis_url)
+        while not stop.is_set():
+            beater.heartbeat(heartbeat_s=2, feeds={FEED: dict(reported)})
+            stop.wait(0.2)
+        beater.close()
+
+    def feed() -> dict:
+        [item] = httpx.get(rep.url + "/v1/feeds", timeout=10).json()["feeds"]
+        return item
+
+    beating = threading.Thread(target=heartbeats, daemon=True)
+    beating.start()
+    try:
+        wait_until(lambda: feed()["stalled"], what="the feed flagged stalled")
+        assert feed()["last_id"] == first
+        ready = httpx.get(rep.url + "/readyz", timeout=10)
+        assert ready.status_code == 503 and "not caught up" in ready.json()["reason"]  # names go to the log only
+        assert f'kiwoom_api_feed_stalled{{feed="{FEED}"}} 1.0' in httpx.get(rep.url + "/metrics", timeout=10).text
+        reported["last_id"] = first  # caught up: the flag clears
+        wait_until(lambda: not feed()["stalled"], what="the stalled flag cleared")
+    finally:
+        stop.set()
+        beating.join(10)

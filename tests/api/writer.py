@@ -43,11 +43,12 @@ class Writer:
 
     # A long period: one heartbeat must not turn late (stale) while a loaded machine starts a replica.
     def heartbeat(self, state: str = "running", ttl_s: float = 300.0, *, at_ms: int | None = None,
-                  heartbeat_s: float = 120.0) -> None:
+                  heartbeat_s: float = 120.0, feeds: dict[str, dict[str, object]] | None = None) -> None:
         now = int(time.time() * 1000)
         status = c.PublisherStatus(state=state, source="sim", account_mode=None, version="test", host="localhost",
                                    pid=1, started_at_ms=now - 1000, heartbeat_at_ms=at_ms or now,
-                                   last_success_ms=now, heartbeat_s=heartbeat_s, session="regular")
+                                   last_success_ms=now, heartbeat_s=heartbeat_s, session="regular",
+                                   feeds=feeds or {})
         self.client.set(c.STATUS_KEY, status.encode(), px=int(ttl_s * 1000))
 
     def write(self, feed: str = DEFAULT_FEED, n: int = 5, **kw: object) -> str:
