@@ -25,7 +25,6 @@ from publisher.loop import Loop, Signal, Timer
 from publisher.parser import ranking_from_response
 from publisher.settings import FeedSettings
 from publisher.sources.base import RankingSource
-from publisher.sources.opt10023 import OPT10023
 from publisher.tr import RawResponse, TrRequest
 
 log = logging.getLogger(__name__)
@@ -167,7 +166,7 @@ class Poller:
 
     def _send(self, state: FeedState) -> None:
         feed = state.settings.feed
-        req = TrRequest(feed=feed, trcode=OPT10023, inputs=state.settings.inputs())
+        req = TrRequest(feed=feed, trcode=state.settings.tr, inputs=state.settings.inputs())
         state.requests += 1
         state.last_request_ms = now_ms()
         due_since, state.due_since = state.due_since, None
