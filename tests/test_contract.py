@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import fakeredis
@@ -14,7 +15,8 @@ from kiwoom_cache.errors import ContractError
 def make_ranking(feed: str = "kospi-surge", n: int = 3, **kw: object) -> c.Ranking:
     rows = tuple(
         c.Row(rank=i + 1, code=f"{5930 + i:06d}", name="삼성전자", price=152000, sign=5, change=-100,
-              change_rate=-0.07, prev_volume=22532511, volume=31103523, surge_volume=8571012, surge_rate=38.04)
+              change_rate=-0.07, volume=31103523,
+              own={"prev_volume": 22532511, "surge_volume": 8571012, "surge_rate": 38.04})
         for i in range(n)
     )
     fields: dict[str, object] = dict(
@@ -55,7 +57,7 @@ def test_body_roundtrip_and_splice() -> None:
     doc = c.splice_document(body, "1764028800061-0", 7, "6925c3a00f424")
     decoded = c.decode_ranking(doc)
     assert decoded.id == "1764028800061-0" and decoded.seq == 7 and decoded.epoch == "6925c3a00f424"
-    assert decoded.rows == ranking.rows and decoded.feed == ranking.feed and decoded.schema == 2
+    assert decoded.rows == ranking.rows and decoded.feed == ranking.feed and decoded.schema == 3 == c.SCHEMA_VERSION
     parsed = json.loads(doc)
     assert list(parsed)[:5] == ["id", "seq", "epoch", "schema", "feed"]
     assert parsed["requested_at"] == "2025-11-25T09:00:00.000+09:00"
@@ -64,7 +66,7 @@ def test_body_roundtrip_and_splice() -> None:
 
 def test_non_finite_values_are_a_contract_error() -> None:
     row = make_ranking().rows[0]
-    bad = make_ranking(rows=(c.Row(**{**{f: getattr(row, f) for f in c.ROW_FIELDS}, "surge_rate": float("inf")}),))
+    bad = make_ranking(rows=(dataclasses.replace(row, own={**row.own, "surge_rate": float("inf")}),))
     with pytest.raises(ContractError, match="not JSON-safe"):
         c.encode_body(bad)
 
