@@ -146,3 +146,39 @@ def test_feed_info_and_status_roundtrip() -> None:
     assert c.publisher_liveness(None, 0) == "dead"
     with pytest.raises(ContractError, match="bad publisher status"):
         c.PublisherStatus.decode(b'{"state":1}')
+
+
+def test_schema_2_documents_still_read_as_opt10023_rows() -> None:
+    """A document an older publisher wrote (schema 2, no row_schema, opt10023 rows) decodes unchanged."""
+    doc = json.loads(c.encode_body(make_ranking()))
+    del doc["row_schema"]
+    doc["schema"] = 2
+    ranking = c.decode_ranking(json.dumps(doc))
+    assert ranking.row_schema == c.RowSchemaName.volume_surge and ranking.schema == 2
+    assert ranking.rows == make_ranking().rows
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"row_schema": None}, "missing field 'row_schema'"),
+    ({"row_schema": "top_secret"}, "unknown row schema 'top_secret'; this build knows volume_surge, volume_top, "
+                                   "change_rate_top, trade_value_top"),
+    ({"row_schema": "trade_value_top"}, "missing field 'now_rank'"),
+    ({"schema": 4}, r"unsupported schema 4; this build reads schemas \(1, 2, 3\)"),
+])
+def test_row_schema_violations_are_contract_errors(change: dict[str, object], message: str) -> None:
+    doc = json.loads(c.encode_body(make_ranking()))
+    doc.update(change)
+    if change.get("row_schema", "") is None:
+        del doc["row_schema"]
+    with pytest.raises(ContractError, match=message):
+        c.decode_ranking(json.dumps(doc))
+
+
+def test_rows_must_match_the_row_schema_of_their_tr() -> None:
+    row = make_ranking().rows[0]
+    with pytest.raises(ContractError, match="row schema volume_top belongs to opt10030, not opt10023"):
+        c.encode_body(make_ranking(row_schema=c.RowSchemaName.volume_top))
+    short = dataclasses.replace(row, own={"prev_volume": 1})
+    with pytest.raises(ContractError, match=r"row 1 of kospi-surge has fields \('prev_volume',\); volume_surge rows"):
+        c.encode_body(make_ranking(rows=(short,)))
+    assert c.ALL_ROW_FIELDS[:8] == c.CORE_FIELD_NAMES and "trade_value" in c.ALL_ROW_FIELDS

@@ -45,8 +45,8 @@ class Writer:
         self.ids: list[str] = []
 
     # A long poll period: a ranking must not turn stale (age > 3 periods) while a loaded machine starts a replica.
-    def register(self, feed: str = DEFAULT_FEED, interval_s: float = 120.0) -> None:
-        info = c.FeedInfo(feed=feed, title=f"{feed} title", tr="opt10023", params={"market": "001"},
+    def register(self, feed: str = DEFAULT_FEED, interval_s: float = 120.0, tr: str = "opt10023") -> None:
+        info = c.FeedInfo(feed=feed, title=f"{feed} title", tr=tr, params={"market": "001"},
                           interval_s=interval_s)
         self.client.hset(c.FEEDS_KEY, feed, info.encode())
 
