@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
 # DroppedRow and the row schemas come from the contract itself, so the API documents exactly the fields the
 # publisher writes and never keeps a second copy of them.
@@ -17,10 +17,14 @@ from kiwoom_cache.contract import ROW_SCHEMAS, DroppedRow, RowSchema
 
 def _row_model(schema: RowSchema) -> type[BaseModel]:
     """One OpenAPI schema per TR's rows: the core fields, then the TR's own, each with its description."""
-    fields: dict[str, Any] = {f.name: (f.kind, Field(description=f.doc)) for f in schema.fields}
     title = "".join(part.title() for part in schema.name.value.split("_")) + "Row"
-    model: type[BaseModel] = create_model(title, __doc__=f"A row of {schema.tr} ({schema.title}): "
-                                          f"row_schema {schema.name.value}", **fields)
+    # A plain class statement's namespace: the docstring becomes the schema's description in every pydantic 2.
+    namespace: dict[str, Any] = {
+        "__module__": __name__, "__doc__": f"A row of {schema.tr} ({schema.title}): row_schema {schema.name.value}",
+        "__annotations__": {f.name: f.kind for f in schema.fields},
+        **{f.name: Field(description=f.doc) for f in schema.fields},
+    }
+    model: type[BaseModel] = type(title, (BaseModel,), namespace)
     return model
 
 

@@ -18,6 +18,10 @@ live in one Redis Cluster slot and one Lua script may touch them all:
 ``kiwoom:feeds``             hash     feed -> feed description JSON (TR code, parameters, period)
 ========================  =======  ==========================================================
 
+**Rows** (schema 3): every document names its ``tr`` and ``row_schema``; each row carries the core
+(:data:`CORE_FIELDS`: rank, code, name, price, sign, change, change_rate, volume) and then its TR's own fields
+(:data:`ROW_SCHEMAS`). Documents of schema 1 and 2 have no ``row_schema``: they are opt10023's ``volume_surge``.
+
 The stream entry id (``1764050400123-0``) is the ranking id: the snapshot, the channel message and the
 SSE ``id:`` all carry it. The stream stores the document *without* ``id``/``seq``/``epoch`` (the entry
 already has them as fields), and :func:`splice_document` / the Lua script insert them the same way.
