@@ -42,7 +42,7 @@ INPUTS = tuple(zip([i.kiwoom for i in OPT10023.inputs], ["000", "1", "1", "5", "
 def raw_answer(rows: int = 100) -> RawResponse:
     control = SimulatedControl(seed=1)
     control.faults.quirk_rate = 0.05
-    ranked = control._rank(dict(INPUTS))  # the simulated server's formatted rows, Kiwoom-shaped strings
+    ranked = control._rank(OPT10023, dict(INPUTS))  # the simulated server's formatted rows, Kiwoom-shaped strings
     raw_rows = tuple((ranked * (rows // len(ranked) + 1))[:rows])
     return RawResponse("bench-surge", "opt10023", "2000", INPUTS, "0", raw_rows, 1, 2)
 
