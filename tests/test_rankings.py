@@ -17,6 +17,7 @@ from kiwoom_cache import contract as c
 from kiwoom_cache.contract import Ranking
 from publisher.aio_loop import AsyncioLoop
 from publisher.app import Publisher
+from publisher.controls import ocx
 from publisher.controls.replay import ReplayControl, feeds_from_recording
 from publisher.controls.simulated import SimulatedControl
 from publisher.parser import MalformedValue, parse_row, parse_rows
@@ -24,8 +25,10 @@ from publisher.recording import Recorder, read_recording
 from publisher.settings import FeedSettings, load_settings
 from publisher.sources import create_source
 from publisher.sources.base import SourceContext
+from publisher.sources.ocx import feed_of
 from publisher.sources.rest import APPKEY_ENV, SECRETKEY_ENV, ocx_row
 from publisher.sources.trs import OPT10027, OPT10030, OPT10032, TRS, tr_spec
+from publisher.tr import TrRequest
 from tests.publishers import ocx_publisher
 from tests.rest_fake_server import APPKEY, SECRETKEY, serve
 from tests.waiting import async_wait_until
@@ -83,6 +86,28 @@ def test_every_tr_fills_its_row_schema_and_the_core() -> None:
         assert {o.field for o in spec.outputs} | {"rank"} == set(schema.field_names)
     with pytest.raises(ValueError, match="unknown TR 'opt10001'; this publisher polls opt10023, opt10030"):
         tr_spec("opt10001")
+
+
+def test_each_request_carries_its_trs_request_name_and_the_control_its_record(qtbot) -> None:
+    """The request name was opt10023's whatever the TR: each TR now sends its own, and the answer routes back."""
+    req = TrRequest(feed="value", trcode="opt10032", inputs=FEEDS[3].inputs())
+    assert req.rqname == "거래대금상위요청:value" and feed_of(req.rqname) == "value"
+    control = SimulatedControl(seed=2, latency_ms=1, login_delay_ms=1)
+    with qtbot.waitSignal(control.OnEventConnect, timeout=2000):
+        control.dynamicCall(ocx.COMM_CONNECT)
+    for name, value in req.inputs:
+        control.dynamicCall(ocx.SET_INPUT_VALUE, name, value)
+    seen: list[tuple[int, str]] = []
+
+    def on_data(screen: str, rqname: str, trcode: str, *_: object) -> None:
+        count = control.dynamicCall(ocx.GET_REPEAT_CNT, trcode, OPT10032.record)
+        seen.append((count, control.dynamicCall(ocx.GET_COMM_DATA, trcode, OPT10032.record, 0, "거래대금")))
+
+    control.OnReceiveTrData.connect(on_data)
+    with qtbot.waitSignal(control.OnReceiveTrData, timeout=2000):
+        assert control.dynamicCall(ocx.COMM_RQ_DATA, req.rqname, "opt10032", 0, "2000") == 0
+    [(count, value)] = seen
+    assert count > 10 and value.strip().isdigit() and len(value) == W, "a right-aligned 20-column number"
 
 
 # --- each TR's raw formats through the one parser ------------------------------------------------------------
