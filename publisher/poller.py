@@ -50,7 +50,8 @@ class FeedState:
 
     def snapshot(self) -> dict[str, object]:
         return {
-            "interval_s": self.settings.interval_s, "requests": self.requests, "rankings": self.rankings,
+            "tr": self.settings.tr, "interval_s": self.settings.interval_s, "requests": self.requests,
+            "rankings": self.rankings,
             "refusals": self.refusals, "errors": self.errors, "dropped_rows": self.dropped_rows,
             "last_rows": self.last_rows, "last_request_ms": self.last_request_ms,
             "last_success_ms": self.last_success_ms, "last_error": self.last_error,

@@ -220,6 +220,8 @@ def test_one_feed_per_tr_on_the_simulated_control(qtbot, redis_url: str, redis_c
     volume = docs["volume"][-1].rows
     assert [r.volume for r in volume] == sorted((r.volume for r in volume), reverse=True)
     assert control.max_in_window[1.0] <= 20, "one limiter for every feed, whatever its TR"
+    status = c.PublisherStatus.decode(redis_client.get(c.STATUS_KEY))
+    assert {feed: entry["tr"] for feed, entry in status.feeds.items()} == {f.feed: f.tr for f in FEEDS}
 
 
 @pytest.mark.integration
