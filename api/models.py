@@ -6,13 +6,34 @@ The hot routes write pre-encoded bytes, so these models describe the bytes rathe
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Row and DroppedRow come from the contract itself (pydantic reads stdlib dataclasses), so the API
-# documents exactly the fields the publisher writes and never keeps a second copy of them.
-from kiwoom_cache.contract import DroppedRow, Row
+# DroppedRow and the row schemas come from the contract itself, so the API documents exactly the fields the
+# publisher writes and never keeps a second copy of them.
+from kiwoom_cache.contract import ROW_SCHEMAS, DroppedRow, RowSchema
+
+
+def _row_model(schema: RowSchema) -> type[BaseModel]:
+    """One OpenAPI schema per TR's rows: the core fields, then the TR's own, each with its description."""
+    title = "".join(part.title() for part in schema.name.value.split("_")) + "Row"
+    # A plain class statement's namespace: the docstring becomes the schema's description in every pydantic 2.
+    namespace: dict[str, Any] = {
+        "__module__": __name__, "__doc__": f"A row of {schema.tr} ({schema.title}): row_schema {schema.name.value}",
+        "__annotations__": {f.name: f.kind for f in schema.fields},
+        **{f.name: Field(description=f.doc) for f in schema.fields},
+    }
+    model: type[BaseModel] = type(title, (BaseModel,), namespace)
+    return model
+
+
+#: Row model per row schema name, in the contract's order.
+ROW_MODELS: dict[str, type[BaseModel]] = {name.value: _row_model(schema) for name, schema in ROW_SCHEMAS.items()}
+if TYPE_CHECKING:
+    AnyRow = BaseModel
+else:  # one member per row schema, known only at run time
+    AnyRow = Union[tuple(ROW_MODELS.values())]  # noqa: UP007
 
 
 class RankingModel(BaseModel):
@@ -26,7 +47,10 @@ class RankingModel(BaseModel):
                                                 "history was lost or replaced")
     schema_: int = Field(alias="schema")
     feed: str
-    tr: str
+    tr: str = Field(description="The Kiwoom TR that produced the ranking: opt10023, opt10030, opt10027, opt10032")
+    row_schema: str = Field("volume_surge", description="Which fields the rows carry: the core (rank, code, name, "
+                            "price, sign, change, change_rate, volume) plus the TR's own, see the *Row schemas; "
+                            "absent before schema 3 (then volume_surge)")
     params: dict[str, str]
     source: str
     session: str | None
@@ -37,7 +61,8 @@ class RankingModel(BaseModel):
     published_at: str
     published_at_ms: int
     row_count: int = Field(description="Rows in the ranking (before any ?limit=)")
-    rows: list[Row | dict[str, Any]] = Field(description="Row objects, or only the ?fields= selected")
+    rows: list[AnyRow | dict[str, Any]] = Field(description="Row objects of the document's row_schema, or only the "
+                                                            "?fields= selected")
     dropped: list[DroppedRow]
 
 
@@ -80,7 +105,9 @@ class FeedLinks(BaseModel):
 class FeedModel(BaseModel):
     feed: str
     title: str
-    tr: str
+    tr: str = Field(description="The feed's Kiwoom TR")
+    row_schema: str | None = Field(None, description="Its rows' schema (null for a TR this replica does not know)")
+    fields: list[str] = Field(default_factory=list, description="Its rows' fields, in order (what ?fields= selects)")
     params: dict[str, str]
     interval_s: float
     last_id: str | None

@@ -56,7 +56,8 @@ class Frame:
 class Snapshot:
     """The feed's latest validated document, plus encodings derived from it (cached per ranking id)."""
 
-    __slots__ = ("doc", "epoch", "event_id", "id", "published_at_ms", "seq", "session", "sid", "variants")
+    __slots__ = ("doc", "epoch", "event_id", "id", "published_at_ms", "row_fields", "seq", "session", "sid",
+                 "variants")
 
     def __init__(self, rid: str, doc: bytes, ranking: contract.Ranking) -> None:
         self.id = rid
@@ -67,6 +68,8 @@ class Snapshot:
         self.event_id = contract.event_id(rid, ranking.epoch)
         self.published_at_ms = ranking.published_at_ms
         self.session = ranking.session
+        #: The row fields of this document's TR (what ``?fields=`` may select).
+        self.row_fields = contract.ROW_SCHEMAS[ranking.row_schema].field_names
         #: Rendered bodies and SSE frames keyed by what varies (limit, fields, staleness, event name).
         self.variants: dict[tuple[Any, ...], bytes] = {}
 

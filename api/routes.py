@@ -30,6 +30,7 @@ from api.models import (
 from api.public import REDIS_UNAVAILABLE, clip
 from api.snapshot import MAX_LIMIT, freshness
 from api.state import AppState
+from kiwoom_cache import contract
 from kiwoom_cache.clock import iso_kst, now_ms
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,11 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
             snap = st.snapshot if st else None
             stale, _ = freshness(hub, name, snap, now) if snap else ("no ranking yet", "")
             base = f"/v1/rankings/{name}"
+            schema_name = contract.ROW_SCHEMA_OF_TR.get(info.tr.lower())
+            schema = contract.ROW_SCHEMAS[schema_name] if schema_name else None
             items.append(FeedModel(
-                feed=name, title=info.title, tr=info.tr, params=dict(info.params), interval_s=info.interval_s,
+                feed=name, title=info.title, tr=info.tr, row_schema=schema.name.value if schema else None,
+                fields=list(schema.field_names) if schema else [], params=dict(info.params), interval_s=info.interval_s,
                 last_id=snap.id if snap else None, epoch=snap.epoch if snap else None,
                 last_published_at=iso_kst(snap.published_at_ms) if snap else None,
                 age_s=round((now - snap.published_at_ms) / 1000, 3) if snap else None,
@@ -107,8 +111,8 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
     async def snapshot(
         feed: FeedPath,
         limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="Only the top N rows")] = None,
-        fields: Annotated[str | None, Query(min_length=1, description="Comma-separated row fields, e.g. "
-                                                                      "code,name,surge_rate")] = None,
+        fields: Annotated[str | None, Query(min_length=1, description="Comma-separated row fields of the "
+                                                                      "feed's TR, e.g. code,name,surge_rate")] = None,
         if_none_match: Annotated[str | None, Header(description="A previous ETag: 304 if unchanged")] = None,
     ) -> Response:
         """The current ranking. ETag ``W/"<ranking id>"``, Last-Modified, Cache-Control following the poll

@@ -20,7 +20,8 @@ from kiwoom_cache import contract
 MAX_VARIANTS: Final = 64
 #: Upper bound of ``limit`` (rankings have at most a few hundred rows); stated in the OpenAPI schema.
 MAX_LIMIT: Final = 1000
-ROW_FIELDS: Final = frozenset(contract.ROW_FIELDS)
+#: Every TR's row fields: a name outside all of them is refused before the document is even read.
+ROW_FIELDS: Final = frozenset(contract.ALL_ROW_FIELDS)
 
 
 class QueryError(Exception):
@@ -46,8 +47,9 @@ def parse_snapshot_query(query_string: bytes) -> tuple[int | None, tuple[str, ..
             wanted = tuple(dict.fromkeys(f.strip() for f in value.split(",") if f.strip()))
             unknown = [f for f in wanted if f not in ROW_FIELDS]
             if unknown or not wanted:
-                allowed = ", ".join(contract.ROW_FIELDS)
-                raise QueryError("fields", f"fields must be a comma-separated subset of {allowed}", value)
+                allowed = ", ".join(contract.ALL_ROW_FIELDS)
+                raise QueryError("fields", f"fields must be a comma-separated subset of {allowed} (each TR has "
+                                           "its own: see /v1/feeds)", value)
             fields = ("rank", *(f for f in wanted if f != "rank"))
     return limit, fields
 
@@ -67,6 +69,11 @@ def freshness(hub: Hub, feed: str, snap: Snapshot, now_ms: int) -> tuple[str | N
 
 
 def render_body(snap: Snapshot, limit: int | None, fields: tuple[str, ...] | None, stale: str | None) -> bytes:
+    """The snapshot body; a ``fields`` name this feed's TR does not have is a QueryError listing the ones it has."""
+    if fields is not None and not set(fields) <= set(snap.row_fields):
+        missing = ", ".join(f for f in fields if f not in snap.row_fields)
+        raise QueryError("fields", f"this feed's rows have no {missing}; its fields are {', '.join(snap.row_fields)}",
+                         ",".join(fields))
     key = ("body", limit, fields, stale)
     body = snap.variants.get(key)
     if body is not None:

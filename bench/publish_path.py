@@ -32,17 +32,17 @@ import redis
 from kiwoom_cache import contract as c
 from publisher.controls.simulated import SimulatedControl
 from publisher.parser import ranking_from_response
-from publisher.sources.opt10023 import OPT10023_INPUTS
+from publisher.sources.trs import OPT10023
 from publisher.tr import RawResponse
 from stack.localredis import LocalRedis
 
-INPUTS = tuple(zip([k for k, _ in OPT10023_INPUTS], ["000", "1", "1", "5", "5", "0", "0"], strict=True))
+INPUTS = tuple(zip([i.kiwoom for i in OPT10023.inputs], ["000", "1", "1", "5", "5", "0", "0"], strict=True))
 
 
 def raw_answer(rows: int = 100) -> RawResponse:
     control = SimulatedControl(seed=1)
     control.faults.quirk_rate = 0.05
-    ranked = control._rank(dict(INPUTS))  # the simulated server's formatted rows, Kiwoom-shaped strings
+    ranked = control._rank(OPT10023, dict(INPUTS))  # the simulated server's formatted rows, Kiwoom-shaped strings
     raw_rows = tuple((ranked * (rows // len(ranked) + 1))[:rows])
     return RawResponse("bench-surge", "opt10023", "2000", INPUTS, "0", raw_rows, 1, 2)
 

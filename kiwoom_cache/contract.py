@@ -18,6 +18,10 @@ live in one Redis Cluster slot and one Lua script may touch them all:
 ``kiwoom:feeds``             hash     feed -> feed description JSON (TR code, parameters, period)
 ========================  =======  ==========================================================
 
+**Rows** (schema 3): every document names its ``tr`` and ``row_schema``; each row carries the core
+(:data:`CORE_FIELDS`: rank, code, name, price, sign, change, change_rate, volume) and then its TR's own fields
+(:data:`ROW_SCHEMAS`). Documents of schema 1 and 2 have no ``row_schema``: they are opt10023's ``volume_surge``.
+
 The stream entry id (``1764050400123-0``) is the ranking id: the snapshot, the channel message and the
 SSE ``id:`` all carry it. The stream stores the document *without* ``id``/``seq``/``epoch`` (the entry
 already has them as fields), and :func:`splice_document` / the Lua script insert them the same way.
@@ -39,14 +43,16 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, get_type_hints
+from types import MappingProxyType
+from typing import Any, Final
 
 from kiwoom_cache.clock import iso_kst
 from kiwoom_cache.errors import ContractError
 
-#: 2 added ``epoch``. Readers accept every version in :data:`READABLE_SCHEMAS` (schema 1 has no epoch).
-SCHEMA_VERSION: Final = 2
-READABLE_SCHEMAS: Final = (1, 2)
+#: 2 added ``epoch``; 3 added ``row_schema`` (rows = the core fields + their TR's own, see :data:`ROW_SCHEMAS`).
+#: Readers accept every version in :data:`READABLE_SCHEMAS` (1 has no epoch; 1 and 2 are opt10023 rows).
+SCHEMA_VERSION: Final = 3
+READABLE_SCHEMAS: Final = (1, 2, 3)
 PREFIX: Final = "kiwoom"
 STATUS_KEY: Final = f"{PREFIX}:publisher:status"
 FEEDS_KEY: Final = f"{PREFIX}:feeds"
@@ -157,9 +163,119 @@ def parse_event_id(value: str) -> tuple[tuple[int, int], str, str | None]:
 # --- documents -------------------------------------------------------------------------------
 
 
+#: Python type of a row field; JSON numbers and strings.
+RowValue = int | float | str
+
+
+@dataclass(frozen=True, slots=True)
+class RowField:
+    """One field of a row: its JSON name, its type and what it means (documented in the OpenAPI schema)."""
+
+    name: str
+    kind: type
+    doc: str
+
+
+#: The core every row carries, whatever its TR: the ranking's position and the stock's price and volume.
+CORE_FIELDS: Final[tuple[RowField, ...]] = (
+    RowField("rank", int, "Position in Kiwoom's answer, from 1"),
+    RowField("code", str, "KRX stock code, 6 characters (Kiwoom's 'A' prefix and venue suffix removed)"),
+    RowField("name", str, "Stock name"),
+    RowField("price", int, "Current price in KRW (unsigned: the direction is in sign/change)"),
+    RowField("sign", int, "전일대비기호: 1 upper limit, 2 up, 3 flat, 4 lower limit, 5 down"),
+    RowField("change", int, "Change versus the previous close in KRW, signed"),
+    RowField("change_rate", float, "Change versus the previous close in %, signed"),
+    RowField("volume", int, "Today's cumulative volume in shares"),
+)
+CORE_FIELD_NAMES: Final = tuple(f.name for f in CORE_FIELDS)
+
+
+class RowSchemaName(StrEnum):
+    """The row schemas: which fields a document's rows carry beyond the core. One per ranking TR."""
+
+    volume_surge = "volume_surge"
+    volume_top = "volume_top"
+    change_rate_top = "change_rate_top"
+    trade_value_top = "trade_value_top"
+
+
+@dataclass(frozen=True, slots=True)
+class RowSchema:
+    """The row fields of one TR: :data:`CORE_FIELDS` followed by ``own`` (the TR's own fields, in order)."""
+
+    name: RowSchemaName
+    tr: str
+    title: str
+    own: tuple[RowField, ...]
+
+    @property
+    def fields(self) -> tuple[RowField, ...]:
+        return CORE_FIELDS + self.own
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+#: Row schema by name. The publisher maps each TR's Kiwoom output items onto these names
+#: (publisher/sources/trs.py); the API documents and selects them; the dashboard draws their columns.
+ROW_SCHEMAS: Final[Mapping[RowSchemaName, RowSchema]] = MappingProxyType({s.name: s for s in (
+    RowSchema(RowSchemaName.volume_surge, "opt10023", "거래량급증 (volume surge)", (
+        RowField("prev_volume", int, "이전거래량: cumulative volume at the comparison point"),
+        RowField("surge_volume", int, "급증량: volume minus prev_volume, signed"),
+        RowField("surge_rate", float, "급증률: surge_volume / prev_volume in %, signed"),
+    )),
+    RowSchema(RowSchemaName.volume_top, "opt10030", "당일거래량상위 (today's volume leaders)", (
+        RowField("volume_ratio", float, "전일비: today's volume as % of the previous day's"),
+        RowField("turnover_rate", float, "거래회전율: volume / listed shares in %"),
+        RowField("trade_value", int, "거래금액: traded value, in Kiwoom's unit (millions of KRW)"),
+    )),
+    RowSchema(RowSchemaName.change_rate_top, "opt10027", "전일대비등락률상위 (top movers vs. previous close)", (
+        RowField("stock_class", str, "종목분류: Kiwoom's classification code, as sent (may be empty)"),
+        RowField("ask_volume", int, "매도잔량: shares offered at the best asks"),
+        RowField("bid_volume", int, "매수잔량: shares bid at the best bids"),
+        RowField("strength", float, "체결강도: buy/sell execution strength in %"),
+        RowField("count", int, "횟수: Kiwoom's count for the stock (consecutive appearances)"),
+    )),
+    RowSchema(RowSchemaName.trade_value_top, "opt10032", "거래대금상위 (traded value leaders)", (
+        RowField("now_rank", int, "현재순위: Kiwoom's current rank"),
+        RowField("prev_rank", int, "전일순위: the stock's rank the previous day"),
+        RowField("ask", int, "매도호가: best ask in KRW (unsigned)"),
+        RowField("bid", int, "매수호가: best bid in KRW (unsigned)"),
+        RowField("prev_volume", int, "전일거래량: the previous day's volume"),
+        RowField("trade_value", int, "거래대금: traded value, in Kiwoom's unit (millions of KRW)"),
+    )),
+)})
+#: TR code -> its row schema.
+ROW_SCHEMA_OF_TR: Final[Mapping[str, RowSchemaName]] = MappingProxyType({s.tr: s.name for s in ROW_SCHEMAS.values()})
+#: Every row field of every schema, for a query that names fields before the document is known.
+ALL_ROW_FIELDS: Final = tuple(dict.fromkeys(n for s in ROW_SCHEMAS.values() for n in s.field_names))
+#: Documents before schema 3 carry no ``row_schema``: they were all opt10023.
+LEGACY_ROW_SCHEMA: Final = RowSchemaName.volume_surge
+
+
+def row_schema(name: str) -> RowSchema:
+    """The row schema called ``name``; a ContractError listing the known ones otherwise."""
+    try:
+        return ROW_SCHEMAS[RowSchemaName(name)]
+    except ValueError:
+        known = ", ".join(s.value for s in RowSchemaName)
+        raise ContractError(f"unknown row schema {name!r}; this build knows {known}") from None
+
+
+def row_schema_for_tr(tr: str) -> RowSchema:
+    name = ROW_SCHEMA_OF_TR.get(tr.lower())
+    if name is None:
+        raise ContractError(f"no row schema for TR {tr!r}; known TRs: {', '.join(ROW_SCHEMA_OF_TR)}")
+    return ROW_SCHEMAS[name]
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One ranked stock, typed. Field names are the JSON names; each source maps Kiwoom's names onto them."""
+    """One ranked stock, typed: the core fields, then its TR's own fields (``own``, in the schema's order).
+
+    Field names are the JSON names; each TR spec maps Kiwoom's output items onto them.
+    """
 
     rank: int
     code: str
@@ -168,15 +284,12 @@ class Row:
     sign: int
     change: int
     change_rate: float
-    prev_volume: int
     volume: int
-    surge_volume: int
-    surge_rate: float
+    own: Mapping[str, RowValue] = field(default_factory=dict)
 
-
-ROW_FIELDS: Final = tuple(Row.__dataclass_fields__)
-#: Field -> type, read off Row itself so the decoder can never disagree with the dataclass.
-_ROW_TYPES: Final[dict[str, type]] = get_type_hints(Row)
+    def to_dict(self) -> dict[str, RowValue]:
+        return {"rank": self.rank, "code": self.code, "name": self.name, "price": self.price, "sign": self.sign,
+                "change": self.change, "change_rate": self.change_rate, "volume": self.volume, **self.own}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +304,7 @@ class DroppedRow:
 
 @dataclass(frozen=True, slots=True)
 class Ranking:
-    """One opt10023 answer for one feed, as stored in Redis.
+    """One ranking TR's answer for one feed, as stored in Redis; ``row_schema`` says what its rows carry.
 
     ``id`` and ``seq`` are assigned by Redis inside the write script, so a ranking built by the
     publisher has them as None; one read back from Redis has both.
@@ -207,6 +320,7 @@ class Ranking:
     rows: tuple[Row, ...]
     dropped: tuple[DroppedRow, ...] = ()
     session: str | None = None
+    row_schema: RowSchemaName = LEGACY_ROW_SCHEMA
     id: str | None = None
     seq: int | None = None
     epoch: str | None = None
@@ -224,6 +338,7 @@ class Ranking:
             schema=self.schema,
             feed=self.feed,
             tr=self.tr,
+            row_schema=self.row_schema.value,
             params=dict(self.params),
             source=self.source,
             session=self.session,
@@ -234,16 +349,12 @@ class Ranking:
             published_at=iso_kst(self.published_at_ms),
             published_at_ms=self.published_at_ms,
             row_count=len(self.rows),
-            rows=[_row_dict(r) for r in self.rows],
+            rows=[r.to_dict() for r in self.rows],
             dropped=[
                 {"rank": d.rank, "field": d.field, "value": d.value, "reason": d.reason} for d in self.dropped
             ],
         )
         return doc
-
-
-def _row_dict(row: Row) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in ROW_FIELDS}
 
 
 def _dumps(obj: Any) -> bytes:
@@ -258,6 +369,14 @@ def encode_body(ranking: Ranking) -> bytes:
     check_feed(ranking.feed)
     if ranking.source not in SOURCES:
         raise ContractError(f"unknown source {ranking.source!r}; expected one of {SOURCES}")
+    schema = ROW_SCHEMAS[ranking.row_schema]
+    if ranking.tr != schema.tr:
+        raise ContractError(f"row schema {schema.name.value} belongs to {schema.tr}, not {ranking.tr}")
+    own = tuple(f.name for f in schema.own)
+    for row in ranking.rows:
+        if tuple(row.own) != own:
+            raise ContractError(f"row {row.rank} of {ranking.feed} has fields {tuple(row.own)}; "
+                                f"{schema.name.value} rows carry {own}")
     try:
         return _dumps(ranking.to_dict())
     except ValueError as exc:  # NaN/inf would produce JSON no browser can parse
@@ -303,7 +422,9 @@ def decode_ranking(data: bytes | str, *, key: str | None = None) -> Ranking:
     if schema not in READABLE_SCHEMAS or isinstance(schema, bool):
         raise ContractError(f"unsupported schema {schema!r}; this build reads schemas {READABLE_SCHEMAS}", key=key)
     try:
-        rows = tuple(_decode_row(r) for r in _req(doc, "rows", list))
+        schema_name = row_schema(_req(doc, "row_schema", str)).name if schema >= 3 else LEGACY_ROW_SCHEMA
+        rows_schema = ROW_SCHEMAS[schema_name]
+        rows = tuple(_decode_row(r, rows_schema) for r in _req(doc, "rows", list))
         dropped = tuple(
             DroppedRow(_req(d, "rank", int), _req(d, "field", str), _req(d, "value", str), _req(d, "reason", str))
             for d in _req(doc, "dropped", list)
@@ -336,6 +457,7 @@ def decode_ranking(data: bytes | str, *, key: str | None = None) -> Ranking:
             rows=rows,
             dropped=dropped,
             session=session,
+            row_schema=schema_name,
             id=rid,
             seq=seq,
             epoch=epoch,
@@ -357,10 +479,11 @@ def _req(doc: Any, name: str, kind: type) -> Any:
     return value
 
 
-def _decode_row(raw: Any) -> Row:
+def _decode_row(raw: Any, schema: RowSchema) -> Row:
     if not isinstance(raw, dict):
         raise ContractError("each row must be an object")
-    return Row(**{name: _req(raw, name, kind) for name, kind in _ROW_TYPES.items()})
+    core = {f.name: _req(raw, f.name, f.kind) for f in CORE_FIELDS}
+    return Row(**core, own={f.name: _req(raw, f.name, f.kind) for f in schema.own})
 
 
 # --- the atomic write ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Raw opt10023 strings -> typed rows.
+"""Raw ranking-TR strings -> typed rows, one set of rules for every TR (publisher/sources/trs.py says which
+output item is which kind).
 
 Kiwoom returns every field as a padded string. Prices carry ``+``/``-`` meaning direction versus the
 previous close, some TRs double the sign (``--4500``: the first is the HTS colour), numbers may have
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from kiwoom_cache.contract import DroppedRow, Ranking, Row
+from kiwoom_cache.contract import DroppedRow, Ranking, Row, RowValue
 from kiwoom_cache.errors import KiwoomCacheError
-from publisher.sources.opt10023 import OPT10023_INPUTS, OPT10023_OUTPUTS
+from publisher.sources.trs import OPT10023, Kind, TrSpec, tr_spec
 from publisher.tr import RawResponse
 
 log = logging.getLogger(__name__)
@@ -95,66 +97,60 @@ def parse_name(field: str, raw: str) -> str:
     return text
 
 
-_NAMES = dict((name, kiwoom) for kiwoom, name in OPT10023_OUTPUTS)
+def parse_text(field: str, raw: str) -> str:
+    """Free text that may be empty (종목분류): stripped, never invented."""
+    return raw.strip()
 
 
-def parse_row(raw: Mapping[str, str], rank: int) -> Row:
-    """One ``GetCommData`` row (Kiwoom item name -> raw string) into a :class:`Row`."""
+PARSERS: Final[dict[Kind, Callable[[str, str], RowValue]]] = {
+    Kind.code: parse_code, Kind.name: parse_name, Kind.text: parse_text, Kind.sign: parse_sign,
+    Kind.signed: parse_int, Kind.unsigned: parse_unsigned, Kind.decimal: parse_decimal,
+}
 
-    def get(name: str) -> tuple[str, str]:
-        kiwoom = _NAMES[name]
-        value = raw.get(kiwoom)
+
+def parse_row(raw: Mapping[str, str], rank: int, spec: TrSpec = OPT10023) -> Row:
+    """One ``GetCommData`` row (Kiwoom item name -> raw string) of TR ``spec`` into a :class:`Row`."""
+    values: dict[str, RowValue] = {"rank": rank}
+    for output in spec.outputs:
+        value = raw.get(output.kiwoom)
         if value is None:
-            raise MalformedValue(kiwoom, "", "missing")
-        return kiwoom, value
-
-    sign = parse_sign(*get("sign"))
-    change = parse_int(*get("change"))
-    change_rate = parse_decimal(*get("change_rate"))
+            raise MalformedValue(output.kiwoom, "", "missing")
+        values[output.field] = PARSERS[output.kind](output.kiwoom, value)
+    sign, change, change_rate = int(values["sign"]), int(values["change"]), float(values["change_rate"])
     # Unsigned magnitude with a down sign code: take the direction from 전일대비기호.
     if sign in _DOWN_SIGNS:
         change, change_rate = -abs(change), -abs(change_rate)
     elif sign in _UP_SIGNS:
         change, change_rate = abs(change), abs(change_rate)
-    return Row(
-        rank=rank,
-        code=parse_code(*get("code")),
-        name=parse_name(*get("name")),
-        price=parse_unsigned(*get("price")),
-        sign=sign,
-        change=change,
-        change_rate=change_rate,
-        prev_volume=parse_unsigned(*get("prev_volume")),
-        volume=parse_unsigned(*get("volume")),
-        surge_volume=parse_int(*get("surge_volume")),
-        surge_rate=parse_decimal(*get("surge_rate")),
-    )
+    return Row(rank=rank, code=str(values["code"]), name=str(values["name"]), price=int(values["price"]), sign=sign,
+               change=change, change_rate=change_rate, volume=int(values["volume"]),
+               own={f.name: values[f.name] for f in spec.schema.own})
 
 
-def parse_rows(raw_rows: Sequence[Mapping[str, str]], *, context: str = "") -> ParsedRanking:
+def parse_rows(raw_rows: Sequence[Mapping[str, str]], *, context: str = "", spec: TrSpec = OPT10023) -> ParsedRanking:
     """Every row in Kiwoom's order (rank = position); malformed rows logged and listed, never zeroed."""
     rows: list[Row] = []
     dropped: list[DroppedRow] = []
     for index, raw in enumerate(raw_rows):
         rank = index + 1
         try:
-            rows.append(parse_row(raw, rank))
+            rows.append(parse_row(raw, rank, spec))
         except MalformedValue as exc:
-            log.warning("%s: dropped malformed row %d: %s", context or "opt10023", rank, exc)
+            log.warning("%s: dropped malformed row %d: %s", context or spec.code, rank, exc)
             dropped.append(DroppedRow(rank=rank, field=exc.field, value=exc.value, reason=exc.reason))
     return ParsedRanking(tuple(rows), tuple(dropped))
 
 
-_PARAM_NAMES = dict(OPT10023_INPUTS)
-
-
 def ranking_from_response(raw: RawResponse, *, source: str, session: str | None = None) -> Ranking:
     """A raw TR answer as a contract :class:`Ranking` (``published_at`` is stamped by the writer)."""
-    parsed = parse_rows(raw.rows, context=f"{raw.trcode} {raw.feed}")
+    spec = tr_spec(raw.trcode)
+    parsed = parse_rows(raw.rows, context=f"{raw.trcode} {raw.feed}", spec=spec)
+    params = {i.kiwoom: i.param for i in spec.inputs}
     return Ranking(
         feed=raw.feed,
-        tr=raw.trcode.lower(),
-        params={_PARAM_NAMES.get(k, k): v for k, v in raw.inputs},
+        tr=spec.code,
+        row_schema=spec.row_schema,
+        params={params.get(k, k): v for k, v in raw.inputs},
         source=source,
         requested_at_ms=raw.requested_at_ms,
         received_at_ms=raw.received_at_ms,

@@ -25,7 +25,6 @@ from publisher.loop import Loop, Signal, Timer
 from publisher.parser import ranking_from_response
 from publisher.settings import FeedSettings
 from publisher.sources.base import RankingSource
-from publisher.sources.opt10023 import OPT10023
 from publisher.tr import RawResponse, TrRequest
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,8 @@ class FeedState:
 
     def snapshot(self) -> dict[str, object]:
         return {
-            "interval_s": self.settings.interval_s, "requests": self.requests, "rankings": self.rankings,
+            "tr": self.settings.tr, "interval_s": self.settings.interval_s, "requests": self.requests,
+            "rankings": self.rankings,
             "refusals": self.refusals, "errors": self.errors, "dropped_rows": self.dropped_rows,
             "last_rows": self.last_rows, "last_request_ms": self.last_request_ms,
             "last_success_ms": self.last_success_ms, "last_error": self.last_error,
@@ -167,7 +167,7 @@ class Poller:
 
     def _send(self, state: FeedState) -> None:
         feed = state.settings.feed
-        req = TrRequest(feed=feed, trcode=OPT10023, inputs=state.settings.inputs())
+        req = TrRequest(feed=feed, trcode=state.settings.tr, inputs=state.settings.inputs())
         state.requests += 1
         state.last_request_ms = now_ms()
         due_since, state.due_since = state.due_since, None

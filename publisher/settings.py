@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from kiwoom_cache import contract
@@ -17,7 +17,7 @@ from kiwoom_cache.env import PUBLISHER_ENV_PREFIX, env_sources
 from kiwoom_cache.urls import mask_url
 from publisher.limiter import DEFAULT_SAFETY_MARGIN, with_margin
 from publisher.market_session import HolidayCalendar
-from publisher.sources.opt10023 import OPT10023, OPT10023_CHOICES, OPT10023_INPUTS
+from publisher.sources.trs import DEFAULT_TR, TrSpec, tr_spec
 
 log = logging.getLogger(__name__)
 
@@ -32,54 +32,81 @@ class RestMode(StrEnum):
 
 
 class FeedSettings(BaseModel):
-    """One opt10023 query polled on its own timer. Values are Kiwoom's input codes."""
+    """One ranking query polled on its own timer: a TR and its inputs (Kiwoom's input codes).
+
+    Inputs may be given flat (``market = "001"``, as configs did before a feed could name its TR) or under
+    ``params``; every input is checked against the TR's spec (publisher/sources/trs.py) at start, and one
+    left out takes the spec's default. A feed without ``tr`` is an opt10023 feed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     feed: str
     title: str = ""
-    market: str = "000"
-    sort: str = "1"
-    time_unit: str = "1"
-    min_volume: str = "5"
-    minutes: str = "5"
-    stock_filter: str = "0"
-    price_filter: str = "0"
+    tr: str = DEFAULT_TR
+    params: dict[str, str] = Field(default_factory=dict, description="TR inputs by parameter name")
     interval_s: float = Field(10.0, ge=0.1, description="poll period; the shared limiter may stretch it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_inputs(cls, data: Any) -> Any:
+        """Keys that are not fields are the TR's inputs (the flat form of existing configs)."""
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields)
+        flat = {k: v for k, v in data.items() if k not in known}
+        if not flat:
+            return data
+        nested = data.get("params") or {}
+        if not isinstance(nested, dict):
+            return data
+        both = set(flat) & set(nested)
+        if both:
+            raise ValueError(f"{data.get('feed')}: {', '.join(sorted(both))} given both flat and under params")
+        return {**{k: v for k, v in data.items() if k in known}, "params": {**nested, **flat}}
 
     @field_validator("feed")
     @classmethod
     def _slug(cls, value: str) -> str:
         return contract.check_feed(value)
 
-    @field_validator("minutes")
+    @field_validator("tr")
     @classmethod
-    def _minutes(cls, value: str) -> str:
-        if not value.isdigit() or not 1 <= int(value) <= 390:
-            raise ValueError(f"minutes must be 1..390, got {value!r}")
+    def _tr(cls, value: str) -> str:
+        return tr_spec(value).code
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _strings(cls, value: Any) -> Any:
+        # TOML numbers (minutes = 5) are Kiwoom's digits all the same; anything else is refused below.
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
         return value
 
     @model_validator(mode="after")
-    def _choices(self) -> FeedSettings:
-        for name, choices in OPT10023_CHOICES.items():
-            value = getattr(self, name)
-            if value not in choices:
-                allowed = ", ".join(f"{k} ({v})" for k, v in choices.items())
-                raise ValueError(f"{self.feed}: {name}={value!r} is not one of {allowed}")
+    def _inputs(self) -> FeedSettings:
+        try:
+            full = tr_spec(self.tr).validate(self.params)
+        except ValueError as exc:
+            raise ValueError(f"feed {self.feed}: {exc}") from None
+        self.__dict__["params"] = full  # completed with defaults, in SetInputValue order (no re-validation)
         return self
+
+    @property
+    def spec(self) -> TrSpec:
+        return tr_spec(self.tr)
 
     def inputs(self) -> tuple[tuple[str, str], ...]:
         """(Kiwoom input name, value) in SetInputValue order."""
-        return tuple((kiwoom, getattr(self, name)) for kiwoom, name in OPT10023_INPUTS)
-
-    def params(self) -> dict[str, str]:
-        return {name: getattr(self, name) for _, name in OPT10023_INPUTS}
+        return tuple((i.kiwoom, self.params[i.param]) for i in self.spec.inputs)
 
     def info(self) -> FeedInfo:
-        return FeedInfo(self.feed, self.title or self.feed, OPT10023, self.params(), self.interval_s)
+        return FeedInfo(self.feed, self.title or self.feed, self.tr, dict(self.params), self.interval_s)
 
 
 DEFAULT_FEEDS = [
-    FeedSettings(feed="kospi-surge", title="코스피 거래량급증", market="001"),
-    FeedSettings(feed="kosdaq-surge", title="코스닥 거래량급증", market="101"),
+    FeedSettings(feed="kospi-surge", title="코스피 거래량급증", params={"market": "001"}),
+    FeedSettings(feed="kosdaq-surge", title="코스닥 거래량급증", params={"market": "101"}),
 ]
 
 

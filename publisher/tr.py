@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from publisher.sources.opt10023 import OPT10023_RQNAME
+from publisher.sources.trs import tr_spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,12 +18,12 @@ class TrRequest:
     @property
     def rqname(self) -> str:
         # The control echoes sRQName back; carrying the feed in it routes the answer without state.
-        return f"{OPT10023_RQNAME}:{self.feed}"
+        return f"{tr_spec(self.trcode).rqname}:{self.feed}"
 
 
 @dataclass(frozen=True, slots=True)
 class RawResponse:
-    """One TR answer exactly as the source gave it (rows keyed by opt10023's item names): the unit that is
+    """One TR answer exactly as the source gave it (rows keyed by the TR's OCX item names): the unit that is
     recorded and replayed."""
 
     feed: str

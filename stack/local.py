@@ -38,8 +38,13 @@ PACES: dict[str, str] = {
     "demo": "tr_limits = [[5, 1.0]]\nsim_limits = [[5, 1.0]]\n",
     "fast": "tr_limits = [[5, 1.0]]\nsim_limits = [[5, 1.0]]\n",
 }
-_FEEDS = (("kospi-surge", "코스피 거래량급증", "001", "1"), ("kosdaq-surge", "코스닥 거래량급증", "101", "1"),
-          ("all-surge-rate", "전체 거래량급증률", "000", "2"))
+#: (feed, title, TR, market, sort or None): the surge feeds, then one feed of every other ranking TR.
+_FEEDS = (("kospi-surge", "코스피 거래량급증", "opt10023", "001", "1"),
+          ("kosdaq-surge", "코스닥 거래량급증", "opt10023", "101", "1"),
+          ("all-surge-rate", "전체 거래량급증률", "opt10023", "000", "2"),
+          ("kospi-volume", "코스피 당일거래량상위", "opt10030", "001", "1"),
+          ("all-gainers", "전체 상승률상위", "opt10027", "000", "1"),
+          ("kosdaq-value", "코스닥 거래대금상위", "opt10032", "101", None))
 _INTERVAL = {"kiwoom": 10.0, "demo": 2.0, "fast": 1.0}
 
 
@@ -150,8 +155,9 @@ class Stack:
         try:
             self.redis.start()
             config = self.data / "publisher.toml"
-            feeds = "".join(f'\n[[feeds]]\nfeed = "{f}"\ntitle = "{t}"\nmarket = "{m}"\nsort = "{s}"\n'
-                            f"interval_s = {_INTERVAL[self.pace]}\n" for f, t, m, s in _FEEDS)
+            feeds = "".join(f'\n[[feeds]]\nfeed = "{f}"\ntitle = "{t}"\ntr = "{tr}"\nmarket = "{m}"\n'
+                            + (f'sort = "{s}"\n' if s else "") + f"interval_s = {_INTERVAL[self.pace]}\n"
+                            for f, t, tr, m, s in _FEEDS)
             extra = self._start_fake_rest() if self.source == "rest" else ""
             config.write_text(PACES[self.pace] + extra + feeds, encoding="utf-8")
             self.publisher = self._spawn("publisher", [sys.executable, "-m", "publisher", "--source", self.source,

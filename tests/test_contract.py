@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import fakeredis
@@ -14,7 +15,8 @@ from kiwoom_cache.errors import ContractError
 def make_ranking(feed: str = "kospi-surge", n: int = 3, **kw: object) -> c.Ranking:
     rows = tuple(
         c.Row(rank=i + 1, code=f"{5930 + i:06d}", name="삼성전자", price=152000, sign=5, change=-100,
-              change_rate=-0.07, prev_volume=22532511, volume=31103523, surge_volume=8571012, surge_rate=38.04)
+              change_rate=-0.07, volume=31103523,
+              own={"prev_volume": 22532511, "surge_volume": 8571012, "surge_rate": 38.04})
         for i in range(n)
     )
     fields: dict[str, object] = dict(
@@ -55,7 +57,7 @@ def test_body_roundtrip_and_splice() -> None:
     doc = c.splice_document(body, "1764028800061-0", 7, "6925c3a00f424")
     decoded = c.decode_ranking(doc)
     assert decoded.id == "1764028800061-0" and decoded.seq == 7 and decoded.epoch == "6925c3a00f424"
-    assert decoded.rows == ranking.rows and decoded.feed == ranking.feed and decoded.schema == 2
+    assert decoded.rows == ranking.rows and decoded.feed == ranking.feed and decoded.schema == 3 == c.SCHEMA_VERSION
     parsed = json.loads(doc)
     assert list(parsed)[:5] == ["id", "seq", "epoch", "schema", "feed"]
     assert parsed["requested_at"] == "2025-11-25T09:00:00.000+09:00"
@@ -64,7 +66,7 @@ def test_body_roundtrip_and_splice() -> None:
 
 def test_non_finite_values_are_a_contract_error() -> None:
     row = make_ranking().rows[0]
-    bad = make_ranking(rows=(c.Row(**{**{f: getattr(row, f) for f in c.ROW_FIELDS}, "surge_rate": float("inf")}),))
+    bad = make_ranking(rows=(dataclasses.replace(row, own={**row.own, "surge_rate": float("inf")}),))
     with pytest.raises(ContractError, match="not JSON-safe"):
         c.encode_body(bad)
 
@@ -144,3 +146,39 @@ def test_feed_info_and_status_roundtrip() -> None:
     assert c.publisher_liveness(None, 0) == "dead"
     with pytest.raises(ContractError, match="bad publisher status"):
         c.PublisherStatus.decode(b'{"state":1}')
+
+
+def test_schema_2_documents_still_read_as_opt10023_rows() -> None:
+    """A document an older publisher wrote (schema 2, no row_schema, opt10023 rows) decodes unchanged."""
+    doc = json.loads(c.encode_body(make_ranking()))
+    del doc["row_schema"]
+    doc["schema"] = 2
+    ranking = c.decode_ranking(json.dumps(doc))
+    assert ranking.row_schema == c.RowSchemaName.volume_surge and ranking.schema == 2
+    assert ranking.rows == make_ranking().rows
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"row_schema": None}, "missing field 'row_schema'"),
+    ({"row_schema": "top_secret"}, "unknown row schema 'top_secret'; this build knows volume_surge, volume_top, "
+                                   "change_rate_top, trade_value_top"),
+    ({"row_schema": "trade_value_top"}, "missing field 'now_rank'"),
+    ({"schema": 4}, r"unsupported schema 4; this build reads schemas \(1, 2, 3\)"),
+])
+def test_row_schema_violations_are_contract_errors(change: dict[str, object], message: str) -> None:
+    doc = json.loads(c.encode_body(make_ranking()))
+    doc.update(change)
+    if change.get("row_schema", "") is None:
+        del doc["row_schema"]
+    with pytest.raises(ContractError, match=message):
+        c.decode_ranking(json.dumps(doc))
+
+
+def test_rows_must_match_the_row_schema_of_their_tr() -> None:
+    row = make_ranking().rows[0]
+    with pytest.raises(ContractError, match="row schema volume_top belongs to opt10030, not opt10023"):
+        c.encode_body(make_ranking(row_schema=c.RowSchemaName.volume_top))
+    short = dataclasses.replace(row, own={"prev_volume": 1})
+    with pytest.raises(ContractError, match=r"row 1 of kospi-surge has fields \('prev_volume',\); volume_surge rows"):
+        c.encode_body(make_ranking(rows=(short,)))
+    assert c.ALL_ROW_FIELDS[:8] == c.CORE_FIELD_NAMES and "trade_value" in c.ALL_ROW_FIELDS

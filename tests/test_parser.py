@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from publisher.parser import MalformedValue, parse_code, parse_int, parse_row, parse_rows, ranking_from_response
-from publisher.sources.opt10023 import OPT10023
+from publisher.sources.trs import OPT10023
 from publisher.tr import RawResponse
 
 
@@ -25,7 +25,8 @@ def test_example_row() -> None:
     row = parse_row(raw_row(), rank=1)
     assert (row.code, row.name, row.price, row.sign, row.change, row.change_rate) == (
         "005930", "삼성전자", 152000, 5, -100, -0.07)
-    assert (row.prev_volume, row.volume, row.surge_volume, row.surge_rate) == (22532511, 31103523, 8571012, 38.04)
+    assert row.volume == 31103523
+    assert row.own == {"prev_volume": 22532511, "surge_volume": 8571012, "surge_rate": 38.04}
 
 
 @pytest.mark.parametrize(
@@ -89,6 +90,7 @@ def test_ranking_from_response_maps_params_and_times() -> None:
                       inputs=(("시장구분", "001"), ("정렬구분", "1")), prev_next="0",
                       rows=(raw_row(),), requested_at_ms=10, received_at_ms=20)
     ranking = ranking_from_response(raw, source="sim", session="regular")
-    assert ranking.tr == OPT10023 and ranking.params == {"market": "001", "sort": "1"}
+    assert ranking.tr == OPT10023.code and ranking.row_schema == "volume_surge"
+    assert ranking.params == {"market": "001", "sort": "1"}
     assert (ranking.requested_at_ms, ranking.received_at_ms, ranking.session) == (10, 20, "regular")
     assert len(ranking.rows) == 1 and not ranking.dropped

@@ -68,7 +68,7 @@ def test_feeds_from_recording_scale_with_speed() -> None:
     _, responses = read_recording(SHIPPED)
     feeds = {f.feed: f for f in feeds_from_recording(responses, speed=5)}
     assert set(feeds) == {"kospi-surge", "kosdaq-surge"}
-    assert feeds["kosdaq-surge"].market == "101"
+    assert feeds["kosdaq-surge"].params["market"] == "101" and feeds["kosdaq-surge"].tr == "opt10023"
     assert feeds["kospi-surge"].interval_s == pytest.approx(1.0, rel=0.2)  # recorded every ~5 s
     with pytest.raises(ValueError, match="speed must be positive"):
         feeds_from_recording(responses, speed=0)

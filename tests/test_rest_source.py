@@ -21,10 +21,10 @@ from publisher.kiwoom_errors import (
 from publisher.limiter import RateLimiter, Window
 from publisher.parser import ranking_from_response
 from publisher.settings import FeedSettings
-from publisher.sources.opt10023 import OPT10023
 from publisher.sources.rest import RestSource
 from publisher.sources.rest_codes import CODES, CredentialsError, TokenInvalidError, rest_error
 from publisher.sources.rest_fake import FakeKiwoomRest
+from publisher.sources.trs import OPT10023
 from publisher.tr import RawResponse, TrRequest
 from tests.rest_fake_server import APPKEY, SECRETKEY, serve
 from tests.waiting import async_wait_until
@@ -58,7 +58,7 @@ class Client:
 async def last(client: Client, feed: FeedSettings = ALL) -> RawResponse | KiwoomCacheError:
     """Send one request for ``feed`` and wait for its answer or its failure."""
     answers, failures = len(client.answers), len(client.failures)
-    client.source.request(TrRequest(feed=feed.feed, trcode=OPT10023, inputs=feed.inputs()), client.limiter)
+    client.source.request(TrRequest(feed=feed.feed, trcode=feed.tr, inputs=feed.inputs()), client.limiter)
     await async_wait_until(lambda: len(client.answers) > answers or len(client.failures) > failures, 15, "an answer")
     return client.answers[-1] if len(client.answers) > answers else client.failures[-1]
 
@@ -79,7 +79,7 @@ async def test_documented_shapes_headers_and_merged_pages(fake) -> None:
     ranking = ranking_from_response(raw, source="rest")
     assert len(ranking.rows) > 20 and not ranking.dropped, "several pages of 10 merged into one ranking"
     assert [r.rank for r in ranking.rows] == list(range(1, len(ranking.rows) + 1))
-    assert ranking.params == ALL.params() and ranking.tr == OPT10023
+    assert ranking.params == ALL.params and ranking.tr == OPT10023.code
     token_call, *calls = server.seen
     assert token_call.path == "/oauth2/token" and token_call.headers["api-id"] == "au10001"
     assert token_call.body == {"grant_type": "client_credentials", "appkey": APPKEY, "secretkey": SECRETKEY}
@@ -178,7 +178,7 @@ async def test_malformed_rows_are_dropped_and_reported(fake) -> None:
     ranking = ranking_from_response(raw, source="rest")
     assert [r.rank for r in ranking.rows] == [2]
     assert [(d.rank, d.field, d.reason) for d in ranking.dropped] == [
-        (1, "현재가", "not a number"), (3, "전일대비기호", "missing"), (4, "종목명", "missing")]
+        (1, "현재가", "not a number"), (3, "종목코드", "missing"), (4, "종목명", "missing")]
     client.source.close()
 
 

@@ -21,7 +21,19 @@ def test_defaults_fit_kiwoom_limits() -> None:
 
 def test_example_config_loads_and_fits() -> None:
     s = load_settings(ROOT / "feeds.example.toml")
-    assert len(s.feeds) == 3 and s.demanded_rate() <= s.sustainable_rate()
+    assert len(s.feeds) == 6 and s.demanded_rate() <= s.sustainable_rate()
+    assert {f.tr for f in s.feeds} == {"opt10023", "opt10030", "opt10027", "opt10032"}
+
+
+def test_feed_without_tr_is_opt10023_with_defaults_filled_in(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[feeds]]\nfeed = "a"\nmarket = "101"\nminutes = 3\n'
+                   '[[feeds]]\nfeed = "b"\ntr = "OPT10032"\nparams = { market = "001" }\n', encoding="utf-8")
+    a, b = load_settings(cfg).feeds
+    assert a.tr == "opt10023" and a.params == {"market": "101", "sort": "1", "time_unit": "1", "min_volume": "5",
+                                                 "minutes": "3", "stock_filter": "0", "price_filter": "0"}
+    assert b.tr == "opt10032" and b.inputs() == (("시장구분", "001"), ("관리종목포함", "0"))
+    assert b.info().tr == "opt10032" and b.info().params == {"market": "001", "include_managed": "0"}
 
 
 def test_precedence_file_env_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,7 +53,18 @@ def test_password_masked_in_repr() -> None:
     ("over", "message"),
     [
         ({"feeds": [{"feed": "x", "market": "002"}]}, "market='002' is not one of 000"),
-        ({"feeds": [{"feed": "x", "minutes": "0"}]}, "minutes must be 1..390"),
+        ({"feeds": [{"feed": "x", "minutes": "0"}]}, "minutes='0' must be a whole number 1..390"),
+        ({"feeds": [{"feed": "x", "tr": "opt10030", "minutes": "5"}]},
+         "opt10030 has no input 'minutes'; its inputs are market, sort, stock_filter, credit, min_volume, "
+         "price_filter, min_value, trading_session"),
+        ({"feeds": [{"feed": "x", "tr": "opt10027", "params": {"sort": "9"}}]},
+         r"sort='9' is not one of 1 \(상승률\), 2 \(상승폭\), 3 \(하락률\), 4 \(하락폭\), 5 \(보합\)"),
+        ({"feeds": [{"feed": "x", "tr": "opt10032", "include_managed": "2"}]},
+         r"include_managed='2' is not one of 0 \(관리종목 미포함\), 1 \(관리종목 포함\)"),
+        ({"feeds": [{"feed": "x", "tr": "opt99999"}]}, "unknown TR 'opt99999'; this publisher polls opt10023, "
+                                                        "opt10030, opt10027, opt10032"),
+        ({"feeds": [{"feed": "x", "market": "001", "params": {"market": "101"}}]},
+         "market given both flat and under params"),
         ({"feeds": [{"feed": "x"}, {"feed": "x"}]}, "must be unique"),
         ({"feeds": []}, "at least one feed"),
         ({"heartbeat_s": 10.0, "status_ttl_s": 5.0}, "must exceed"),

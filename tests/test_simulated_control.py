@@ -9,9 +9,9 @@ import pytest
 from publisher.controls import ocx
 from publisher.controls.sim_market import limit_prices, tick_size
 from publisher.controls.simulated import SimulatedControl
-from publisher.sources.opt10023 import OPT10023_INPUTS
+from publisher.sources.trs import OPT10023
 
-INPUTS = dict(zip([k for k, _ in OPT10023_INPUTS], ["001", "1", "1", "5", "5", "0", "0"], strict=True))
+INPUTS = dict(zip([i.kiwoom for i in OPT10023.inputs], ["001", "1", "1", "5", "5", "0", "0"], strict=True))
 
 
 class Clock:

@@ -22,7 +22,7 @@ from publisher.loop import Signal
 from publisher.poller import Poller
 from publisher.settings import FeedSettings, PublisherSettings
 from publisher.sources import REGISTRY, create_source, spec_for
-from publisher.sources.opt10023 import OPT10023_INPUTS, OPT10023_OUTPUTS
+from publisher.sources.trs import OPT10023
 from publisher.tr import RawResponse, TrRequest
 
 ROW = {"종목코드": "005930", "종목명": "삼성전자", "현재가": "-152000", "전일대비기호": "5", "전일대비": "-100",
@@ -30,12 +30,13 @@ ROW = {"종목코드": "005930", "종목명": "삼성전자", "현재가": "-152
 
 
 def test_opt10023_names_are_kiwoom_spelling() -> None:
-    assert [k for k, _ in OPT10023_INPUTS] == [
+    assert [i.kiwoom for i in OPT10023.inputs] == [
         "시장구분", "정렬구분", "시간구분", "거래량구분", "시간", "종목조건", "가격구분"]
-    assert [k for k, _ in OPT10023_OUTPUTS] == [
+    assert [o.kiwoom for o in OPT10023.outputs] == [
         "종목코드", "종목명", "현재가", "전일대비기호", "전일대비", "등락률",
         "이전거래량", "현재거래량", "급증량", "급증률"]
-    assert {name for _, name in OPT10023_OUTPUTS} | {"rank"} == set(contract.ROW_FIELDS)
+    assert {o.field for o in OPT10023.outputs} | {"rank"} == set(
+        contract.ROW_SCHEMAS[contract.RowSchemaName.volume_surge].field_names)
 
 
 def test_one_list_of_source_names() -> None:

@@ -3,7 +3,7 @@
 // replica serves the stream and where it resumed from, so resume is visible rather than assumed.
 "use strict";
 
-const SPARK_POINTS = 60;        // surge-volume points kept per stock
+const SPARK_POINTS = 60;        // sparkline points kept per stock (the field comes from columns.js)
 const HISTORY_LIMIT = 60;       // rankings fetched once per feed switch to seed the sparklines
 const FEEDS_POLL_MS = 2000;     // publisher status / session refresh
 const MANUAL_RETRY_MS = 2000;   // only when EventSource gave up (a non-200 answer closes it for good)
@@ -24,7 +24,7 @@ const state = {
   publishedMs: null,
   gaps: 0,
   ranks: new Map(),      // code -> rank in the previous ranking
-  series: new Map(),     // code -> [{id, v}] surge volumes, oldest first
+  series: new Map(),     // code -> [{id, v}] sparkline values, oldest first
   seriesLastId: null,
 };
 
@@ -120,21 +120,24 @@ function notice(text) {
 
 // ---- sparklines -----------------------------------------------------------------------------------------
 
-/** Add one ranking's surge volumes to the per-stock series (ids only move forward). */
+/** Add one ranking's sparkline values (its TR's spark field, columns.js) to the per-stock series (ids only
+ * move forward). */
 function extendSeries(doc) {
   if (state.seriesLastId && compareIds(doc.id, state.seriesLastId) <= 0) return;
   state.seriesLastId = doc.id;
+  const spark = columnsFor(doc).spark;
+  if (!spark) return;
   for (const row of doc.rows) {
     let points = state.series.get(row.code);
     if (!points) state.series.set(row.code, (points = []));
-    points.push({ id: doc.id, v: row.surge_volume });
+    points.push({ id: doc.id, v: row[spark.field] });
     if (points.length > SPARK_POINTS) points.shift();
   }
 }
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
-function sparkline(points) {
+function sparkline(points, label) {
   const w = 120, h = 26, pad = 2;
   const svg = document.createElementNS(SVG_NS, "svg");
   svg.setAttribute("class", "spark");
@@ -159,7 +162,7 @@ function sparkline(points) {
   dot.setAttribute("r", "2");
   svg.append(dot);
   const title = document.createElementNS(SVG_NS, "title");
-  title.textContent = `급증량 ${values.length} points: ${fmtInt.format(lo)} … ${fmtInt.format(hi)}`;
+  title.textContent = `${label} ${values.length} points: ${fmtInt.format(lo)} … ${fmtInt.format(hi)}`;
   svg.append(title);
   return svg;
 }
@@ -175,7 +178,7 @@ function rankChange(row) {
   return { cls: "", text: "" };
 }
 
-function renderRow(row) {
+function renderRow(row, columns) {
   const tr = el("tr");
   tr.dataset.code = row.code;
   const change = rankChange(row);
@@ -190,24 +193,29 @@ function renderRow(row) {
   tr.append(el("td", "num " + tone, fmtInt.format(row.price)));
   tr.append(el("td", "num " + tone, (arrowFor(row.sign) + " " + fmtInt.format(Math.abs(row.change))).trim()));
   tr.append(el("td", "num " + tone, signed(row.change_rate, fmtRate) + "%"));
-  tr.append(el("td", "num", signed(row.surge_volume, fmtInt)));
-  tr.append(el("td", "num", signed(row.surge_rate, fmtRate) + "%"));
-  const spark = el("td", "spark-cell " + (row.surge_volume >= 0 ? "up" : "down"));
-  spark.append(sparkline(state.series.get(row.code)));
-  tr.append(spark);
+  for (const col of columns.own) tr.append(el("td", "num", col.text(row)));   // the TR's own fields
+  if (columns.spark) {
+    const spark = el("td", "spark-cell " + (row[columns.spark.field] >= 0 ? "up" : "down"));
+    spark.append(sparkline(state.series.get(row.code), columns.spark.label));
+    tr.append(spark);
+  }
   return tr;
 }
 
 function renderTable(doc) {
-  const body = document.createDocumentFragment();
-  for (const row of doc.rows) body.append(renderRow(row));
+  const columns = columnsFor(doc);
   const table = $("ranking");
+  renderHead(table, columns);
+  table.dataset.rowSchema = columns.name;
+  const body = document.createDocumentFragment();
+  for (const row of doc.rows) body.append(renderRow(row, columns));
   table.tBodies[0].replaceChildren(body);
   table.dataset.rankingId = doc.id;
   table.dataset.seq = String(doc.seq);
   state.ranks = new Map(doc.rows.map((r) => [r.code, r.rank]));
   $("rid").textContent = `${doc.id} · seq ${doc.seq}`;
-  $("caption").textContent = `${doc.feed} · ${doc.row_count} rows · published ${kst(doc.published_at_ms, true)}`
+  $("caption").textContent = `${doc.feed} · ${columns.title} · ${doc.row_count} rows · published `
+    + kst(doc.published_at_ms, true)
     + (doc.dropped && doc.dropped.length ? ` · ${doc.dropped.length} unparseable row(s) dropped` : "");
 }
 
@@ -316,11 +324,12 @@ function renderPublisher(pub) {
 
 function fillPicker(feeds) {
   const select = $("feed");
-  const known = [...select.options].map((o) => o.value).join();
-  if (known === feeds.map((f) => f.feed).join()) return;
+  const known = [...select.options].map((o) => `${o.value}:${o.dataset.tr}`).join();
+  if (known === feeds.map((f) => `${f.feed}:${f.tr}`).join()) return;
   select.replaceChildren(...feeds.map((f) => {
-    const option = el("option", "", `${f.title} (${f.feed})`);
+    const option = el("option", "", `${f.title} (${f.feed} · ${f.tr})`);
     option.value = f.feed;
+    option.dataset.tr = f.tr;
     return option;
   }));
   if (state.feed) select.value = state.feed;

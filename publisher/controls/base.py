@@ -16,7 +16,7 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from publisher.controls import ocx
 from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRUCT_FAIL, OP_ERR_SOCKET_CLOSED
-from publisher.sources.opt10023 import OPT10023_RECORD
+from publisher.sources.trs import TRS
 
 
 class OcxControl(QObject):
@@ -109,11 +109,13 @@ class OcxControl(QObject):
         return self.request(rqname, trcode, prev_next, screen, inputs)
 
     def _rows_for(self, trcode: str, name: str) -> Sequence[dict[str, str]] | None:
-        # pykiwoom-style callers pass the rqname as the record name; KOA passes 거래량급증. Accept both.
+        # pykiwoom-style callers pass the rqname as the record name; KOA passes the TR's record (거래량급증).
         if self._current is None:
             return None
         rqname, current_tr, rows = self._current
-        return rows if trcode.lower() == current_tr.lower() and name in (rqname, OPT10023_RECORD) else None
+        spec = TRS.get(current_tr.lower())
+        record = spec.record if spec is not None else None
+        return rows if trcode.lower() == current_tr.lower() and name in (rqname, record) else None
 
     def _repeat_cnt(self, trcode: str, name: str) -> int:
         rows = self._rows_for(trcode, name)

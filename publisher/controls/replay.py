@@ -20,7 +20,7 @@ from PyQt5.QtCore import QObject, pyqtSignal
 from publisher.controls.base import OcxControl
 from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL
 from publisher.settings import FeedSettings
-from publisher.sources.opt10023 import OPT10023_INPUTS
+from publisher.sources.trs import tr_spec
 from publisher.tr import RawResponse
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]
@@ -70,8 +70,6 @@ class ReplayControl(OcxControl):
         return OP_ERR_NONE
 
 
-_PARAMS = dict(OPT10023_INPUTS)
-
 
 def feeds_from_recording(responses: Sequence[RawResponse], speed: float = 1.0) -> list[FeedSettings]:
     """One feed per recorded feed, with its recorded inputs and its median recorded period ÷ ``speed``."""
@@ -84,6 +82,8 @@ def feeds_from_recording(responses: Sequence[RawResponse], speed: float = 1.0) -
     for feed, items in by_feed.items():
         gaps = [(b.requested_at_ms - a.requested_at_ms) / 1000 for a, b in itertools.pairwise(items)]
         period = statistics.median(gaps) if gaps else 10.0
-        params = {_PARAMS[k]: v for k, v in items[0].inputs if k in _PARAMS}
-        feeds.append(FeedSettings(feed=feed, interval_s=max(0.1, period / speed), **params))
+        spec = tr_spec(items[0].trcode)
+        names = {i.kiwoom: i.param for i in spec.inputs}
+        params = {names[k]: v for k, v in items[0].inputs if k in names}
+        feeds.append(FeedSettings(feed=feed, tr=spec.code, params=params, interval_s=max(0.1, period / speed)))
     return feeds

@@ -129,6 +129,9 @@ class Quote:
     prev_close: int
     prev_volume: int
     volume: int
+    #: The previous day's total volume and the listed shares (for the other rankings' numbers).
+    prev_day_volume: int = 0
+    listed_shares: int = 1
 
     @property
     def change(self) -> int:
@@ -229,5 +232,7 @@ class SimMarket:
             else:
                 back = min(max(1, minutes), len(s.volumes) - 1)
                 prev = s.volumes[-1 - back]
-            out.append(Quote(s.code, s.name, s.price, s.prev_close, prev, s.volumes[-1]))
+            # Listed shares: a stock trades about 0.5% of them on an ordinary day (a plausible turnover).
+            out.append(Quote(s.code, s.name, s.price, s.prev_close, prev, s.volumes[-1], s.prev_day_volume,
+                             max(1, s.base_rate * 390 * 200)))
         return out

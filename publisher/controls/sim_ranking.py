@@ -1,18 +1,32 @@
-"""The volume-surge ranking of the simulated market, shared by the simulated OCX control and the fake REST
-server: which stocks an opt10023/ka10023 query returns, in which order, and Kiwoom's direction marks."""
+"""The rankings of the simulated market, shared by the simulated OCX control and the fake REST server: which
+stocks each ranking TR returns for a query, in which order, and the raw strings Kiwoom would send for them.
+
+Raw values are keyed by row field (``price``, ``surge_rate``, ...) and unpadded; the control pads them to the
+OCX's fixed width and names them with the OCX items, the fake REST server names them with ka100xx keys.
+The simulated market has no administrative-issue, credit or after-hours classes, so those filters keep every
+stock. Simulated data, never real market data.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from publisher.controls.sim_market import Quote, SimMarket, limit_prices
+from publisher.controls.sim_market import Quote, SimMarket, limit_prices, tick_size
 
-#: 가격구분 -> minimum price in KRW.
+#: opt10023 가격구분 -> minimum price in KRW.
 _PRICE_FLOORS = {"0": 0, "2": 50000, "5": 10000, "6": 5000, "8": 1000, "9": 100000}
+_INF = float("inf")
+#: opt10030 가격구분 -> [low, high) in KRW.
+_PRICE_BANDS_10030 = {"0": (0, _INF), "1": (0, 1000), "2": (1000, _INF), "3": (1000, 2000), "4": (2000, 5000),
+                      "5": (5000, _INF), "6": (5000, 10000), "10": (0, 10000), "7": (10000, _INF),
+                      "8": (50000, _INF), "9": (100000, _INF)}
+#: opt10027 가격조건 -> [low, high) in KRW.
+_PRICE_BANDS_10027 = {"0": (0, _INF), "1": (0, 1000), "2": (1000, 2000), "3": (2000, 5000), "4": (5000, 10000),
+                      "5": (10000, _INF), "8": (1000, _INF), "10": (0, 10000)}
 
 
 def rank(market: SimMarket, params: Mapping[str, str]) -> list[Quote]:
-    """Quotes matching the query (English parameter names, Kiwoom's codes), surge first."""
+    """opt10023: quotes matching the query (English parameter names, Kiwoom's codes), surge first."""
     quotes = market.quotes(params["market"], int(params["minutes"]), versus_previous_day=params["time_unit"] == "2")
     floor = int(params["min_volume"]) * 1000
     price_floor = _PRICE_FLOORS[params["price_filter"]]
@@ -22,6 +36,55 @@ def rank(market: SimMarket, params: Mapping[str, str]) -> list[Quote]:
     return picked
 
 
+def value(q: Quote) -> int:
+    """Traded value in KRW (volume at the current price: the model keeps no intraday VWAP)."""
+    return q.volume * q.price
+
+
+def _rate(q: Quote) -> float:
+    return q.change / q.prev_close * 100
+
+
+def _value_floor(code: str) -> int:
+    # 거래대금 codes count ten-millions of KRW (10 = 1억), except ka10030's 4 = 5천만원.
+    return 50_000_000 if code == "4" else int(code) * 10_000_000
+
+
+def _rank_10030(market: SimMarket, p: Mapping[str, str]) -> list[Quote]:
+    low, high = _PRICE_BANDS_10030[p["price_filter"]]
+    picked = [q for q in market.quotes(p["market"], 1, versus_previous_day=True)
+              if q.volume >= int(p["min_volume"]) * 1000 and low <= q.price < high
+              and value(q) >= _value_floor(p["min_value"])]
+    keys: dict[str, Callable[[Quote], float]] = {
+        "1": lambda q: q.volume, "2": lambda q: q.volume / q.listed_shares, "3": value}
+    return sorted(picked, key=keys[p["sort"]], reverse=True)
+
+
+def _rank_10027(market: SimMarket, p: Mapping[str, str]) -> list[Quote]:
+    low, high = _PRICE_BANDS_10027[p["price_filter"]]
+    picked = [q for q in market.quotes(p["market"], 1, versus_previous_day=True)
+              if q.volume >= int(p["min_volume"]) * 1000 and low <= q.price < high
+              and value(q) >= _value_floor(p["min_value"])
+              and (p["include_limits"] == "1" or direction(q)[0] not in ("1", "4"))]
+    sort = p["sort"]
+    if sort == "5":
+        return [q for q in picked if q.change == 0]
+    rising = sort in ("1", "2")
+    picked = [q for q in picked if (q.change > 0 if rising else q.change < 0)]
+    key: Callable[[Quote], float] = _rate if sort in ("1", "3") else (lambda q: q.change)
+    return sorted(picked, key=key, reverse=rising)
+
+
+def _rank_10032(market: SimMarket, p: Mapping[str, str]) -> list[Quote]:
+    return sorted(market.quotes(p["market"], 1, versus_previous_day=True), key=value, reverse=True)
+
+
+def ranked(tr: str, market: SimMarket, params: Mapping[str, str]) -> list[Quote]:
+    """The quotes TR ``tr`` answers for ``params`` (validated English parameter names), in Kiwoom's order."""
+    return {"opt10023": rank, "opt10030": _rank_10030, "opt10027": _rank_10027, "opt10032": _rank_10032}[tr](
+        market, params)
+
+
 def direction(q: Quote) -> tuple[str, str]:
     """(전일대비기호 1..5, ``+``/``-``/empty mark) of a quote versus the previous close."""
     change = q.change
@@ -29,3 +92,42 @@ def direction(q: Quote) -> tuple[str, str]:
     sign = "1" if q.price >= limit_up else "4" if q.price <= limit_down else (
         "2" if change > 0 else "5" if change < 0 else "3")
     return sign, "+" if change > 0 else "-" if change < 0 else ""
+
+
+def _marked(price: int, prev_close: int) -> str:
+    """A price as Kiwoom writes it: ``+``/``-`` for above/below the previous close."""
+    return f"{'+' if price > prev_close else '-' if price < prev_close else ''}{price}"
+
+
+def raw_fields(tr: str, q: Quote, index: int, prev_ranks: Mapping[str, int]) -> dict[str, str]:
+    """Kiwoom's raw strings for one row of ``tr`` (unpadded), keyed by row field. ``index`` is the row's position
+    (0-based) and ``prev_ranks`` the previous day's trade-value ranks (opt10032)."""
+    sign, mark = direction(q)
+    rate = _rate(q)
+    out = {"code": q.code, "name": q.name, "price": f"{mark}{q.price}", "sign": sign,
+           "change": f"{mark}{abs(q.change)}", "change_rate": f"{mark}{abs(rate):.2f}", "volume": str(q.volume)}
+    if tr == "opt10023":
+        out.update(prev_volume=str(q.prev_volume), surge_volume=f"+{q.surge}", surge_rate=f"+{q.surge_rate:.2f}")
+    elif tr == "opt10030":
+        ratio = q.volume / q.prev_day_volume * 100 if q.prev_day_volume else 0.0
+        out.update(volume_ratio=f"{ratio:.2f}", turnover_rate=f"{q.volume / q.listed_shares * 100:.2f}",
+                   trade_value=str(value(q) // 1_000_000))
+    elif tr == "opt10027":
+        # Order-book depth and execution strength follow the move: buyers pile up behind a rising stock.
+        depth = max(100, q.volume // 40)
+        tilt = max(-0.8, min(0.8, rate / 20))
+        strength = max(10.0, min(500.0, 100.0 + rate * 8))
+        out.update(stock_class="", ask_volume=str(int(depth * (1 - tilt))), bid_volume=str(int(depth * (1 + tilt))),
+                   strength=f"{strength:.2f}", count=str(1 + int(abs(rate)) // 3))
+    elif tr == "opt10032":
+        tick = tick_size(q.price)
+        out.update(now_rank=str(index + 1), prev_rank=str(prev_ranks.get(q.code, 0)),
+                   ask=_marked(q.price + tick, q.prev_close), bid=_marked(q.price, q.prev_close),
+                   prev_volume=str(q.prev_day_volume), trade_value=str(value(q) // 1_000_000))
+    return out
+
+
+def prev_value_ranks(market: SimMarket) -> dict[str, int]:
+    """Each stock's rank by the previous day's traded value (전일순위 of opt10032)."""
+    stocks = sorted(market.stocks, key=lambda s: s.prev_day_volume * s.prev_close, reverse=True)
+    return {s.code: i + 1 for i, s in enumerate(stocks)}

@@ -20,28 +20,21 @@ from PyQt5.QtCore import QObject
 
 from publisher.controls import ocx
 from publisher.controls.base import OcxControl
-from publisher.controls.sim_market import Quote, SimMarket
-from publisher.controls.sim_ranking import direction, rank
+from publisher.controls.sim_market import SimMarket
+from publisher.controls.sim_ranking import prev_value_ranks, ranked, raw_fields
 from publisher.kiwoom_errors import (
     OP_ERR_NONE,
     OP_ERR_RQ_STRING_FAIL,
     OP_ERR_RQ_STRUCT_FAIL,
     OP_ERR_SISE_OVERFLOW,
 )
-from publisher.sources.opt10023 import (
-    OPT10023,
-    OPT10023_CHOICES,
-    OPT10023_INPUTS,
-    OPT10023_OUTPUTS,
-    OPT10023_PAGE_ROWS,
-)
+from publisher.sources.trs import PAGE_ROWS, TRS, TrSpec
 
 log = logging.getLogger(__name__)
 
 #: What the simulated server enforces by default: Kiwoom's published 5 TR/s and its ~1,000 TR/h throttle
 #: (PublisherSettings.sim_limits carries the same default for the CLI).
 SIM_LIMITS: tuple[tuple[int, float], ...] = ((5, 1.0), (1000, 3600.0))
-_INPUT_NAMES = dict(OPT10023_INPUTS)
 _WIDTH = 20
 
 
@@ -114,7 +107,8 @@ class SimulatedControl(OcxControl):
         if self.faults.refuse_codes:
             self.refused += 1
             return self.faults.refuse_codes.popleft()
-        if trcode.lower() != OPT10023:
+        spec = TRS.get(trcode.lower())
+        if spec is None:
             return OP_ERR_RQ_STRUCT_FAIL
         if now < self._penalty_until or self._over_limit(now):
             # Kiwoom answers a burst with 조회과다 and keeps refusing for a while.
@@ -123,13 +117,13 @@ class SimulatedControl(OcxControl):
             return OP_ERR_SISE_OVERFLOW
         self._count(now)
         self.screens_seen.add(screen)
-        error = self._check_inputs(inputs)
+        error = self._check_inputs(spec, inputs)
         if error:
             self.OnReceiveMsg.emit(screen, rqname, trcode, f"[505217] 입력값 오류입니다. ({error})")
             return OP_ERR_RQ_STRING_FAIL
         self._advance(now)
-        # One page per request, like opt10023's up-to-200-row answers (the universe is smaller than a page).
-        rows = self._rank(inputs)[:OPT10023_PAGE_ROWS]
+        # One page per request, like the rankings' up-to-200-row answers (the universe is smaller than a page).
+        rows = self._rank(spec, inputs)[:PAGE_ROWS]
         if self.faults.swallow > 0:
             self.faults.swallow -= 1
             return OP_ERR_NONE
@@ -164,51 +158,35 @@ class SimulatedControl(OcxControl):
             self._last_step_at += steps * self._step_s
 
     @staticmethod
-    def _check_inputs(inputs: dict[str, str]) -> str | None:
-        for kiwoom, name in OPT10023_INPUTS:
-            value = inputs.get(kiwoom)
+    def _check_inputs(spec: TrSpec, inputs: dict[str, str]) -> str | None:
+        for item in spec.inputs:
+            value = inputs.get(item.kiwoom)
             if value is None:
-                return f"{kiwoom} 누락"
-            choices = OPT10023_CHOICES.get(name)
-            if choices is not None and value not in choices:
-                return f"{kiwoom}={value}"
-            if choices is None and not value.isdigit():
-                return f"{kiwoom}={value}"
+                return f"{item.kiwoom} 누락"
+            if item.check(value) is not None:
+                return f"{item.kiwoom}={value}"
         return None
 
-    def _rank(self, inputs: dict[str, str]) -> list[dict[str, str]]:
-        return [self._format(q) for q in rank(self.market, {name: inputs[kiwoom] for kiwoom, name in OPT10023_INPUTS})]
+    def _rank(self, spec: TrSpec, inputs: dict[str, str]) -> list[dict[str, str]]:
+        params = {item.param: inputs[item.kiwoom] for item in spec.inputs}
+        prev_ranks = prev_value_ranks(self.market) if spec.code == "opt10032" else {}
+        return [self._format(spec, raw_fields(spec.code, q, i, prev_ranks))
+                for i, q in enumerate(ranked(spec.code, self.market, params))]
 
-    def _format(self, q: Quote) -> dict[str, str]:
-        """Kiwoom's raw strings: right-aligned in 20 columns, sign = direction vs. the previous close."""
+    def _format(self, spec: TrSpec, values: dict[str, str]) -> dict[str, str]:
+        """Kiwoom's raw strings: right-aligned in 20 columns (codes and names left-aligned), with its quirks."""
         rng = self._rng
-        change = q.change
-        sign, mark = direction(q)
-        rate = change / q.prev_close * 100
-        price = f"{mark}{q.price}"
-        prev_volume, volume = str(q.prev_volume), str(q.volume)
-        code = q.code
         if rng.random() < self.faults.quirk_rate:
             quirk = rng.randrange(3)
-            if quirk == 0 and mark:
-                price = mark + price  # '--4500': HTS colour sign, then direction
+            if quirk == 0 and values["price"][:1] in "+-" and values["price"]:
+                values["price"] = values["price"][0] + values["price"]  # '--4500': HTS colour sign, then direction
             elif quirk == 1:
-                volume = volume.rjust(12, "0")
+                values["volume"] = values["volume"].rjust(12, "0")
             else:
-                code = "A" + code
-        row = {
-            "종목코드": code.ljust(_WIDTH),
-            "종목명": q.name.ljust(_WIDTH),
-            "현재가": price.rjust(_WIDTH),
-            "전일대비기호": sign.rjust(_WIDTH),
-            "전일대비": f"{mark}{abs(change)}".rjust(_WIDTH),
-            "등락률": f"{mark}{abs(rate):.2f}".rjust(_WIDTH),
-            "이전거래량": prev_volume.rjust(_WIDTH),
-            "현재거래량": volume.rjust(_WIDTH),
-            "급증량": f"+{q.surge}".rjust(_WIDTH),
-            "급증률": f"+{q.surge_rate:.2f}".rjust(_WIDTH),
-        }
+                values["code"] = "A" + values["code"]
+        row = {o.kiwoom: values[o.field].ljust(_WIDTH) if o.field in ("code", "name", "stock_class")
+               else values[o.field].rjust(_WIDTH) for o in spec.outputs}
         if self.faults.malformed_rate and rng.random() < self.faults.malformed_rate:
-            item = rng.choice([k for k, _ in OPT10023_OUTPUTS])
+            item = rng.choice([o.kiwoom for o in spec.outputs if o.field != "stock_class"])
             row[item] = rng.choice(["", "  ", "12a4", "+-", "1.2.3"]).rjust(_WIDTH)
         return row

@@ -21,12 +21,10 @@ from publisher.limiter import RateLimiter
 from publisher.loop import Signal
 from publisher.screens import ScreenPool
 from publisher.sources.base import SourceContext
-from publisher.sources.opt10023 import OPT10023_OUTPUTS, OPT10023_PAGE_ROWS, OPT10023_RQNAME
+from publisher.sources.trs import PAGE_ROWS, spec_by_rqname, tr_spec
 from publisher.tr import RawResponse, TrRequest
 
 log = logging.getLogger(__name__)
-
-_ITEMS = tuple(kiwoom for kiwoom, _ in OPT10023_OUTPUTS)
 
 
 class OcxSource:
@@ -109,13 +107,13 @@ class OcxSource:
             return
         req, requested_at = pending
         received_at = now_ms()
-        rows = self._read_rows(trcode, rqname)
-        # opt10023 may register real-time data on its screen; release it so registrations never pile up.
+        rows = self._read_rows(req.trcode, rqname)
+        # A ranking TR may register real-time data on its screen; release it so registrations never pile up.
         self.control.dynamicCall(ocx.DISCONNECT_REAL_DATA, screen)
         if prev_next.strip() == ocx.MORE_PAGES and not self._warned_pages:
             self._warned_pages = True
             log.warning("%s %s has more than one page; publishing the first (up to %d rows per request)",
-                        trcode, req.feed, OPT10023_PAGE_ROWS)
+                        trcode, req.feed, PAGE_ROWS)
         self.responseReceived.emit(RawResponse(
             feed=req.feed, trcode=req.trcode, screen=screen, inputs=req.inputs, prev_next=prev_next.strip(),
             rows=rows, requested_at_ms=requested_at, received_at_ms=received_at,
@@ -125,8 +123,9 @@ class OcxSource:
         # Only valid inside OnReceiveTrData: the control frees the buffer when the slot returns.
         call = self.control.dynamicCall
         count = int(call(ocx.GET_REPEAT_CNT, trcode, rqname) or 0)
+        items = tuple(output.kiwoom for output in tr_spec(trcode).outputs)
         return tuple(
-            {item: str(call(ocx.GET_COMM_DATA, trcode, rqname, i, item)) for item in _ITEMS} for i in range(count)
+            {item: str(call(ocx.GET_COMM_DATA, trcode, rqname, i, item)) for item in items} for i in range(count)
         )
 
     def _on_receive_msg(self, screen: str, rqname: str, trcode: str, msg: str) -> None:
@@ -139,7 +138,7 @@ class OcxSource:
 def feed_of(rqname: str) -> str | None:
     """The feed a sRQName we sent belongs to (see TrRequest.rqname), else None."""
     head, sep, feed = rqname.partition(":")
-    return feed if sep and head == OPT10023_RQNAME and feed else None
+    return feed if sep and spec_by_rqname(head) is not None and feed else None
 
 
 # --- factories (see publisher.sources.REGISTRY) ----------------------------------------------------

@@ -1,18 +1,20 @@
-"""Kiwoom's REST API as a ranking source: ka10023 (거래량급증요청, opt10023's twin) over HTTPS, no Qt.
+"""Kiwoom's REST API as a ranking source: each ranking TR's ka100xx twin (ka10023 for opt10023, ...) over
+HTTPS, no Qt.
 
 * Login is an OAuth client-credentials token (``au10001``, ``POST /oauth2/token``) from the app key and
   secret key in the environment only (:data:`APPKEY_ENV`, :data:`SECRETKEY_ENV`): they never enter the
   settings, a log line or the status key. The token is issued again shortly before its ``expires_dt``,
   and once more when Kiwoom calls it invalid (token codes, HTTP 401) before the request is given up.
-* A request is ``POST /api/dostk/rkinfo`` with ``api-id: ka10023``; continuation pages follow the
+* A request is ``POST /api/dostk/rkinfo`` with ``api-id`` the TR's REST id; continuation pages follow the
   ``cont-yn``/``next-key`` headers and are merged into one answer, each page taking a slot from the shared
   limiter first. Timeouts, connection errors and 5xx answers are retried with exponential backoff.
-* Answers become the same :class:`RawResponse` as the OCX's: ka10023's keys are renamed to opt10023's
-  item names once (:data:`REST_OUTPUTS`) and the one parser does the rest. ``return_code`` values become
-  the typed families of :mod:`publisher.sources.rest_codes` (1700 is a :class:`RateLimitError`).
+* Answers become the same :class:`RawResponse` as the OCX's: the answer keys are renamed to the OCX's
+  item names once (each :class:`~publisher.sources.trs.TrOutput` knows both) and the one parser does the
+  rest. ``return_code`` values become the typed families of :mod:`publisher.sources.rest_codes` (1700 is a
+  :class:`RateLimitError`).
 
 Runs on the asyncio loop (:mod:`publisher.aio_loop`) with ``httpx.AsyncClient``: nothing here blocks.
-The facts it relies on are in docs/kiwoom-rest.md.
+The facts it relies on are in docs/kiwoom-rest.md and docs/kiwoom-rankings.md.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from publisher.limiter import RateLimiter
 from publisher.loop import Signal
 from publisher.settings import RestMode
 from publisher.sources.base import SourceContext
-from publisher.sources.opt10023 import OPT10023_OUTPUTS
 from publisher.sources.rest_codes import OK, RENEW_TOKEN_CODES, CredentialsError, TokenInvalidError, rest_error
+from publisher.sources.trs import TrSpec, tr_spec
 from publisher.tr import RawResponse, TrRequest
 
 log = logging.getLogger(__name__)
@@ -50,29 +52,14 @@ DOMAINS: Final[Mapping[RestMode, str]] = {
 TOKEN_PATH: Final = "/oauth2/token"
 TOKEN_API_ID: Final = "au10001"
 RANKING_PATH: Final = "/api/dostk/rkinfo"
-RANKING_API_ID: Final = "ka10023"
-#: ka10023's answer list.
-ROWS_KEY: Final = "trde_qty_sdnin"
-#: opt10023 input name -> ka10023 body key.
-REST_INPUTS: Final[Mapping[str, str]] = {
-    "시장구분": "mrkt_tp", "정렬구분": "sort_tp", "시간구분": "tm_tp", "거래량구분": "trde_qty_tp", "시간": "tm",
-    "종목조건": "stk_cnd", "가격구분": "pric_tp",
-}
-#: ka10023's extra input: 거래소구분 1 = KRX (2 NXT, 3 통합 append a venue suffix to codes).
+#: ka100xx's extra input: 거래소구분 1 = KRX (2 NXT, 3 통합 append a venue suffix to codes).
 EXCHANGE_KEY: Final = "stex_tp"
-#: opt10023 output item -> ka10023 answer key: the REST source's one field mapping.
-REST_OUTPUTS: Final[Mapping[str, str]] = {
-    "종목코드": "stk_cd", "종목명": "stk_nm", "현재가": "cur_prc", "전일대비기호": "pred_pre_sig",
-    "전일대비": "pred_pre", "등락률": "flu_rt", "이전거래량": "prev_trde_qty", "현재거래량": "now_trde_qty",
-    "급증량": "sdnin_qty", "급증률": "sdnin_rt",
-}
-assert set(REST_OUTPUTS) == {item for item, _ in OPT10023_OUTPUTS}, "every opt10023 field has its ka10023 key"
 _JSON: Final = "application/json;charset=UTF-8"
 _HTTP_401: Final = ErrorInfo(401, "HTTP_UNAUTHORIZED", "인증 실패", "HTTP 401 Unauthorized")
 
 
 class RestSource:
-    """ka10023 over httpx on the running asyncio loop."""
+    """The ranking TRs' REST twins over httpx on the running asyncio loop."""
 
     def __init__(self, aio: asyncio.AbstractEventLoop, *, base_url: str, appkey: str, secretkey: str,
                  account_mode: str, exchange: str = "1", max_pages: int = 5, http_timeout_s: float = 5.0,
@@ -189,8 +176,10 @@ class RestSource:
 
     async def _fetch(self, req: TrRequest, limiter: RateLimiter) -> None:
         requested_at = now_ms()
-        context = f"{RANKING_API_ID} {req.feed}"
-        body = {REST_INPUTS[name]: value for name, value in req.inputs}
+        spec = tr_spec(req.trcode)
+        context = f"{spec.rest_api_id} {req.feed}"
+        keys = {i.kiwoom: i.rest for i in spec.inputs}
+        body = {keys[name]: value for name, value in req.inputs}
         body[EXCHANGE_KEY] = self._exchange
         rows: list[dict[str, str]] = []
         next_key: str | None = None
@@ -199,11 +188,11 @@ class RestSource:
             for page in range(self._max_pages):
                 if page:
                     await _pace(limiter)
-                data, more, next_key = await self._call(body, next_key, limiter, context)
-                items = data.get(ROWS_KEY)
+                data, more, next_key = await self._call(spec.rest_api_id, body, next_key, limiter, context)
+                items = data.get(spec.rest_rows_key)
                 if not isinstance(items, list):
-                    raise SourceUnavailableError(f"{context}: malformed answer: no '{ROWS_KEY}' list")
-                rows.extend(_opt10023_row(item) for item in items)
+                    raise SourceUnavailableError(f"{context}: malformed answer: no '{spec.rest_rows_key}' list")
+                rows.extend(ocx_row(spec, item) for item in items)
                 message = data.get("return_msg")
                 if page == 0 and isinstance(message, str) and message:
                     self.messageReceived.emit(req.feed, message)
@@ -221,14 +210,14 @@ class RestSource:
             rows=tuple(rows), requested_at_ms=requested_at, received_at_ms=now_ms(),
         ))
 
-    async def _call(self, body: dict[str, str], next_key: str | None, limiter: RateLimiter,
+    async def _call(self, api_id: str, body: dict[str, str], next_key: str | None, limiter: RateLimiter,
                     context: str) -> tuple[dict[str, Any], bool, str | None]:
         """One page: (answer, more pages?, next-key). Renews the token once; retries transport trouble."""
         renewed = False
         attempt = 0
         while True:
             token = await self._valid_token()
-            headers = {"api-id": RANKING_API_ID, "authorization": f"Bearer {token}", "Content-Type": _JSON}
+            headers = {"api-id": api_id, "authorization": f"Bearer {token}", "Content-Type": _JSON}
             if next_key is not None:
                 headers.update({"cont-yn": "Y", "next-key": next_key})
             failure: str
@@ -287,18 +276,18 @@ def _int_code(value: object, context: str) -> int:
     return int(value)
 
 
-def _opt10023_row(item: object) -> dict[str, str]:
-    """ka10023 keys renamed to opt10023 items; values untouched (numbers as Kiwoom's strings). A missing or
-    non-scalar value is left out, so the parser reports the row as dropped instead of guessing."""
+def ocx_row(spec: TrSpec, item: object) -> dict[str, str]:
+    """REST answer keys renamed to the TR's OCX items; values untouched (numbers as Kiwoom's strings). A missing
+    or non-scalar value is left out, so the parser reports the row as dropped instead of guessing."""
     if not isinstance(item, dict):
         return {}
     row: dict[str, str] = {}
-    for kiwoom, key in REST_OUTPUTS.items():
-        value = item.get(key)
+    for output in spec.outputs:
+        value = item.get(output.rest)
         if isinstance(value, str):
-            row[kiwoom] = value
+            row[output.kiwoom] = value
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            row[kiwoom] = str(value)
+            row[output.kiwoom] = str(value)
     return row
 
 

@@ -1,7 +1,8 @@
 """A fake Kiwoom REST server for tests and the demo: simulated data, never real market data.
 
-A small ASGI app (no framework) answering the two calls the REST source makes, in the documented shapes
-(docs/kiwoom-rest.md): ``POST /oauth2/token`` (``au10001``) and ``POST /api/dostk/rkinfo`` (``ka10023``),
+A small ASGI app (no framework) answering the calls the REST source makes, in the documented shapes
+(docs/kiwoom-rest.md, docs/kiwoom-rankings.md): ``POST /oauth2/token`` (``au10001``) and
+``POST /api/dostk/rkinfo`` for every ranking TR's REST twin (``ka10023``, ``ka10030``, ``ka10027``, ``ka10032``),
 with the ``api-id``/``authorization``/``Content-Type`` request headers, ``cont-yn``/``next-key``
 continuation, tokens that expire at ``expires_dt``, ``return_code`` 1700 when more than ``limits`` requests
 arrive, and faults on demand (:class:`RestFaults`: refusals, malformed bodies, 5xx, 401, slow answers).
@@ -29,18 +30,9 @@ from typing import Any, Final
 
 from kiwoom_cache.clock import KST
 from publisher.controls.sim_market import Quote, SimMarket
-from publisher.controls.sim_ranking import direction, rank
-from publisher.sources.opt10023 import OPT10023_CHOICES, OPT10023_INPUTS
-from publisher.sources.rest import (
-    APPKEY_ENV,
-    RANKING_API_ID,
-    RANKING_PATH,
-    REST_INPUTS,
-    ROWS_KEY,
-    SECRETKEY_ENV,
-    TOKEN_API_ID,
-    TOKEN_PATH,
-)
+from publisher.controls.sim_ranking import prev_value_ranks, ranked, raw_fields
+from publisher.sources.rest import APPKEY_ENV, RANKING_PATH, SECRETKEY_ENV, TOKEN_API_ID, TOKEN_PATH
+from publisher.sources.trs import TRS, TrSpec, spec_by_api_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,13 +41,11 @@ Send = Callable[[Message], Awaitable[None]]
 
 NOTE: Final = "simulated data from kiwoom-cache's fake Kiwoom REST server, not real market data"
 OK_MSG: Final = "정상적으로 처리되었습니다"
-#: ka10023 body key -> parameter name in our documents.
-_PARAMS: Final = {REST_INPUTS[kiwoom]: name for kiwoom, name in OPT10023_INPUTS}
 
 
 @dataclass(slots=True)
 class RestFaults:
-    """Knobs a test turns; counters decrement as the faults fire (ka10023 calls only)."""
+    """Knobs a test turns; counters decrement as the faults fire (ranking calls only)."""
 
     #: Answer this many requests with return_code 1700.
     refuse: int = 0
@@ -90,7 +80,7 @@ class FakeKiwoomRest:
         self.limits = limits
         self._step_s = step_s
         self._last_step = time.monotonic()
-        #: Replaces the market model: quotes for a query (tests feeding exact numbers).
+        #: Replaces the market model: quotes for a query (tests feeding exact numbers), any TR.
         self._quotes = quotes
         self._tokens: dict[str, float] = {}
         self._pages: dict[str, list[dict[str, str]]] = {}
@@ -174,8 +164,10 @@ class FakeKiwoomRest:
                      "token_type": "bearer", "token": token, "return_code": 0, "return_msg": OK_MSG}, []
 
     def _ranking(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> tuple[int, Any, list[Any]]:
-        if headers.get("api-id") != RANKING_API_ID:
-            return 200, _error(1504, f"[fake] api-id must be {RANKING_API_ID} for {RANKING_PATH}"), []
+        spec = spec_by_api_id(headers.get("api-id", ""))
+        if spec is None:
+            ids = ", ".join(s.rest_api_id for s in TRS.values())
+            return 200, _error(1504, f"[fake] api-id must be one of {ids} for {RANKING_PATH}"), []
         faults = self.faults
         if faults.unauthorized:
             faults.unauthorized -= 1
@@ -199,74 +191,66 @@ class FakeKiwoomRest:
         while self._stamps and self._stamps[0] <= now - max(s for _, s in self.limits):
             self._stamps.popleft()
         if faults.malformed:
-            return self._malformed(faults.malformed.popleft())
+            return self._malformed(spec, faults.malformed.popleft())
         if headers.get("cont-yn") == "Y":
             rows = self._pages.pop(headers.get("next-key", ""), None)
             if rows is None:
                 return 200, _error(1501, "[fake] unknown next-key"), []
         else:
             params = {}
-            for key, name in _PARAMS.items():
-                value = body.get(key)
-                choices = OPT10023_CHOICES.get(name)
-                if not isinstance(value, str) or (choices is not None and value not in choices) or (
-                        choices is None and not value.isdigit()):
-                    return 200, _error(1501, f"[fake] 입력값 오류: {key}={value!r}"), []
-                params[name] = value
-            rows = [rest_row(q) for q in self._ranked(params)]
+            for item in spec.inputs:
+                value = body.get(item.rest)
+                if not isinstance(value, str) or item.check(value) is not None:
+                    return 200, _error(1501, f"[fake] 입력값 오류: {item.rest}={value!r}"), []
+                params[item.param] = value
+            prev_ranks = prev_value_ranks(self.market) if spec.code == "opt10032" else {}
+            rows = [rest_row(spec, q, i, prev_ranks) for i, q in enumerate(self._ranked(spec, params))]
         page, rest = rows[: self.page_size], rows[self.page_size :]
-        extra: list[tuple[bytes, str]] = [(b"api-id", RANKING_API_ID), (b"cont-yn", "Y" if rest else "N")]
+        extra: list[tuple[bytes, str]] = [(b"api-id", spec.rest_api_id), (b"cont-yn", "Y" if rest else "N")]
         if rest:
             key = secrets.token_hex(8)
             self._pages[key] = rest
             extra.append((b"next-key", key))
         self.served += 1
-        return 200, {ROWS_KEY: page, "return_code": 0, "return_msg": OK_MSG}, extra
+        return 200, {spec.rest_rows_key: page, "return_code": 0, "return_msg": OK_MSG}, extra
 
-    def _ranked(self, params: Mapping[str, str]) -> list[Quote]:
+    def _ranked(self, spec: TrSpec, params: Mapping[str, str]) -> list[Quote]:
         if self._quotes is not None:
             return self._quotes(params)
         steps = int((time.monotonic() - self._last_step) / self._step_s)
         if steps > 0:
             self.market.advance(min(steps, 60))
             self._last_step += steps * self._step_s
-        return rank(self.market, params)
+        return ranked(spec.code, self.market, params)
 
-    def _malformed(self, kind: str) -> tuple[int, Any, list[Any]]:
+    def _malformed(self, spec: TrSpec, kind: str) -> tuple[int, Any, list[Any]]:
         ok = {"return_code": 0, "return_msg": OK_MSG}
+        rows_key = spec.rest_rows_key
         if kind == "not-json":
-            return 200, b'{"trde_qty_sdnin": [', []
+            return 200, b'{"' + rows_key.encode() + b'": [', []
         if kind == "array":
             return 200, [], []
         if kind == "no-list":
-            return 200, {**ok, ROWS_KEY: "none"}, []
+            return 200, {**ok, rows_key: "none"}, []
         if kind == "bad-code":
-            return 200, {ROWS_KEY: [], "return_code": "zero"}, []
+            return 200, {rows_key: [], "return_code": "zero"}, []
         if kind == "bad-row":
-            good = rest_row(rank(self.market, _ALL)[0])
-            return 200, {**ok, ROWS_KEY: [{**good, "cur_prc": "12a4"}, good, "not a row", {**good, "stk_nm": None}]}, []
+            good = rest_row(spec, ranked(spec.code, self.market, spec.defaults())[0], 0, prev_value_ranks(self.market))
+            return 200, {**ok, rows_key: [{**good, "cur_prc": "12a4"}, good, "not a row", {**good, "stk_nm": None}]}, []
         if kind == "cont-without-key":
-            return 200, {**ok, ROWS_KEY: []}, [(b"cont-yn", "Y")]
+            return 200, {**ok, rows_key: []}, [(b"cont-yn", "Y")]
         raise ValueError(f"unknown malformed kind {kind!r}")
-
-
-_ALL: Final = {"market": "000", "sort": "1", "time_unit": "1", "min_volume": "5", "minutes": "5",
-               "stock_filter": "0", "price_filter": "0"}
 
 
 def _error(code: int, message: str) -> dict[str, Any]:
     return {"return_code": code, "return_msg": message}
 
 
-def rest_row(q: Quote) -> dict[str, str]:
-    """One ka10023 row: Kiwoom's strings, unpadded, ``+``/``-`` = direction versus the previous close."""
-    sign, mark = direction(q)
-    return {
-        "stk_cd": q.code, "stk_nm": q.name, "cur_prc": f"{mark}{q.price}", "pred_pre_sig": sign,
-        "pred_pre": f"{mark}{abs(q.change)}", "flu_rt": f"{mark}{abs(q.change / q.prev_close * 100):.2f}",
-        "prev_trde_qty": str(q.prev_volume), "now_trde_qty": str(q.volume), "sdnin_qty": f"+{q.surge}",
-        "sdnin_rt": f"+{q.surge_rate:.2f}",
-    }
+def rest_row(spec: TrSpec, q: Quote, index: int = 0, prev_ranks: Mapping[str, int] | None = None) -> dict[str, str]:
+    """One row of ``spec``'s REST answer: Kiwoom's strings, unpadded, ``+``/``-`` = direction versus the
+    previous close, under the REST keys."""
+    values = raw_fields(spec.code, q, index, prev_ranks or {})
+    return {output.rest: values[output.field] for output in spec.outputs}
 
 
 def main(argv: list[str] | None = None) -> int:

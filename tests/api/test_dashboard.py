@@ -88,8 +88,8 @@ def test_dashboard_page_and_its_assets(redis_url: str, writer: Writer, replica) 
         assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
         assert "거래량급증" in page.text and 'lang="ko"' in page.text
         assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
-        assert sorted(assets) == ["/static/app.js", "/static/favicon.svg", "/static/style.css"]
-        kinds = {"/static/app.js": "javascript", "/static/style.css": "text/css",
+        assert sorted(assets) == ["/static/app.js", "/static/columns.js", "/static/favicon.svg", "/static/style.css"]
+        kinds = {"/static/app.js": "javascript", "/static/columns.js": "javascript", "/static/style.css": "text/css",
                  "/static/favicon.svg": "image/svg+xml"}
         for asset in assets:
             r = client.get(asset)

@@ -79,14 +79,14 @@ def test_any_snapshot_query_parses_or_is_422(raw: bytes) -> None:
         assert exc.detail[0]["loc"][0] == "query"
         return
     assert limit is None or 1 <= limit <= MAX_LIMIT
-    assert fields is None or (fields[0] == "rank" and set(fields) <= set(c.ROW_FIELDS))
+    assert fields is None or (fields[0] == "rank" and set(fields) <= set(c.ALL_ROW_FIELDS))
 
 
-@given(st.integers(), st.lists(st.sampled_from([*c.ROW_FIELDS, "bogus", ""]), max_size=5))
+@given(st.integers(), st.lists(st.sampled_from([*c.ALL_ROW_FIELDS, "bogus", ""]), max_size=5))
 def test_snapshot_limit_and_fields_bounds(limit: int, fields: list[str]) -> None:
     raw = f"limit={limit}&fields={quote(','.join(fields))}".encode()
     ok_limit = 1 <= limit <= MAX_LIMIT
-    ok_fields = bool([f for f in fields if f]) and all(f in c.ROW_FIELDS for f in fields if f)
+    ok_fields = bool([f for f in fields if f]) and all(f in c.ALL_ROW_FIELDS for f in fields if f)
     if ok_limit and ok_fields:
         assert parse_snapshot_query(raw)[0] == limit
     else:

@@ -12,16 +12,25 @@ from kiwoom_cache import contract as c
 DEFAULT_FEED = "kospi-surge"
 
 
+def own_fields(schema: c.RowSchema, i: int) -> dict[str, c.RowValue]:
+    """Plausible values for a TR's own row fields (the opt10023 ones are the docs' example row)."""
+    example: dict[str, c.RowValue] = {"prev_volume": 22532511, "surge_volume": 8571012, "surge_rate": 38.04,
+                                      "volume_ratio": 138.04, "turnover_rate": 0.53, "trade_value": 4728 + i,
+                                      "stock_class": "", "ask_volume": 1200, "bid_volume": 3400, "strength": 131.5,
+                                      "count": 2, "now_rank": i + 1, "prev_rank": i + 3, "ask": 152100, "bid": 152000}
+    return {f.name: example[f.name] for f in schema.own}
+
+
 def make_ranking(feed: str = DEFAULT_FEED, n: int = 5, *, published_at_ms: int | None = None,
-                 name_pad: int = 0) -> c.Ranking:
+                 name_pad: int = 0, tr: str = "opt10023") -> c.Ranking:
     now = published_at_ms or int(time.time() * 1000)
+    schema = c.row_schema_for_tr(tr)
     rows = tuple(
         c.Row(rank=i + 1, code=f"{5930 + i:06d}", name="삼성전자" + "x" * name_pad, price=152000 + i, sign=2,
-              change=100, change_rate=0.07, prev_volume=22532511, volume=31103523 + i, surge_volume=8571012,
-              surge_rate=38.04)
+              change=100, change_rate=0.07, volume=31103523 + i, own=own_fields(schema, i))
         for i in range(n)
     )
-    return c.Ranking(feed=feed, tr="opt10023", params={"market": "001", "sort": "1"}, source="sim",
+    return c.Ranking(feed=feed, tr=tr, row_schema=schema.name, params={"market": "001"}, source="sim",
                      requested_at_ms=now - 60, received_at_ms=now - 10, published_at_ms=now, rows=rows,
                      session="regular")
 
@@ -36,8 +45,8 @@ class Writer:
         self.ids: list[str] = []
 
     # A long poll period: a ranking must not turn stale (age > 3 periods) while a loaded machine starts a replica.
-    def register(self, feed: str = DEFAULT_FEED, interval_s: float = 120.0) -> None:
-        info = c.FeedInfo(feed=feed, title=f"{feed} title", tr="opt10023", params={"market": "001"},
+    def register(self, feed: str = DEFAULT_FEED, interval_s: float = 120.0, tr: str = "opt10023") -> None:
+        info = c.FeedInfo(feed=feed, title=f"{feed} title", tr=tr, params={"market": "001"},
                           interval_s=interval_s)
         self.client.hset(c.FEEDS_KEY, feed, info.encode())
 
