@@ -11,7 +11,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -227,3 +229,15 @@ def test_preferred_publisher_takes_the_lead_when_ready(stack: Stack, admin: redi
     wait_until(lambda: written_since(admin, mark, 3), DEADLINE_S, "the preferred leader writing")
     assert leads(admin, preferred) is not None, "no ping-pong: the preferred one keeps the lead"
     assert_one_gap_free_history(admin)
+    lead, other = publisher(admin, preferred), publisher(admin, first)
+    assert lead is not None and other is not None
+
+    def feeds_show_both() -> dict[str, Any]:
+        doc = httpx.get(f"{stack.replicas[0].url}/v1/feeds", timeout=10).json()
+        shown = [(p["id"], p["role"], p["liveness"]) for p in doc["publishers"]]
+        want = [(lead.id, "leader", "alive"), (other.id, "standby", "alive")]
+        ok = doc["publisher"]["id"] == lead.id and shown == want
+        return doc if ok else {}
+
+    doc = wait_until(feeds_show_both, DEADLINE_S, "/v1/feeds naming the leader and the standby")
+    assert doc["publishers"][0]["preferred"] is True and doc["publishers"][0]["host"] == lead.host
