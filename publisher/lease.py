@@ -130,7 +130,7 @@ class Elector:
         """Give the leases back on purpose; stay away for one TTL so the other publisher takes them."""
         self.lease.release()
         self._hold_off_until = self._clock() + self.policy.ttl_s
-        self._become(PublisherRole.standby, why)
+        self._become(PublisherRole.standby, why, on_purpose=True)
 
     def _ready(self, others: list[PublisherStatus]) -> list[PublisherStatus]:
         return [p for p in others if p.role is PublisherRole.standby and p.state == "standby"]
@@ -143,8 +143,10 @@ class Elector:
                 return peer
         return None
 
-    def _become(self, role: PublisherRole, why: str) -> None:
+    def _become(self, role: PublisherRole, why: str, *, on_purpose: bool = False) -> None:
         self.reason = why
         if role is not self.role:
-            log.warning("publisher %s is now %s: %s", self.holder, role.value, why)
+            # Losing the lead unasked is worth a warning; taking it, or giving it up on purpose, is not.
+            level = logging.WARNING if role is PublisherRole.standby and not on_purpose else logging.INFO
+            log.log(level, "publisher %s is now %s: %s", self.holder, role.value, why)
             self.role = role
