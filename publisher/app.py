@@ -134,7 +134,8 @@ class Publisher:
                 self._login()  # a cold standby's takeover, or a session lost while standing by
         else:
             self.poller.stop()
-            self._stand_by()
+            if self._state not in ("degraded", "connecting"):  # else a (re)login is under way and will say so
+                self._stand_by()
 
     def _stand_by(self) -> None:
         why = self.writer.role_reason or ""

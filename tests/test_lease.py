@@ -10,8 +10,12 @@ import redis
 
 from kiwoom_cache import contract as c
 from kiwoom_cache.contract import PublisherRole
+from publisher.app import Publisher
+from publisher.controls.simulated import SimulatedControl
 from publisher.lease import Lease, LeasePolicy
+from publisher.settings import FeedSettings, load_settings
 from publisher.writer import RedisWriter
+from tests.publishers import ocx_publisher
 from tests.test_contract import make_ranking
 from tests.waiting import wait_until
 
@@ -114,3 +118,39 @@ def test_a_stalled_leader_is_fenced_and_counts_it(redis_url: str, redis_client: 
     a.stop()
     b.stop()
     assert redis_client.get(c.lease_key(FEED)) is None, "b released its lease on a graceful stop"
+
+
+def test_a_leader_that_lost_kiwoom_hands_over_and_the_standby_sent_no_tr(qtbot, redis_url: str,
+                                                                         redis_client: redis.Redis) -> None:
+    """In one process, two publishers on simulated controls: the standby's control sees no request while the
+    leader works; the leader's Kiwoom session goes and cannot come back (login refused), so it hands over to the
+    ready standby long before its 30 s lease would expire; seq goes on without a gap."""
+    feeds = [FeedSettings(feed=FEED, market="001", interval_s=0.5)]
+    made: list[tuple[Publisher, SimulatedControl]] = []
+    for _ in range(2):
+        settings = load_settings(redis_url=redis_url, feeds=feeds, tr_limits=[(5, 1.0)], heartbeat_s=0.2,
+                                 status_ttl_s=1.0, lease_ttl_s=30.0, lease_check_s=0.1, connection_check_s=0.1,
+                                 login_retry_s=60.0)
+        control = SimulatedControl(seed=5, latency_ms=5, login_delay_ms=10)
+        made.append((ocx_publisher(settings, control), control))
+    (leader, leader_control), (standby, standby_control) = made
+    leader.start()
+    try:
+        qtbot.waitUntil(lambda: leader.writer.stats().written >= 1, timeout=10000)
+        standby.start()
+        qtbot.waitUntil(lambda: standby.state == "standby", timeout=10000)
+        written = leader.writer.stats().written
+        qtbot.waitUntil(lambda: leader.writer.stats().written >= written + 3, timeout=10000)
+        assert standby_control.requests == 0 and standby.role is PublisherRole.standby
+        assert all(state.requests == 0 for state in standby.poller.feeds.values())
+        leader_control.faults.login_result = -100  # the re-login fails too: the session is gone for a while
+        leader_control.drop_connection()
+        qtbot.waitUntil(lambda: standby.writer.stats().written >= 2, timeout=10000)
+        assert leader.role is PublisherRole.standby and leader.state == "degraded"
+        assert standby.role is PublisherRole.leader and standby_control.requests >= 2
+        assert "handing over" in (leader.writer.role_reason or "")
+    finally:
+        standby.stop()
+        leader.stop()
+    seqs = [int(fields[b"seq"]) for _, fields in redis_client.xrange(c.history_key(FEED))]
+    assert seqs == list(range(1, len(seqs) + 1))

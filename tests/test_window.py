@@ -119,6 +119,7 @@ def test_window_shows_the_role_and_closing_it_hands_over(qtbot, make, redis_clie
     qtbot.waitUntil(lambda: standby.writer.stats().written >= 1, timeout=10000)
     standby_window.refresh()
     assert "leader" in standby_window.role_label.text() and "running" in standby_window.state_label.text()
+    assert "fenced 0" in leader_window.writer_label.text(), "refusals are shown (none on a graceful hand-over)"
     assert leader.writer.stats().fenced == 0 and leader.writer.stats().pending == 0
     assert redis_client.get(c.lease_key("kospi-surge")) == standby.id.encode()
 
