@@ -15,6 +15,7 @@ down: the publisher lost its lease and another one writes now.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -222,7 +223,10 @@ class RedisWriter:
                     if self._lease_tick():
                         next_heartbeat = 0.0  # the new role is in the status at once
                     leader = self._elector.role is PublisherRole.leader
-                    next_lease = time.monotonic() + (self._heartbeat_s if leader else self._elector.policy.check_s)
+                    # A standby's checks are jittered within the period: two standbys that collided on the
+                    # leases (each got some, both gave them back) do not collide again in step.
+                    period = self._heartbeat_s if leader else self._elector.policy.check_s * random.uniform(0.5, 1.0)
+                    next_lease = time.monotonic() + period
                 if time.monotonic() >= next_heartbeat:
                     self._heartbeat()
                     next_heartbeat = time.monotonic() + self._heartbeat_s
