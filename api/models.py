@@ -64,7 +64,6 @@ class PublisherModel(BaseModel):
     role: Literal["leader", "standby"] | None = Field(
         None, description="leader: holds the feeds' leases and writes; standby: sends no TR, takes over when the "
                           "leader stops renewing")
-    host: str | None = None
     state: str | None = None
     session: str | None = Field(None, description="Market session reported by the publisher")
     source: str | None = None

@@ -465,10 +465,10 @@ return 0
 _LEASE_ID_RE = re.compile(r"^[0-9a-z][0-9a-z.-]{0,79}\Z")
 
 
-def new_publisher_id(host: str) -> str:
-    """A publisher's id and lease value: readable host part plus 64 random bits (each start gets a new one)."""
-    slug = re.sub(r"[^0-9a-z.-]+", "-", host.lower()).strip("-.")[:40] or "publisher"
-    return f"{slug}-{secrets.token_hex(8)}"
+def new_publisher_id() -> str:
+    """A publisher's id and lease value: 64 random bits, new at every start. No host name in it: the id is shown
+    by the public ``/v1/feeds``, the host only in the status inside Redis."""
+    return secrets.token_hex(8)
 
 
 def check_publisher_id(value: str) -> str:

@@ -77,7 +77,7 @@ class Publisher:
         self.recent_errors: deque[tuple[int, str]] = deque(maxlen=50)
         self._host = socket.gethostname()
         #: This run's id: the value of the leases it holds and its entry in the publishers hash.
-        self.id = new_publisher_id(self._host)
+        self.id = new_publisher_id()
         self._role = PublisherRole.standby
         self._logged_in = False
         #: The role changed (a PublisherRole), on the loop's thread.

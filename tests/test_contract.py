@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import fakeredis
 import pytest
@@ -149,8 +150,8 @@ def test_feed_info_and_status_roundtrip() -> None:
 
 
 def test_status_carries_the_role_and_old_statuses_still_decode() -> None:
-    pid = c.new_publisher_id("DESK-01.local")
-    assert pid.startswith("desk-01.local-") and c.check_publisher_id(pid) == pid
+    pid = c.new_publisher_id()
+    assert re.fullmatch(r"[0-9a-f]{16}", pid) and c.check_publisher_id(pid) == pid and pid != c.new_publisher_id()
     status = c.PublisherStatus(
         state="standby", source="rest", account_mode=None, version="0.1.0", host="h", pid=1, started_at_ms=1,
         heartbeat_at_ms=1000, last_success_ms=None, heartbeat_s=5.0, id=pid, role=c.PublisherRole.standby,

@@ -114,7 +114,7 @@ CHECKS: list[tuple[str, Callable[[str, dict[str, str]], None]]] = [
     (r"SUBSCRIBE 'kiwoom:\{kospi-surge\}:updates'", contains("message", '"feed":"kospi-surge"')),
     (r"GET kiwoom:publisher:status", is_json("state", "running")),
     (r"HGETALL kiwoom:feeds", contains("kospi-surge", "kosdaq-surge", '"tr":"opt10023"')),
-    (r"GET 'kiwoom:\{kospi-surge\}:lease'", matches(r"[0-9a-z.-]+-[0-9a-f]{16}")),
+    (r"GET 'kiwoom:\{kospi-surge\}:lease'", matches(r"[0-9a-f]{16}")),
     (r"curl -s http://127\.0\.0\.1:8080/v1/feeds$", is_json("feeds")),
     (r"limit=10&fields=code,name,surge_rate'$", check_fields),
     (r"^(etag|id)=\$\(", is_empty),
