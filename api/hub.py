@@ -60,6 +60,8 @@ class Hub:
         self.registry: dict[str, contract.FeedInfo] = {}
         self.status: contract.PublisherStatus | None = None
         self.status_error: str | None = None
+        #: Every publisher's heartbeat (leader and standbys), from the publishers hash.
+        self.publishers: list[contract.PublisherStatus] = []
         #: True while the subscription is confirmed and the rings are caught up with the streams.
         self.live = False
         self.last_error: str | None = None
@@ -403,7 +405,8 @@ class Hub:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(contract.FEEDS_KEY)
             pipe.get(contract.STATUS_KEY)
-            raw_feeds, raw_status = await pipe.execute()
+            pipe.hgetall(contract.PUBLISHERS_KEY)
+            raw_feeds, raw_status, raw_publishers = await pipe.execute()
         registry: dict[str, contract.FeedInfo] = {}
         for name, raw in raw_feeds.items():
             try:
@@ -413,6 +416,13 @@ class Hub:
                 continue
             registry[info.feed] = info
         self.registry = registry
+        publishers = []
+        for pid, raw in raw_publishers.items():
+            try:
+                publishers.append(contract.PublisherStatus.decode(raw))
+            except ContractError as exc:
+                log.warning("ignoring bad publisher entry %r: %s", pid, exc)
+        self.publishers = sorted(publishers, key=lambda p: (p.role is not contract.PublisherRole.leader, p.id or ""))
         try:
             self.status = contract.PublisherStatus.decode(raw_status) if raw_status is not None else None
             self.status_error = None

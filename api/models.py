@@ -85,6 +85,10 @@ class HistoryPageModel(BaseModel):
 
 class PublisherModel(BaseModel):
     liveness: Literal["alive", "stale", "dead"]
+    id: str | None = Field(None, description="The publisher's id, also the value of the feed leases it holds")
+    role: Literal["leader", "standby"] | None = Field(
+        None, description="leader: holds the feeds' leases and writes; standby: sends no TR, takes over when the "
+                          "leader stops renewing")
     state: str | None = None
     session: str | None = Field(None, description="Market session reported by the publisher")
     source: str | None = None
@@ -93,6 +97,8 @@ class PublisherModel(BaseModel):
     heartbeat_age_s: float | None = None
     last_success_at: str | None = None
     message: str | None = None
+    preferred: bool = Field(False, description="Configured to lead whenever it is healthy")
+    fenced: int = Field(0, description="Rankings refused by the write script because the lease was not its own")
     error: str | None = Field(None, description="Why the heartbeat document could not be read")
 
 
@@ -124,7 +130,9 @@ class FeedModel(BaseModel):
 
 
 class FeedsModel(BaseModel):
-    publisher: PublisherModel
+    publisher: PublisherModel = Field(description="The leading publisher (the status key), the one writing")
+    publishers: list[PublisherModel] = Field(
+        default_factory=list, description="Every publisher heartbeating, leader first (README \"High availability\")")
     feeds: list[FeedModel]
     stale: bool = Field(False, description="Redis is unreachable: answered from this replica's memory")
     stale_reason: str | None = None

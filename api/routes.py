@@ -91,17 +91,10 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
                 links=FeedLinks(snapshot=base, history=f"{base}/history", events=f"{base}/events"),
             ))
         status = hub.status
-        publisher = PublisherModel(liveness=hub.liveness(now), error=hub.status_error)
-        if status is not None:
-            publisher = PublisherModel(
-                liveness=hub.liveness(now),
-                state=status.state, session=status.session, source=status.source, version=status.version,
-                heartbeat_at=iso_kst(status.heartbeat_at_ms),
-                heartbeat_age_s=round((now - status.heartbeat_at_ms) / 1000, 3),
-                last_success_at=iso_kst(status.last_success_ms) if status.last_success_ms else None,
-                message=status.message,
-            )
-        return FeedsModel(publisher=publisher, feeds=items, stale=outage is not None, stale_reason=outage)
+        publisher = publisher_model(status, now) if status else PublisherModel(liveness=hub.liveness(now))
+        publisher.error = hub.status_error
+        return FeedsModel(publisher=publisher, publishers=[publisher_model(p, now) for p in hub.publishers],
+                          feeds=items, stale=outage is not None, stale_reason=outage)
 
     @router.get(
         "/v1/rankings/{feed}", response_model=SnapshotModel, tags=["rankings"],
@@ -227,3 +220,16 @@ def _query_error(name: str, msg: str, value: object) -> JSONResponse:
     return JSONResponse({"detail": [{"type": "value_error", "loc": ["query", name], "msg": clip(msg, 200),
                                      "input": clip(str(value))}]},
                         status_code=422)
+
+
+def publisher_model(status: contract.PublisherStatus, now: int) -> PublisherModel:
+    """One publisher's heartbeat document as /v1/feeds shows it."""
+    return PublisherModel(
+        liveness=contract.publisher_liveness(status, now),
+        id=status.id, role=status.role.value if status.role else None,
+        state=status.state, session=status.session, source=status.source, version=status.version,
+        heartbeat_at=iso_kst(status.heartbeat_at_ms),
+        heartbeat_age_s=round((now - status.heartbeat_at_ms) / 1000, 3),
+        last_success_at=iso_kst(status.last_success_ms) if status.last_success_ms else None,
+        message=status.message, preferred=status.preferred, fenced=status.fenced,
+    )

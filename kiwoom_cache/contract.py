@@ -14,7 +14,9 @@ live in one Redis Cluster slot and one Lua script may touch them all:
 ``kiwoom:{<feed>}:updates``  channel  one message per ranking, the same JSON document as ``latest``
 ``kiwoom:{<feed>}:seq``      string   counter behind the gap-free ``seq`` of each document
 ``kiwoom:{<feed>}:epoch``    string   the stream's epoch: a new one whenever the history was lost
-``kiwoom:publisher:status``  string   publisher heartbeat JSON, expires after ``ttl_s``
+``kiwoom:{<feed>}:lease``    string   the leading publisher's id, expires unless renewed (``PX``)
+``kiwoom:publisher:status``  string   the leading publisher's heartbeat JSON, expires after ``ttl_s``
+``kiwoom:publishers``        hash     publisher id -> heartbeat JSON of every publisher (leader and standbys)
 ``kiwoom:feeds``             hash     feed -> feed description JSON (TR code, parameters, period)
 ========================  =======  ==========================================================
 
@@ -33,6 +35,13 @@ script therefore creates a new epoch whenever the feed's stream or epoch key is 
 1 with it, and every document carries ``epoch``. "Same epoch, later id" means "same history, later entry";
 anything else means the history was lost or replaced and a reader must reset. The SSE ``id:`` is
 ``<ranking id>@<epoch>`` (:func:`event_id`) so a browser's automatic ``Last-Event-ID`` carries both.
+
+**Leases and fencing** (README "High availability"): several publishers may run; one leads. The leader holds
+every feed's lease (``SET lease id NX PX ttl``, renewed with its heartbeat) and passes its id to the write
+script, which refuses the ranking (a ``FENCED`` error) unless the id is the lease's current value. A lease per
+feed, not one lease mirrored into each feed: the check and the lease are then the same key in the feed's
+slot, so the check is exact at the moment the lease expires and the script still runs on Redis Cluster; a
+mirror would be copied across slots non-atomically and could lag the lease it copies.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ SCHEMA_VERSION: Final = 3
 READABLE_SCHEMAS: Final = (1, 2, 3)
 PREFIX: Final = "kiwoom"
 STATUS_KEY: Final = f"{PREFIX}:publisher:status"
+PUBLISHERS_KEY: Final = f"{PREFIX}:publishers"
 FEEDS_KEY: Final = f"{PREFIX}:feeds"
 DEFAULT_HISTORY_MAXLEN: Final = 10_000
 DEFAULT_HEARTBEAT_S: Final = 5.0
@@ -114,6 +124,10 @@ def seq_key(feed: str) -> str:
 
 def epoch_key(feed: str) -> str:
     return f"{PREFIX}:{{{check_feed(feed)}}}:epoch"
+
+
+def lease_key(feed: str) -> str:
+    return f"{PREFIX}:{{{check_feed(feed)}}}:lease"
 
 
 def feed_of_channel(channel: str | bytes) -> str | None:
@@ -490,10 +504,15 @@ def _decode_row(raw: Any, schema: RowSchema) -> Row:
 
 #: One ranking in one round trip (see :func:`write_ranking_args`).
 #:
-#: KEYS[1] history stream, KEYS[2] latest document, KEYS[3] seq counter, KEYS[4] epoch.
+#: KEYS[1] history stream, KEYS[2] latest document, KEYS[3] seq counter, KEYS[4] epoch, KEYS[5] the feed's lease.
 #: ARGV[1] updates channel, ARGV[2] stream MAXLEN (approximate), ARGV[3] body (the document without
-#: ``id``/``seq``/``epoch``), ARGV[4] a fresh random epoch, used only if this write starts a new one.
-#: Returns ``{id, seq, epoch}``.
+#: ``id``/``seq``/``epoch``), ARGV[4] a fresh random epoch, used only if this write starts a new one, ARGV[5] the
+#: writer's lease id ("" for a writer without one). Returns ``{id, seq, epoch}``.
+#:
+#: Fencing: the write goes through only if ARGV[5] equals the lease's current value (absent counts as ""), so a
+#: publisher whose lease expired (stalled past its TTL, SIGSTOP) or was taken over writes nothing. The refusal
+#: is an error reply starting ``FENCED`` and naming the holder (see :func:`fenced_holder`); the write has no
+#: effect at all, so ``seq`` stays gap-free.
 #:
 #: Epoch: when the stream or the epoch key is absent, the history readers knew is gone, so the script takes
 #: ARGV[4] as the new epoch and restarts ``seq`` at 1. (The candidate comes from the caller so the script
@@ -504,6 +523,10 @@ def _decode_row(raw: Any, schema: RowSchema) -> Row:
 #: ``"seq"`` and ``"epoch"`` spliced in front exactly as :func:`splice_document` does, so snapshot, stream
 #: entry and channel message agree.
 WRITE_RANKING_LUA: Final = """
+local holder = redis.call('GET', KEYS[5]) or ''
+if holder ~= ARGV[5] then
+  return redis.error_reply('FENCED ' .. KEYS[5] .. ' is held by "' .. holder .. '"')
+end
 local epoch = redis.call('GET', KEYS[4])
 local seq
 if epoch and redis.call('EXISTS', KEYS[1]) == 1 then
@@ -523,14 +546,58 @@ redis.call('PUBLISH', ARGV[1], doc)
 return {id, seq, epoch}
 """
 
+#: The error prefix of a fenced write (like Redis's own ``WRONGTYPE``/``MOVED``: the first word names the case).
+FENCED: Final = "FENCED"
+_FENCED_RE = re.compile(r'^FENCED \S+ is held by "(.*)"\Z', re.S)
 
-def write_ranking_args(ranking: Ranking, maxlen: int = DEFAULT_HISTORY_MAXLEN) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV for :data:`WRITE_RANKING_LUA`."""
+
+def fenced_holder(error: str) -> str | None:
+    """For a ``FENCED`` error reply: the lease's holder ("" if nobody holds it); None for any other error."""
+    match = _FENCED_RE.match(error)
+    return match.group(1) if match else None
+
+
+def write_ranking_args(ranking: Ranking, maxlen: int = DEFAULT_HISTORY_MAXLEN,
+                       lease: str = "") -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV for :data:`WRITE_RANKING_LUA`; ``lease`` is the writer's lease id ("" without a lease)."""
     if maxlen < 1:
         raise ContractError(f"history maxlen must be >= 1, got {maxlen}")
     feed = ranking.feed
-    keys = [history_key(feed), latest_key(feed), seq_key(feed), epoch_key(feed)]
-    return keys, [updates_channel(feed), maxlen, encode_body(ranking), new_epoch()]
+    keys = [history_key(feed), latest_key(feed), seq_key(feed), epoch_key(feed), lease_key(feed)]
+    return keys, [updates_channel(feed), maxlen, encode_body(ranking), new_epoch(), lease]
+
+
+#: Renew a lease its holder still holds: KEYS[1] the lease, ARGV[1] the holder's id, ARGV[2] TTL in ms.
+#: Returns 1 when renewed, 0 when the lease is gone or held by another (the caller lost it).
+RENEW_LEASE_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+#: Give a lease up, if it is still ours (graceful hand-over): KEYS[1] the lease, ARGV[1] the holder's id.
+RELEASE_LEASE_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_LEASE_ID_RE = re.compile(r"^[0-9a-z][0-9a-z.-]{0,79}\Z")
+
+
+def new_publisher_id() -> str:
+    """A publisher's id and lease value: 64 random bits, new at every start. No host name in it: the id is shown
+    by the public ``/v1/feeds``, the host only in the status inside Redis."""
+    return secrets.token_hex(8)
+
+
+def check_publisher_id(value: str) -> str:
+    if not isinstance(value, str) or not _LEASE_ID_RE.match(value):
+        raise ContractError(f"invalid publisher id {value!r}: expected 1-80 of [0-9a-z.-]")
+    return value
 
 
 def new_epoch() -> str:
@@ -571,7 +638,17 @@ class FeedInfo:
 
 
 #: Publisher states written to the status key.
-PUBLISHER_STATES: Final = ("starting", "connecting", "running", "paused", "degraded", "stopping", "stopped")
+PUBLISHER_STATES: Final = ("starting", "connecting", "standby", "running", "paused", "degraded", "stopping",
+                            "stopped")
+
+
+class PublisherRole(StrEnum):
+    """Whether a publisher holds the feeds' leases (README "High availability")."""
+
+    #: Holds every feed's lease: polls Kiwoom and writes.
+    leader = "leader"
+    #: Watches the leases and sends no TR; takes over when the leader stops renewing.
+    standby = "standby"
 
 
 @dataclass(frozen=True, slots=True)
@@ -592,6 +669,13 @@ class PublisherStatus:
     message: str | None = None
     redis: str | None = None
     feeds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The publisher's id, also its lease value (None: a status written before leases existed).
+    id: str | None = None
+    role: PublisherRole | None = None
+    #: Configured to lead whenever it is healthy (``KIWOOM_PUBLISHER_PREFER_LEADER``).
+    preferred: bool = False
+    #: Rankings the write script refused because this publisher no longer held the lease.
+    fenced: int = 0
 
     def encode(self) -> bytes:
         last = self.last_success_ms
@@ -603,6 +687,8 @@ class PublisherStatus:
             "last_success": iso_kst(last) if last is not None else None, "last_success_ms": last,
             "heartbeat_s": self.heartbeat_s, "session": self.session, "message": self.message,
             "redis": self.redis, "feeds": {k: dict(v) for k, v in self.feeds.items()},
+            "id": self.id, "role": self.role.value if self.role else None, "preferred": self.preferred,
+            "fenced": self.fenced,
         })
 
     @classmethod
@@ -612,6 +698,12 @@ class PublisherStatus:
             last = doc.get("last_success_ms")
             if last is not None and not isinstance(last, int):
                 raise ContractError("'last_success_ms' must be an integer or null")
+            pid_, role = doc.get("id"), doc.get("role")
+            if pid_ is not None:
+                check_publisher_id(pid_)
+            fenced = doc.get("fenced", 0)
+            if not isinstance(fenced, int) or isinstance(fenced, bool):
+                raise ContractError("'fenced' must be an integer")
             return cls(
                 state=_req(doc, "state", str),
                 source=_req(doc, "source", str),
@@ -627,8 +719,12 @@ class PublisherStatus:
                 message=doc.get("message"),
                 redis=doc.get("redis"),
                 feeds=_req(doc, "feeds", dict),
+                id=pid_,
+                role=PublisherRole(role) if role is not None else None,
+                preferred=doc.get("preferred") is True,
+                fenced=fenced,
             )
-        except ValueError as exc:
+        except ValueError as exc:  # also PublisherRole's ValueError for an unknown role
             raise ContractError(f"bad publisher status: {exc}", key=STATUS_KEY) from exc
 
 

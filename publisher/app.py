@@ -3,6 +3,9 @@
 The same object runs against every source (the real OCX, the simulated control, a replay, Kiwoom's REST
 API) on the event loop that source needs (Qt or asyncio, :mod:`publisher.loop`): only ``source`` and
 ``loop`` differ.
+
+Leadership (:mod:`publisher.lease`): the publisher polls only while it leads. A standby sends no TR; a hot
+one is logged in and idle, a cold one logs in when it takes over. Losing the lease stops polling at once.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from typing import Any
 
 from kiwoom_cache import __version__
 from kiwoom_cache.clock import KST, now_ms
-from kiwoom_cache.contract import PublisherStatus, Ranking
+from kiwoom_cache.contract import PublisherRole, PublisherStatus, Ranking, new_publisher_id
 from kiwoom_cache.errors import KiwoomCacheError
+from publisher.lease import LeasePolicy
 from publisher.limiter import RateLimiter, with_margin
 from publisher.loop import Loop, Signal
 from publisher.market_session import TRADING_STATES, SessionState, next_transition, session_at
 from publisher.poller import Poller
-from publisher.settings import PublisherSettings
+from publisher.settings import PublisherSettings, StandbyLogin
 from publisher.sources.base import RankingSource
 from publisher.writer import RedisWriter, Written
 
@@ -71,6 +75,15 @@ class Publisher:
         self._feed_status: dict[str, dict[str, Any]] = {}
         #: (epoch ms, text), newest last; what the operator window lists.
         self.recent_errors: deque[tuple[int, str]] = deque(maxlen=50)
+        self._host = socket.gethostname()
+        #: This run's id: the value of the leases it holds and its entry in the publishers hash.
+        self.id = new_publisher_id()
+        self._role = PublisherRole.standby
+        self._logged_in = False
+        #: The role changed (a PublisherRole), on the loop's thread.
+        self.roleChanged = Signal()
+        policy = LeasePolicy(self.id, settings.lease_ttl_s, settings.lease_check_s, settings.prefer_leader,
+                             eligible=lambda: self._state == "standby", healthy=lambda: self._state != "degraded")
         self.writer = writer or RedisWriter(
             settings.redis_url,
             feeds=[f.info() for f in feeds],
@@ -80,6 +93,8 @@ class Publisher:
             status_ttl_s=settings.status_ttl_s,
             # Called on the writer thread; handed over to the loop's thread.
             on_written=lambda written: loop.call_soon_threadsafe(self.written.emit, written),
+            lease=policy,
+            on_role=lambda role: loop.call_soon_threadsafe(self._on_role, role),
         )
         self.written.connect(self._on_written)
         source.loggedIn.connect(self._on_login)
@@ -94,9 +109,38 @@ class Publisher:
     # --- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._refresh_feed_status()  # every feed in the status from the start, with its request counters at 0
         self.writer.start()
         self.update_session()
-        self._login()
+        if self.settings.standby_login is StandbyLogin.hot:
+            self._login()
+        else:
+            self._stand_by()
+
+    @property
+    def role(self) -> PublisherRole:
+        return self._role
+
+    def _on_role(self, role: PublisherRole) -> None:
+        """The writer thread took or lost the leases: poll only as the leader."""
+        if self._stopped or role is self._role:
+            return
+        self._role = role
+        self.roleChanged.emit(role)
+        if role is PublisherRole.leader:
+            if self._logged_in and self.source.is_connected():
+                self._apply_session(start_polling=True)
+            else:
+                self._login()  # a cold standby's takeover, or a session lost while standing by
+        else:
+            self.poller.stop()
+            if self._state not in ("degraded", "connecting"):  # else a (re)login is under way and will say so
+                self._stand_by()
+
+    def _stand_by(self) -> None:
+        why = self.writer.role_reason or ""
+        login = "logged in, idle" if self._logged_in else "logs in when it takes over"
+        self._set_state("standby", f"standby ({login}){': ' + why if why else ''}")
 
     def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Stop polling, flush pending rankings to Redis (or report them), write the final status.
@@ -130,13 +174,19 @@ class Publisher:
             return
         if self.poller.running:  # a late or repeated login success changes nothing
             return
+        self._logged_in = True
         with self._lock:
             self._account_mode = self.source.account_mode
+        self._watchdog.start()
+        if self._role is not PublisherRole.leader:
+            log.info("logged in (%s server); standing by, no TR sent until this publisher leads", self._account_mode)
+            self._stand_by()
+            return
         log.info("logged in (%s server); polling %d feed(s)", self._account_mode, len(self.poller.feeds))
         self._apply_session(start_polling=True)
 
     def _check_connection(self) -> None:
-        if self.poller.running and not self.source.is_connected():
+        if self._logged_in and not self.source.is_connected():
             self._lose_session("connection to Kiwoom lost (the source reports no session); logging in again", 1.0)
 
     def _on_connection_lost(self) -> None:
@@ -145,6 +195,7 @@ class Publisher:
 
     def _lose_session(self, text: str, relogin_after_s: float) -> None:
         """Kiwoom never reconnects by itself: stop sending TRs, report it, and log in again later."""
+        self._logged_in = False
         self.poller.stop()
         self._watchdog.stop()
         self._set_state("degraded", text)
@@ -180,7 +231,6 @@ class Publisher:
         self.poller.set_schedule(floor, paused=paused)  # before start(), so a closed market sends nothing
         if start_polling:
             self.poller.start()
-            self._watchdog.start()
         if self.poller.running:
             self._set_state("paused" if paused else "running", message)
 
@@ -239,7 +289,7 @@ class Publisher:
                 source=self.settings.source,
                 account_mode=self._account_mode,
                 version=__version__,
-                host=socket.gethostname(),
+                host=self._host,
                 pid=os.getpid(),
                 started_at_ms=self._started_at_ms,
                 heartbeat_at_ms=now_ms(),
@@ -248,4 +298,7 @@ class Publisher:
                 session=self._session.value,
                 message=self._message,
                 feeds={k: dict(v) for k, v in self._feed_status.items()},
+                id=self.id,
+                role=self._role,
+                preferred=self.settings.prefer_leader,
             )

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from kiwoom_cache.contract import Source
+from kiwoom_cache.contract import PublisherRole, Source
 from kiwoom_cache.errors import KiwoomCacheError
 from publisher.settings import PublisherSettings, load_settings
 
@@ -110,6 +110,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
         headless = True
     event_loop = _make_loop(settings, headless=headless) if spec.qt else _make_asyncio_loop()
     from publisher.app import Publisher  # noqa: PLC0415
+    from publisher.writer import WriterState  # noqa: PLC0415
 
     source = create_source(settings.source, SourceContext(settings, event_loop, replay or (), loop))
     publisher = Publisher(settings, source, event_loop)
@@ -123,6 +124,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     log.info("publishing %s to %s", ", ".join(f.feed for f in settings.feeds), settings.masked_url())
     if duration_s is not None:
         event_loop.timer(event_loop.quit, interval_s=duration_s).start()
+    gave_up: list[str] = []
     if settings.source == Source.replay and not loop:
         from publisher.sources.ocx import feed_of  # noqa: PLC0415
 
@@ -132,6 +134,12 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
 
         def quit_when_replayed() -> None:
             if source.exhausted:
+                event_loop.quit()
+            elif publisher.role is PublisherRole.standby and publisher.writer.state is WriterState.disconnected:
+                # Without Redis no publisher can take the feeds' leases, so a one-shot job would wait for ever.
+                gave_up.append(f"Redis unreachable ({publisher.writer.stats().last_error}): a one-shot replay "
+                               "cannot take the feeds' leases; nothing was replayed")
+                log.error("%s", gave_up[-1])
                 event_loop.quit()
 
         event_loop.timer(quit_when_replayed, interval_s=0.2, repeat=True).start()
@@ -152,7 +160,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     if recorder is not None:
         recorder.close()
         log.info("recorded %d TR answers to %s", recorder.count, record)
-    return 0 if publisher.writer.stats().pending == 0 else 1
+    return 0 if publisher.writer.stats().pending == 0 and not gave_up else 1
 
 
 def _make_loop(settings: PublisherSettings, *, headless: bool) -> Any:

@@ -31,6 +31,15 @@ class RestMode(StrEnum):
     mock = "mock"
 
 
+class StandbyLogin(StrEnum):
+    """When a standby publisher logs in to its source (README "High availability")."""
+
+    #: Logged in and idle: takes over with polling at once.
+    hot = "hot"
+    #: Logs in only when it takes over (for one Kiwoom ID that may not be logged in on two PCs at once).
+    cold = "cold"
+
+
 class FeedSettings(BaseModel):
     """One ranking query polled on its own timer: a TR and its inputs (Kiwoom's input codes).
 
@@ -150,6 +159,14 @@ class PublisherSettings(BaseSettings):
     rest_http_timeout_s: float = Field(5.0, gt=0)
     #: REST source: retries after a timeout, a connection error or a 5xx answer (with backoff).
     rest_retries: int = Field(2, ge=0, le=10)
+    #: Leadership among publishers on the same feeds: the leases expire this long after the leader's last renewal.
+    lease_ttl_s: float = Field(15.0, gt=0)
+    #: How often a standby looks at the leases; takeover comes within ``lease_ttl_s`` plus this.
+    lease_check_s: float = Field(1.0, gt=0)
+    #: A standby's login: hot (logged in, idle, sends no TR) or cold (logs in when it takes over).
+    standby_login: StandbyLogin = StandbyLogin.hot
+    #: Lead whenever healthy: a non-preferred leader hands over to this publisher when it is ready.
+    prefer_leader: bool = False
     log_level: str = "INFO"
 
     @field_validator("feeds")
@@ -166,6 +183,9 @@ class PublisherSettings(BaseSettings):
     def _ttl(self) -> PublisherSettings:
         if self.status_ttl_s <= self.heartbeat_s:
             raise ValueError(f"status_ttl_s ({self.status_ttl_s}) must exceed heartbeat_s ({self.heartbeat_s})")
+        if self.lease_ttl_s <= self.heartbeat_s:
+            # The leader renews with its heartbeat: a TTL within one heartbeat would lapse between renewals.
+            raise ValueError(f"lease_ttl_s ({self.lease_ttl_s}) must exceed heartbeat_s ({self.heartbeat_s})")
         return self
 
     @field_validator("holidays")

@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 #: Malgun Gothic ships with Korean Windows; the others are what Linux (fontconfig) usually has.
 FONT_FAMILIES = ["Malgun Gothic", "맑은 고딕", "Noto Sans CJK KR", "NanumGothic", "Noto Sans KR", "sans-serif"]
 ACCOUNT_MODES = {"real": "실서버 real", "mock": "모의투자 mock", "sim": "시뮬레이션 sim"}
-STATE_COLORS = {"running": "#1a7f37", "degraded": "#c62828", "connecting": "#b26a00", "paused": "#b26a00"}
+STATE_COLORS = {"running": "#1a7f37", "degraded": "#c62828", "connecting": "#b26a00", "paused": "#b26a00",
+                "standby": "#1565c0"}
+ROLE_TEXT = {"leader": "리더 leader (polls and writes)", "standby": "대기 standby (no TR sent)"}
 COLUMNS = ("feed", "title", "published (KST)", "age", "rows", "last id", "req / refused / err", "dropped",
            "last error")
 
@@ -92,12 +94,17 @@ class OperatorWindow(QMainWindow):
         self.state_label = QLabel()
         self.state_label.setFont(ui_font(12))
         self.session_label = QLabel()
+        #: Leader or standby (README "High availability"), with this publisher's lease id.
+        self.role_label = QLabel()
+        self.role_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
         head = QHBoxLayout()
         head.addWidget(self.state_label)
         head.addSpacing(24)
         head.addWidget(self.session_label)
+        head.addSpacing(24)
+        head.addWidget(self.role_label)
         head.addStretch(1)
 
         self.table = QTableWidget(len(publisher.settings.feeds), len(COLUMNS))
@@ -157,6 +164,7 @@ class OperatorWindow(QMainWindow):
         self._soon.timeout.connect(self.refresh)
         publisher.written.connect(self._schedule)
         publisher.stateChanged.connect(self._schedule)
+        publisher.roleChanged.connect(self._schedule)
         publisher.errorOccurred.connect(self._schedule)
         self.refresh()
 
@@ -196,6 +204,9 @@ class OperatorWindow(QMainWindow):
         self.state_label.setText(f'<b style="color:{color}">{status.state}</b> · {mode} · source {status.source}')
         self.session_label.setText(f"KRX session: {status.session}" if status.session else "")
         self.session_label.setVisible(bool(status.session))
+        role = self.publisher.role.value
+        self.role_label.setText(f"<b>{ROLE_TEXT[role]}</b> · id {self.publisher.id}"
+                                + (" · preferred leader" if status.preferred else ""))
         self.message_label.setText(status.message or "")
         self.message_label.setVisible(bool(status.message))
         self._render_feeds(status.feeds)
@@ -204,7 +215,7 @@ class OperatorWindow(QMainWindow):
         self._render_errors()
         if self.tray is not None:
             stats = self.publisher.writer.stats()
-            self.tray.setToolTip(f"kiwoom-cache: {status.state} ({mode})\nRedis {stats.state.value}, "
+            self.tray.setToolTip(f"kiwoom-cache: {status.state}, {role} ({mode})\nRedis {stats.state.value}, "
                                  f"{stats.written} written, {stats.pending} pending")
 
     def _render_feeds(self, feeds: Mapping[str, Mapping[str, Any]]) -> None:
@@ -238,7 +249,7 @@ class OperatorWindow(QMainWindow):
         color = "#1a7f37" if st.state.value == "connected" else "#c62828"
         text = (f'<b style="color:{color}">{st.state.value}</b> · {self.publisher.settings.masked_url()}<br>'
                 f"written {st.written} · superseded {st.superseded} · pending {st.pending} · "
-                f"rejected {st.rejected} · reconnects {st.reconnects}")
+                f"rejected {st.rejected} · fenced {st.fenced} · reconnects {st.reconnects}")
         if st.last_error:
             text += f"<br>last error: {st.last_error}"
         self.writer_label.setText(text)

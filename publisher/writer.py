@@ -5,11 +5,17 @@ feed (a newer ranking of a feed supersedes the unsent older one, which is counte
 lost), so memory is bounded by the number of feeds however long Redis is away. The thread writes with
 the contract's Lua script (snapshot, stream entry and channel message in one round trip), reconnects
 with capped exponential backoff and jitter, and refreshes the heartbeat status key.
+
+With a :class:`~publisher.lease.LeasePolicy` the thread also takes part in leadership (:mod:`publisher.lease`):
+a standby looks at the leases every ``check_s``, the leader renews them with its heartbeat, every write carries
+the lease id, and a write the script fences is counted (``fenced``) and dropped, never retried as if Redis were
+down: the publisher lost its lease and another one writes now.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -22,7 +28,9 @@ from redis.backoff import EqualJitterBackoff
 
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
-from kiwoom_cache.contract import FeedInfo, PublisherStatus, Ranking
+from kiwoom_cache.contract import FeedInfo, PublisherRole, PublisherStatus, Ranking
+from kiwoom_cache.errors import ContractError
+from publisher.lease import Elector, LeasePolicy
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +62,24 @@ class WriterStats:
     superseded: int
     #: Rankings that could never be written (e.g. not encodable); each was logged.
     rejected: int
-    #: Rankings submitted and not yet written, superseded or rejected, including the one being written
-    #: or retried right now, so ``submitted == written + superseded + rejected + pending`` always holds.
+    #: Rankings submitted and not yet written, superseded, rejected or fenced, including the one being written
+    #: or retried right now, so ``submitted == written + superseded + rejected + fenced + pending`` always holds.
     pending: int
     reconnects: int
     last_error: str | None
     last_written: Written | None
+    #: Rankings the write script refused because this publisher no longer held the feed's lease.
+    fenced: int = 0
+    #: None without a lease policy (a single writer that always writes).
+    role: PublisherRole | None = None
+
+
+class Fenced(Exception):
+    """The write script refused the ranking: the feed's lease is not ours."""
+
+    def __init__(self, feed: str, holder: str) -> None:
+        super().__init__(f"{feed}: the lease is held by {holder or 'nobody'}")
+        self.holder = holder
 
 
 class RedisWriter:
@@ -84,6 +104,8 @@ class RedisWriter:
         backoff_max_s: float = 5.0,
         on_written: Callable[[Written], None] | None = None,
         client: redis.Redis | None = None,
+        lease: LeasePolicy | None = None,
+        on_role: Callable[[PublisherRole], None] | None = None,
     ) -> None:
         if status_ttl_s <= heartbeat_s:
             raise ValueError(f"status TTL ({status_ttl_s}s) must exceed the heartbeat period ({heartbeat_s}s)")
@@ -113,6 +135,9 @@ class RedisWriter:
         self._last_error: str | None = None
         self._last_written: Written | None = None
         self._registered = False
+        self._fenced = 0
+        self._elector = Elector(self._client, [f.feed for f in feeds], lease) if lease is not None else None
+        self._on_role = on_role
 
     # --- producer side (any thread; the GUI thread in practice) ---------------------------------
 
@@ -138,11 +163,19 @@ class RedisWriter:
         with self._lock:
             return WriterStats(self._state, self._submitted, self._written, self._superseded, self._rejected,
                                len(self._pending) + (self._in_flight is not None), self._reconnects,
-                               self._last_error, self._last_written)
+                               self._last_error, self._last_written, self._fenced, self.role)
 
     @property
     def state(self) -> WriterState:
         return self._state
+
+    @property
+    def role(self) -> PublisherRole | None:
+        return self._elector.role if self._elector is not None else None
+
+    @property
+    def role_reason(self) -> str | None:
+        return self._elector.reason if self._elector is not None else None
 
     def start(self) -> None:
         if self._thread is not None:
@@ -168,14 +201,15 @@ class RedisWriter:
     # --- writer thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        next_heartbeat = 0.0
+        next_heartbeat = next_lease = 0.0
         failures = 0
         while True:
             with self._lock:
                 if not self._pending and not self._stopping and not self._heartbeat_due:
-                    self._lock.wait(max(0.0, next_heartbeat - time.monotonic()))
-                if self._heartbeat_due:
-                    next_heartbeat, self._heartbeat_due = 0.0, False
+                    self._lock.wait(max(0.0, min(next_heartbeat, next_lease) - time.monotonic()))
+                if self._heartbeat_due:  # the state changed: say so now, and look at the leases with it
+                    next_heartbeat = next_lease = 0.0
+                    self._heartbeat_due = False
                 stopping = self._stopping
                 item = self._in_flight = self._pending.popitem(last=False)[1] if self._pending else None
             try:
@@ -185,6 +219,14 @@ class RedisWriter:
                 if item is not None:
                     self._write(item)
                     item = None
+                if self._elector is not None and not stopping and time.monotonic() >= next_lease:
+                    if self._lease_tick():
+                        next_heartbeat = 0.0  # the new role is in the status at once
+                    leader = self._elector.role is PublisherRole.leader
+                    # A standby's checks are jittered within the period: two standbys that collided on the
+                    # leases (each got some, both gave them back) do not collide again in step.
+                    period = self._heartbeat_s if leader else self._elector.policy.check_s * random.uniform(0.5, 1.0)
+                    next_lease = time.monotonic() + period
                 if time.monotonic() >= next_heartbeat:
                     self._heartbeat()
                     next_heartbeat = time.monotonic() + self._heartbeat_s
@@ -201,6 +243,14 @@ class RedisWriter:
                 time.sleep(self._backoff.compute(failures))  # jitter: writers don't retry in step
                 failures += 1
                 continue
+            except Fenced as exc:  # not an outage: another publisher leads now; this ranking must not land
+                log.warning("fenced write dropped: %s", exc)
+                with self._lock:
+                    self._fenced += 1
+                    self._in_flight = None
+                    self._last_error = f"fenced: {exc}"
+                next_lease = next_heartbeat = 0.0
+                continue
             except Exception as exc:  # a ranking that can never be written: count it, keep the thread alive
                 log.exception("writer rejected the ranking for %s", item.feed if item else "heartbeat")
                 with self._lock:
@@ -213,6 +263,8 @@ class RedisWriter:
                     if self._pending:
                         continue
                 self._final_status()
+                if self._elector is not None and self._elector.role is PublisherRole.leader:
+                    self._hand_over()
                 break
         self._set_state(WriterState.stopped)
 
@@ -252,8 +304,22 @@ class RedisWriter:
 
     def _write(self, ranking: Ranking) -> None:
         ranking = replace(ranking, published_at_ms=now_ms())
-        keys, args = contract.write_ranking_args(ranking, self._maxlen)
-        rid, seq = self._script(keys=keys, args=args)[:2]  # third: the stream's epoch
+        token = self._elector.holder if self._elector is not None else ""
+        keys, args = contract.write_ranking_args(ranking, self._maxlen, token)
+        try:
+            rid, seq = self._script(keys=keys, args=args)[:2]  # third: the stream's epoch
+        except redis.ResponseError as exc:
+            holder = contract.fenced_holder(str(exc))
+            if holder is None:
+                raise
+            elector = self._elector
+            if elector is None or holder or not elector.reacquire():
+                if elector is not None and elector.role is PublisherRole.leader:
+                    elector.lost(f"a write was fenced: the lease is held by {holder or 'nobody'}")
+                    self._role_changed()
+                raise Fenced(ranking.feed, holder) from exc
+            # Nobody held it (it expired while Redis was away) and it is ours again: this ranking may land.
+            rid, seq = self._script(keys=keys, args=args)[:2]
         written = Written(ranking.feed, rid.decode() if isinstance(rid, bytes) else str(rid), int(seq),
                           ranking.published_at_ms)
         with self._lock:
@@ -263,20 +329,72 @@ class RedisWriter:
         if self._on_written is not None:
             self._on_written(written)
 
+    def _lease_tick(self) -> bool:
+        """Look at the other publishers and the leases; True if this publisher's role changed."""
+        assert self._elector is not None
+        now = now_ms()
+        peers: list[PublisherStatus] = []
+        stale: list[bytes | str] = []
+        for pid, raw in self._client.hgetall(contract.PUBLISHERS_KEY).items():
+            try:
+                peer = PublisherStatus.decode(raw)
+            except ContractError as exc:
+                log.warning("ignoring a bad entry %r in %s: %s", pid, contract.PUBLISHERS_KEY, exc)
+                continue
+            if now - peer.heartbeat_at_ms > self._ttl_ms:
+                stale.append(pid)  # silent for longer than the status TTL: gone (the status key would have expired)
+            else:
+                peers.append(peer)
+        if stale:
+            self._client.hdel(contract.PUBLISHERS_KEY, *stale)
+        before = self._elector.role
+        self._elector.tick(peers, now)
+        if self._elector.role is before:
+            return False
+        self._role_changed()
+        return True
+
+    def _role_changed(self) -> None:
+        assert self._elector is not None
+        if self._on_role is not None:
+            self._on_role(self._elector.role)
+
+    def _hand_over(self) -> None:
+        """Graceful stop of the leader: every pending ranking is written, so give the leases to the standby now."""
+        assert self._elector is not None
+        try:
+            self._elector.step_down("stopping: leases released for the standby")
+        except redis.RedisError as exc:
+            log.warning("could not release the leases (they expire by themselves): %s", exc)
+
+    def _stamped(self, status: PublisherStatus) -> PublisherStatus:
+        return replace(status, heartbeat_at_ms=now_ms(), redis=WriterState.connected.value, role=self.role,
+                       fenced=self._fenced)
+
     def _heartbeat(self) -> None:
         """The status key, and the feeds registry again: readers must find it after a FLUSHALL or a restart
-        of Redis without persistence, not only after the writer's next reconnect."""
-        status = self._status()
-        status = replace(status, heartbeat_at_ms=now_ms(), redis=WriterState.connected.value)
+        of Redis without persistence, not only after the writer's next reconnect.
+
+        Every publisher with an id heartbeats into the publishers hash; only the leader (or a writer without a
+        lease policy) writes the status key, which describes the publisher feeding the rankings."""
+        status = self._stamped(self._status())
         with self._client.pipeline(transaction=False) as pipe:
             if self._feeds:
                 pipe.hset(contract.FEEDS_KEY, mapping={f.feed: f.encode() for f in self._feeds})
-            pipe.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
+            if status.id is not None:
+                pipe.hset(contract.PUBLISHERS_KEY, status.id, status.encode())
+            if status.role in (None, PublisherRole.leader):
+                pipe.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
             pipe.execute()
 
     def _final_status(self) -> None:
-        status = replace(self._status(), state="stopped", heartbeat_at_ms=now_ms(), redis=WriterState.connected.value)
+        status = replace(self._stamped(self._status()), state="stopped")
         try:
-            self._client.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
+            with self._client.pipeline(transaction=False) as pipe:
+                if status.id is not None:
+                    pipe.hset(contract.PUBLISHERS_KEY, status.id, status.encode())
+                if status.role in (None, PublisherRole.leader):
+                    pipe.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
+                pipe.execute()
         except redis.RedisError as exc:
             log.warning("could not write the final status: %s", exc)

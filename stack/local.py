@@ -112,11 +112,13 @@ class Stack:
     def __init__(self, data_dir: str | Path, *, replicas: int = 2, pace: Literal["kiwoom", "demo", "fast"] = "demo",
                  balancer: Literal["auto", "nginx", "python"] = "auto", redis_port: int | None = None,
                  lb_port: int | None = None, persist: bool = True, redis_users: bool = True,
-                 api_env: dict[str, str] | None = None, source: Literal["sim", "rest"] = "sim") -> None:
+                 api_env: dict[str, str] | None = None, source: Literal["sim", "rest"] = "sim",
+                 publisher_env: dict[str, str] | None = None) -> None:
         self.data = Path(data_dir)
         self.data.mkdir(parents=True, exist_ok=True)
         self.pace = pace
         self.source = source
+        self._publisher_env = publisher_env or {}
         self.fake_rest: subprocess.Popen[bytes] | None = None
         self.fake_rest_url: str | None = None
         self._want_balancer = balancer
@@ -130,7 +132,9 @@ class Stack:
         api = {**base, **(api_env or {}), "KIWOOM_CACHE_REDIS_URL": self.role_url(Role.API)}
         self.replicas = [Replica(f"api-{i + 1}", free_port(), api, self.data / f"api-{i + 1}.log")
                          for i in range(replicas)]
-        self.publisher: subprocess.Popen[bytes] | None = None
+        #: Publisher processes by name: ``publisher`` (started by :meth:`start`) and any added standby.
+        self.publishers: dict[str, subprocess.Popen[bytes]] = {}
+        self._publisher_config = self.data / "publisher.toml"
         self._balancer: subprocess.Popen[bytes] | None = None
         self.balancer: str | None = None
 
@@ -143,25 +147,46 @@ class Stack:
         """For operators and tests: the admin user's URL when Redis has users."""
         return self.role_url(Role.ADMIN)
 
+    @property
+    def publisher(self) -> subprocess.Popen[bytes] | None:
+        return self.publishers.get("publisher")
+
     def role_url(self, role: Role) -> str:
         return self.users.url(self.redis.url, role) if self.users else self.redis.url
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with (self.data / f"{name}.log").open("ab") as out:
-            return subprocess.Popen(argv, cwd=ROOT, env=self._env, stdout=out, stderr=subprocess.STDOUT,
-                                    process_group=0)
+            return subprocess.Popen(argv, cwd=ROOT, env={**self._env, **(env or {})}, stdout=out,
+                                    stderr=subprocess.STDOUT, process_group=0)
+
+    def start_publisher(self, name: str = "publisher", source: Literal["sim", "rest"] | None = None,
+                        env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """One more publisher on the same feeds and Redis user (a standby, README "High availability"); its log is
+        ``<name>.log``. ``env`` adds ``KIWOOM_PUBLISHER_*`` settings; a REST one uses the fake Kiwoom REST server."""
+        if name in self.publishers and _running(self.publishers[name]):
+            raise RuntimeError(f"publisher {name} is already running")
+        source = source or self.source
+        extra = dict(env or {})
+        if source == "rest" and self.source != "rest":
+            if self.fake_rest_url is None:
+                self._start_fake_rest()
+            extra = {"KIWOOM_PUBLISHER_REST_BASE_URL": str(self.fake_rest_url),
+                     "KIWOOM_PUBLISHER_RESPECT_MARKET_HOURS": "false", **extra}
+        proc = self._spawn(name, [sys.executable, "-m", "publisher", "--source", source, "--headless", "--config",
+                                  str(self._publisher_config)], extra)
+        self.publishers[name] = proc
+        return proc
 
     def start(self) -> Stack:
         try:
             self.redis.start()
-            config = self.data / "publisher.toml"
+            config = self._publisher_config
             feeds = "".join(f'\n[[feeds]]\nfeed = "{f}"\ntitle = "{t}"\ntr = "{tr}"\nmarket = "{m}"\n'
                             + (f'sort = "{s}"\n' if s else "") + f"interval_s = {_INTERVAL[self.pace]}\n"
                             for f, t, tr, m, s in _FEEDS)
             extra = self._start_fake_rest() if self.source == "rest" else ""
             config.write_text(PACES[self.pace] + extra + feeds, encoding="utf-8")
-            self.publisher = self._spawn("publisher", [sys.executable, "-m", "publisher", "--source", self.source,
-                                                       "--headless", "--config", str(config)])
+            self.start_publisher("publisher", env=self._publisher_env)
             for replica in self.replicas:
                 replica.start()
             self._start_balancer()
@@ -196,7 +221,7 @@ class Stack:
 
     def dead(self) -> list[str]:
         """Names of parts that exited on their own (the demo watches this)."""
-        parts = [("publisher", self.publisher), ("balancer", self._balancer), ("redis", self.redis.proc),
+        parts = [*self.publishers.items(), ("balancer", self._balancer), ("redis", self.redis.proc),
                  ("fake-kiwoom-rest", self.fake_rest)]
         return [name for name, proc in parts if proc is not None and proc.poll() is not None]
 
@@ -222,10 +247,10 @@ class Stack:
             if _running(replica.proc):
                 replica.stop()
                 say(f"{replica.name} stopped")
-        publisher = self.publisher
-        if _running(publisher):
-            terminate(publisher)
-            say(f"publisher stopped (exit {publisher.returncode}); status in Redis: {self.publisher_state()}")
+        for name, publisher in self.publishers.items():
+            if _running(publisher):
+                terminate(publisher)
+                say(f"{name} stopped (exit {publisher.returncode}); status in Redis: {self.publisher_state()}")
         if _running(self.fake_rest):
             terminate(self.fake_rest)
             say("fake Kiwoom REST server stopped")

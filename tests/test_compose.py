@@ -24,15 +24,18 @@ from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "compose.yml").read_text(encoding="utf-8"))
-SETTINGS = {"api": ApiSettings, "publisher": PublisherSettings, "publisher-rest": PublisherSettings}
+SETTINGS = {"api": ApiSettings, "publisher": PublisherSettings, "publisher-rest": PublisherSettings,
+            "publisher-standby": PublisherSettings}
 #: Read by the REST source from the environment only (never settings fields).
 REST_KEYS = {APPKEY_ENV, SECRETKEY_ENV}
 
 
 def test_services_and_topology() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"secrets", "redis", "publisher", "publisher-rest", "api", "nginx"}
+    assert set(services) == {"secrets", "redis", "publisher", "publisher-rest", "publisher-standby", "api", "nginx"}
     assert services["publisher-rest"]["profiles"] == ["rest"], "the REST publisher starts only when asked for"
+    assert services["publisher-standby"]["profiles"] == ["standby"], "the standby starts only when asked for"
+    assert services["publisher-standby"]["environment"]["KIWOOM_PUBLISHER_STANDBY_LOGIN"] == "cold"
     assert "kiwoom-publisher --source rest" in services["publisher-rest"]["command"][-1]
     assert services["api"]["deploy"]["replicas"] == 3
     assert "ports" not in services["api"], "replicas are reached through nginx only"
@@ -43,7 +46,7 @@ def test_services_and_topology() -> None:
     assert services["nginx"]["depends_on"]["api"]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("service", ["api", "publisher", "publisher-rest"])
+@pytest.mark.parametrize("service", ["api", "publisher", "publisher-rest", "publisher-standby"])
 def test_env_vars_are_real_settings(service: str) -> None:
     """A typo in compose's variable names would be silently ignored at run time."""
     names = env_names(SETTINGS[service]) | (REST_KEYS if service == "publisher-rest" else set())
@@ -58,9 +61,10 @@ def test_compose_is_secured() -> None:
     assert "redis-users.acl" in services["secrets"]["command"][-1]
     assert "/secrets/publisher.env" in services["publisher"]["command"][-1]
     assert "/secrets/publisher.env" in services["publisher-rest"]["command"][-1]
+    assert "/secrets/publisher.env" in services["publisher-standby"]["command"][-1]
     assert "/secrets/api.env" in services["api"]["command"][-1]
     assert services["api"]["environment"]["KIWOOM_API_AUTH_KEYS_FILE"] == "/secrets/api-keys.toml"
-    for service in ("api", "publisher", "publisher-rest", "redis"):
+    for service in ("api", "publisher", "publisher-rest", "publisher-standby", "redis"):
         assert "secrets:/secrets:ro" in services[service]["volumes"], service
         assert "KIWOOM_CACHE_REDIS_URL" not in services[service].get("environment", {}), service
     acl = (ROOT / "deploy" / "redis-users.acl").read_text().splitlines()

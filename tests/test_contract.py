@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import fakeredis
 import pytest
@@ -33,7 +34,9 @@ def test_exact_key_names() -> None:
     assert c.updates_channel("kospi-surge") == "kiwoom:{kospi-surge}:updates"
     assert c.seq_key("kospi-surge") == "kiwoom:{kospi-surge}:seq"
     assert c.epoch_key("kospi-surge") == "kiwoom:{kospi-surge}:epoch"
+    assert c.lease_key("kospi-surge") == "kiwoom:{kospi-surge}:lease"
     assert c.STATUS_KEY == "kiwoom:publisher:status"
+    assert c.PUBLISHERS_KEY == "kiwoom:publishers"
     assert c.FEEDS_KEY == "kiwoom:feeds"
     assert c.UPDATES_PATTERN == "kiwoom:{*}:updates"
 
@@ -182,3 +185,22 @@ def test_rows_must_match_the_row_schema_of_their_tr() -> None:
     with pytest.raises(ContractError, match=r"row 1 of kospi-surge has fields \('prev_volume',\); volume_surge rows"):
         c.encode_body(make_ranking(rows=(short,)))
     assert c.ALL_ROW_FIELDS[:8] == c.CORE_FIELD_NAMES and "trade_value" in c.ALL_ROW_FIELDS
+
+
+def test_status_carries_the_role_and_old_statuses_still_decode() -> None:
+    pid = c.new_publisher_id()
+    assert re.fullmatch(r"[0-9a-f]{16}", pid) and c.check_publisher_id(pid) == pid and pid != c.new_publisher_id()
+    status = c.PublisherStatus(
+        state="standby", source="rest", account_mode=None, version="0.1.0", host="h", pid=1, started_at_ms=1,
+        heartbeat_at_ms=1000, last_success_ms=None, heartbeat_s=5.0, id=pid, role=c.PublisherRole.standby,
+        preferred=True, fenced=2)
+    assert c.PublisherStatus.decode(status.encode()) == status
+    old = json.loads(status.encode())
+    for name in ("id", "role", "preferred", "fenced"):
+        del old[name]
+    back = c.PublisherStatus.decode(json.dumps(old))
+    assert (back.id, back.role, back.preferred, back.fenced) == (None, None, False, 0)
+    for bad, reason in (({"role": "boss"}, "boss"), ({"id": "Not An Id"}, "invalid publisher id"),
+                        ({"fenced": "2"}, "'fenced' must be an integer")):
+        with pytest.raises(ContractError, match=reason):
+            c.PublisherStatus.decode(json.dumps({**json.loads(status.encode()), **bad}))

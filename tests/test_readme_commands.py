@@ -88,6 +88,12 @@ def contains(*needles: str) -> Callable[[str, dict[str, str]], None]:
     return check
 
 
+def matches(pattern: str) -> Callable[[str, dict[str, str]], None]:
+    def check(out: str, _: dict[str, str]) -> None:
+        assert re.fullmatch(pattern, out.strip()), out
+    return check
+
+
 def is_empty(out: str, _: dict[str, str]) -> None:
     assert out.strip() == ""
 
@@ -108,6 +114,7 @@ CHECKS: list[tuple[str, Callable[[str, dict[str, str]], None]]] = [
     (r"SUBSCRIBE 'kiwoom:\{kospi-surge\}:updates'", contains("message", '"feed":"kospi-surge"')),
     (r"GET kiwoom:publisher:status", is_json("state", "running")),
     (r"HGETALL kiwoom:feeds", contains("kospi-surge", "kosdaq-surge", '"tr":"opt10023"')),
+    (r"GET 'kiwoom:\{kospi-surge\}:lease'", matches(r"[0-9a-f]{16}")),
     (r"curl -s http://127\.0\.0\.1:8080/v1/feeds$", is_json("feeds")),
     (r"limit=10&fields=code,name,surge_rate'$", check_fields),
     (r"^(etag|id)=\$\(", is_empty),

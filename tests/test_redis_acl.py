@@ -4,6 +4,7 @@ and the whole system runs on those users (publisher -> two replicas -> SSE resum
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,7 +156,10 @@ def test_readme_documents_every_rule_of_the_shipped_file() -> None:
     readme = (TEMPLATE.parents[1] / "README.md").read_text(encoding="utf-8")
     for line in TEMPLATE.read_text().splitlines():
         if line.startswith("user kiwoom-"):
-            rules = line.split("}}", 1)[1].replace("resetkeys ", "").replace("resetchannels ", "").split()
+            rest = line.split("}}", 1)[1].replace("resetkeys ", "").replace("resetchannels ", "")
+            selectors = re.findall(r"\([^)]*\)", rest)  # Redis 7 selectors: each one is a rule of its own
+            rules = re.sub(r"\([^)]*\)", "", rest).split()
             commands = " ".join(rules[rules.index("-@all"):]) if "-@all" in rules else ""
-            for rule in [r for r in rules if not r.startswith(("-@all", "+"))] + ([commands] if commands else []):
+            documented = [r for r in rules if not r.startswith(("-@all", "+"))] + ([commands] if commands else [])
+            for rule in documented + selectors:
                 assert rule.replace("|", "\\|") in readme, rule

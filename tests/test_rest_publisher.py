@@ -126,7 +126,8 @@ def test_cli_rest_without_qt_fills_the_same_keys_with_the_same_numbers_as_sim(re
     assert APPKEY not in rest.stderr and SECRETKEY not in rest.stderr
     a, b = redis.Redis.from_url(sim_url), redis.Redis.from_url(rest_url)
     keys = sorted(a.keys("*"))
-    assert keys == sorted(b.keys("*")) and len(keys) == 2 * 4 + 2, "latest, history, seq, epoch per feed; feeds; status"
+    assert keys == sorted(b.keys("*")) and len(keys) == 2 * 4 + 3, \
+        "latest, history, seq, epoch per feed (the leases were released on the way out); feeds; status; publishers"
     assert [a.type(k) for k in keys] == [b.type(k) for k in keys]
     assert a.hgetall(c.FEEDS_KEY) == b.hgetall(c.FEEDS_KEY)
     for feed in ("kospi-surge", "kosdaq-surge"):

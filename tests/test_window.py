@@ -29,10 +29,10 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 def make(qtbot, redis_url: str) -> Iterator:
     made: list[Publisher] = []
 
-    def create(*, refuse: tuple[int, ...] = ()) -> tuple[Publisher, OperatorWindow]:
+    def create(*, refuse: tuple[int, ...] = (), **over: object) -> tuple[Publisher, OperatorWindow]:
         # No refusal penalty, so a -200 costs this test nothing.
         settings = load_settings(redis_url=redis_url, feeds=FEEDS, tr_limits=[(5, 1.0)], safety_margin=0.8,
-                                 heartbeat_s=0.5, status_ttl_s=2.0, refusal_backoff_s=0.0)
+                                 heartbeat_s=0.5, status_ttl_s=2.0, refusal_backoff_s=0.0, **over)
         control = SimulatedControl(seed=5, latency_ms=5, login_delay_ms=10)
         control.faults.refuse_codes = collections.deque(refuse)
         publisher = ocx_publisher(settings, control)
@@ -96,6 +96,32 @@ def test_closing_the_window_stops_the_publisher(qtbot, make) -> None:
     assert stats.state.value == "stopped" and stats.pending == 0
     assert window.statusBar().currentMessage().startswith("stopped: ")
     assert "0 unsent" in window.statusBar().currentMessage()
+
+
+def test_window_shows_the_role_and_closing_it_hands_over(qtbot, make, redis_client: redis.Redis) -> None:
+    """Two publishers, one window each: the leader's says so, the standby's too; closing the leader's window
+    releases the leases and the standby's window turns leader (README "High availability")."""
+    leader, leader_window = make(lease_ttl_s=30.0, lease_check_s=0.1)
+    qtbot.waitUntil(lambda: leader.writer.stats().written >= 1, timeout=10000)
+    standby, standby_window = make(lease_ttl_s=30.0, lease_check_s=0.1)
+
+    def roles(lead_text: str, standby_text: str) -> None:
+        leader_window.refresh()
+        standby_window.refresh()
+        assert lead_text in leader_window.role_label.text() and leader.id in leader_window.role_label.text()
+        assert standby_text in standby_window.role_label.text()
+        assert standby_text in standby_window.state_label.text(), "logged in (hot), standing by"
+
+    qtbot.waitUntil(lambda: roles("leader", "standby"), timeout=10000)
+    with qtbot.waitSignal(leader_window.closed, timeout=10000):
+        leader_window.close()
+    # The 30 s lease would still run for ~30 s: taking over now proves the close released it.
+    qtbot.waitUntil(lambda: standby.writer.stats().written >= 1, timeout=10000)
+    standby_window.refresh()
+    assert "leader" in standby_window.role_label.text() and "running" in standby_window.state_label.text()
+    assert "fenced 0" in leader_window.writer_label.text(), "refusals are shown (none on a graceful hand-over)"
+    assert leader.writer.stats().fenced == 0 and leader.writer.stats().pending == 0
+    assert redis_client.get(c.lease_key("kospi-surge")) == standby.id.encode()
 
 
 def test_screenshot(qtbot, make) -> None:
