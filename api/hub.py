@@ -350,7 +350,7 @@ class Hub:
     async def _listen(self) -> None:
         failures = 0
         connected_before = False
-        while True:
+        while not self.draining:
             pubsub = self._pubsub_redis.pubsub()
             try:
                 await pubsub.psubscribe(contract.UPDATES_PATTERN)
@@ -365,7 +365,7 @@ class Hub:
                 self.live, self.last_error, self.lost_at = True, None, None
                 failures = 0
                 idle = 0.0
-                while True:
+                while not self.draining:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if msg is None:
                         idle += 1.0
@@ -430,7 +430,10 @@ class Hub:
             self.status, self.status_error = None, str(exc)
 
     async def _poll(self) -> None:
-        while True:
+        # Every background loop ends when draining, not only on cancel: a cancellation swallowed on its way
+        # through a library (Python 3.11's wait_for can drop one that races a completion) must not keep
+        # aclose() waiting forever.
+        while not self.draining:
             await asyncio.sleep(self.settings.poll_s)
             try:
                 await self.refresh_registry()
@@ -495,7 +498,7 @@ class Hub:
         loop = self.loop
         next_ping = loop.time() + self.settings.ping_s
         next_queue_check = loop.time() + 1.0
-        while True:
+        while not self.draining:
             await asyncio.sleep(0.25)
             now = loop.time()
             limit = self.settings.send_timeout_s

@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, TypeGuard
+from typing import Final, Literal, TypeGuard
 
 import redis
 
@@ -45,6 +45,8 @@ _FEEDS = (("kospi-surge", "코스피 거래량급증", "opt10023", "001", "1"),
           ("kospi-volume", "코스피 당일거래량상위", "opt10030", "001", "1"),
           ("all-gainers", "전체 상승률상위", "opt10027", "000", "1"),
           ("kosdaq-value", "코스닥 거래대금상위", "opt10032", "101", None))
+#: The feed names the stack's publishers serve.
+FEED_NAMES: Final = tuple(f[0] for f in _FEEDS)
 _INTERVAL = {"kiwoom": 10.0, "demo": 2.0, "fast": 1.0}
 
 

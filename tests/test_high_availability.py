@@ -22,12 +22,13 @@ from kiwoom_cache import contract as c
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.contract import PublisherRole, PublisherStatus
 from stack import Stack
+from stack.local import FEED_NAMES
 from tests.api.sse_client import Collector
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-FEEDS = ("kospi-surge", "kosdaq-surge", "all-surge-rate")
+FEEDS = FEED_NAMES  # every feed the stack configures
 LEASE_TTL_S, LEASE_CHECK_S = 2.0, 0.2
 #: Short periods so a takeover takes seconds; the leases live 2 s and a standby looks every 0.2 s.
 FAST = {"KIWOOM_PUBLISHER_HEARTBEAT_S": "0.5", "KIWOOM_PUBLISHER_STATUS_TTL_S": "2",
