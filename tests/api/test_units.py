@@ -182,3 +182,23 @@ async def test_hub_restarts_the_ring_when_the_history_is_replaced() -> None:
     finally:
         await hub.aclose()
         await redis.aclose()
+
+
+async def test_ring_is_bounded_by_bytes_as_well_as_entries() -> None:
+    """Issue 10 (8): one huge document cannot grow a replica's memory by the ring's entry count."""
+    st = FeedState("kospi-surge", 100, asyncio.get_running_loop(), max_bytes=10_000)
+
+    def frame(ms: int, size: int) -> Frame:
+        return Frame((ms, 0), f"{ms}-0", b"x" * size, "e1", ms)
+
+    for ms in range(1, 11):
+        assert st.append(frame(ms, 900))
+    assert len(st.ring) == 10 and st.ring_bytes == 9_000
+    st.append(frame(11, 5_000))  # the oldest frames make room
+    assert st.ring_bytes <= 10_000 and st.ring[-1].id == "11-0" and st.ring[0].id == "6-0"
+    st.append(frame(12, 15_000))  # larger than the bound alone: kept (the newest is always served), alone
+    assert [f.id for f in st.ring] == ["12-0"] and st.ring_bytes == 15_000
+    assert st.has((12, 0)) and not st.has((11, 0))
+    st.append(frame(13, 100))
+    assert [f.id for f in st.ring] == ["13-0"] and st.ring_bytes == 100
+    assert not st.append(frame(13, 100))  # an id it already holds is not appended twice
