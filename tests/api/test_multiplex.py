@@ -1,0 +1,186 @@
+"""One connection, many feeds: the multiplexed SSE stream and the WebSocket against a real replica and Redis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.auth import COOKIE
+from api.mux import fingerprint
+from tests.api.sse_client import read_events
+from tests.api.test_auth_units import table, write
+from tests.api.writer import Writer
+from tests.api.ws_client import Ws
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+A, B = "feed-a", "feed-b"
+KEY = "kc_mux-0123456789abcdef0123456789abcdef0123456"
+
+
+@pytest.fixture
+def two_feeds(writer: Writer) -> Writer:
+    for feed in (A, B):
+        writer.register(feed)
+        writer.write(feed)
+    return writer
+
+
+def test_mux_sse_tags_every_event_and_resumes_every_feed(redis_url, two_feeds: Writer, replica) -> None:
+    writer = two_feeds
+    rep = replica(redis_url)
+    url = f"{rep.url}/v1/events?feeds={B},{A}"
+    opening = read_events(url, 3, hello=True)
+    hello, snaps = opening[0], opening[1:]
+    assert hello.event == "hello" and json.loads(hello.data)["feeds"] == [A, B]
+    assert sorted(json.loads(e.data)["feed"] for e in snaps) == [A, B] and {e.event for e in snaps} == {"snapshot"}
+    fp = fingerprint([A, B])
+    assert all(e.event_id.startswith(fp + ":") for e in snaps)
+    resume = snaps[-1].event_id
+    positions = resume.split(":", 1)[1].split(",")
+    assert all(p for p in positions), "after both snapshots the id holds both feeds' positions"
+
+    later = {A: [writer.write(A), writer.write(A)], B: [writer.write(B)]}
+    events = read_events(url, 3, headers={"Last-Event-ID": resume})
+    assert [e.event for e in events] == ["ranking"] * 3
+    got: dict[str, list[str]] = {A: [], B: []}
+    for e in events:
+        doc = json.loads(e.data)
+        got[doc["feed"]].append(doc["id"])
+    assert got == later, "exactly the entries after each feed's position, once"
+    # the last id resumes both feeds again: nothing new, so a new entry is the next event
+    newest = writer.write(B)
+    tail = read_events(url, 1, headers={"Last-Event-ID": events[-1].event_id})
+    assert json.loads(tail[0].data)["id"] == newest
+
+
+def test_mux_sse_bad_input_gets_a_clear_error(redis_url, two_feeds: Writer, replica) -> None:
+    rep = replica(redis_url, mux_max_feeds="3")
+    base = f"{rep.url}/v1/events"
+    cases = [
+        ("", {}, 422, "name the feeds"),
+        ("?feeds=Bad_Name", {}, 422, "invalid feed slug"),
+        ("?feeds=a,b,c,d", {}, 422, "too many feeds"),
+        (f"?feeds={A},nope", {}, 404, "nope"),
+        (f"?feeds={A},{B}", {"Last-Event-ID": "garbage"}, 400, "malformed Last-Event-ID"),
+        (f"?feeds={A},{B}", {"Last-Event-ID": f"{fingerprint([A])}:1-0"}, 400, "another list of feeds"),
+        (f"?feeds={A},{B}", {"Last-Event-ID": f"{fingerprint([A, B])}:1-0"}, 400, "1 positions for 2 feeds"),
+        (f"?feeds={A},{B}", {"Last-Event-ID": f"{fingerprint([A, B])}:1-0,x@y"}, 400, "malformed position"),
+    ]
+    for query, headers, status, detail in cases:
+        response = httpx.get(base + query, headers=headers, timeout=5)
+        assert response.status_code == status, (query, response.text)
+        assert detail in response.json()["detail"], (query, response.text)
+    # and the stream still works for a good request
+    assert read_events(f"{base}?feeds={A}", 1)[0].event == "snapshot"
+
+
+def test_ws_subscribe_unsubscribe_mid_stream_and_resume(redis_url, two_feeds: Writer, replica) -> None:
+    writer = two_feeds
+    rep = replica(redis_url)
+    ws = Ws(rep.url)
+    hello = ws.recv()
+    assert hello["event"] == "hello" and hello["auth"] == "off" and hello["replica"]
+    ws.send(op="subscribe", feed=A)
+    sub, snap = ws.recv(), ws.recv()
+    assert sub == {"event": "subscribed", "feed": A, "resumed_from": None}
+    assert snap["event"] == "snapshot" and snap["feed"] == A and snap["data"]["feed"] == A
+    assert snap["id"] == f"{snap['data']['id']}@{snap['data']['epoch']}"
+
+    b_old = writer.ids[1]  # B's first entry: subscribing after it replays what came since
+    b_new = [writer.write(B), writer.write(B)]
+    ws.send(op="subscribe", feed=B, last_id=b_old)
+    got = ws.until(lambda m: m.get("event") == "ranking" and m["data"]["id"] == b_new[-1])
+    assert got[0] == {"event": "subscribed", "feed": B, "resumed_from": b_old}
+    assert [m["data"]["id"] for m in got[1:]] == b_new
+
+    a1, b1 = writer.write(A), writer.write(B)
+    got = ws.until(lambda m: m.get("event") == "ranking" and m["data"]["id"] == b1)
+    assert {(m["feed"], m["data"]["id"]) for m in got} >= {(A, a1), (B, b1)}
+
+    ws.send(op="unsubscribe", feed=A)
+    assert ws.until(lambda m: m.get("event") == "unsubscribed")[-1] == {"event": "unsubscribed", "feed": A}
+    writer.write(A)
+    b2 = writer.write(B)
+    got = ws.until(lambda m: m.get("event") == "ranking" and m["data"]["id"] == b2)
+    assert all(m["feed"] == B for m in got if m.get("event") == "ranking"), "no event of an unsubscribed feed"
+    ws.send(op="ping")
+    assert ws.recv() == {"event": "pong"}
+    ws.close()
+    wait_until(lambda: rep.metric("kiwoom_api_multiplexed_connections{transport=\"ws\"}") == 0,
+               what="the closed WebSocket uncounted")
+
+
+def test_ws_bad_input_gets_a_clear_error_and_loses_nothing(redis_url, two_feeds: Writer, replica) -> None:
+    writer = two_feeds
+    rep = replica(redis_url, mux_max_feeds="1")
+    ws = Ws(rep.url)
+    ws.recv()
+    ws.send(op="subscribe", feed=A)
+    assert [m["event"] for m in (ws.recv(), ws.recv())] == ["subscribed", "snapshot"]
+    cases = [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (json.dumps({"op": "dance"}), "unknown op"),
+        (json.dumps({"op": "subscribe"}), 'needs "feed"'),
+        (json.dumps({"op": "subscribe", "feed": "Bad_Name"}), "invalid feed name"),
+        (json.dumps({"op": "subscribe", "feed": "nope"}), "too many feeds"),  # the cap is checked first
+        (json.dumps({"op": "subscribe", "feed": A, "last_id": "x@y"}), "malformed last_id"),
+        (json.dumps({"op": "unsubscribe", "feed": B}), "not subscribed"),
+        ("x" * 5000, "message too large"),
+    ]
+    for text, detail in cases:
+        ws.send_raw(text)
+        message = ws.recv()
+        assert message["event"] == "error" and detail in message["detail"], (text[:40], message)
+    ws.send(op="unsubscribe", feed=A)
+    assert ws.recv()["event"] == "unsubscribed"
+    ws.send(op="subscribe", feed="nope")
+    assert ws.recv() == {"event": "error", "op": "subscribe", "feed": "nope", "detail": "unknown feed 'nope'"}
+    ws.send(op="subscribe", feed=B)
+    assert [m["event"] for m in (ws.recv(), ws.recv())] == ["subscribed", "snapshot"]
+    rid = writer.write(B)
+    assert ws.recv()["data"]["id"] == rid, "the connection still delivers after every error"
+    ws.close()
+
+
+@pytest.fixture
+def mux_keys(tmp_path: Path) -> Path:
+    path = tmp_path / "keys.toml"
+    write(path, table("mux", KEY, f'["{A}"]'))
+    return path
+
+
+def test_ws_authentication_from_a_browser(redis_url, two_feeds: Writer, replica, mux_keys: Path) -> None:
+    rep = replica(redis_url, auth_keys_file=str(mux_keys), ws_auth_timeout_s="30")
+    # the login cookie, sent with the handshake (same origin)
+    ws = Ws(rep.url, {"Cookie": f"{COOKIE}={KEY}", "Origin": rep.url})
+    assert ws.recv()["auth"] == "ok"
+    ws.send(op="subscribe", feed=B)
+    assert ws.recv() == {"event": "error", "op": "subscribe", "feed": B, "detail": "this key may not read this feed"}
+    ws.send(op="subscribe", feed=A)
+    assert ws.recv()["event"] == "subscribed"
+    ws.close()
+    # or the key in the first message
+    ws = Ws(rep.url)
+    assert ws.recv()["auth"] == "required"
+    ws.send(op="auth", key=KEY)
+    assert ws.recv() == {"event": "authenticated"}
+    ws.send(op="subscribe", feed=A)
+    assert ws.recv()["event"] == "subscribed"
+    ws.close()
+    # refused: an invalid key (cookie or message), anything before auth, another site's page
+    for headers, first in [({"Cookie": f"{COOKIE}=kc_wrong"}, None), ({}, {"op": "auth", "key": "kc_wrong"}),
+                           ({}, {"op": "subscribe", "feed": A}),
+                           ({"Cookie": f"{COOKIE}={KEY}", "Origin": "https://evil.example"}, None)]:
+        ws = Ws(rep.url, headers)
+        if first is not None:
+            assert ws.recv()["auth"] == "required"
+            ws.send(**first)
+        code, reason = ws.close_code()
+        expected = 4403 if "Origin" in headers else 4401
+        assert code == expected and reason, (headers, first, code, reason)
