@@ -34,7 +34,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
 fi
 echo "lowest direct versions:" >&2
 "$VENV/bin/uv" pip list --python "$VENV/bin/python" 2>/dev/null |
-  grep -iE '^(redis|pydantic-settings|fastapi|uvicorn|httptools|uvloop|sse-starlette|prometheus-client|pyqt5|fakeredis|pytest-asyncio|pytest) ' >&2
+  grep -iE '^(redis|pydantic-settings|fastapi|uvicorn|httptools|uvloop|sse-starlette|prometheus-client|websockets|pyqt5|fakeredis|pytest-asyncio|pytest) ' >&2
 export QT_QPA_PLATFORM=offscreen
 "$VENV/bin/python" -m pytest -p no:cacheprovider --ignore=tests/test_dashboard_browser.py \
   --ignore=tests/test_dashboard_auth_browser.py --ignore=tests/api/test_pages_browser.py \
