@@ -120,6 +120,8 @@ class Clients:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def publish(client: redis.Redis, feeds: list[str], rows: int) -> None:
