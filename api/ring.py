@@ -51,8 +51,9 @@ class Frame:
         self.data = data
         self.epoch = epoch
         self.seq = seq
-        #: The WebSocket message of this frame, built by the first WebSocket client that needs it (api.ws).
-        self.ws: str | None = None
+        #: The WebSocket message of this frame and its UTF-8 size, built by the first WebSocket client that
+        #: needs it (api.ws).
+        self.ws: tuple[str, int] | None = None
 
 
 class Snapshot:

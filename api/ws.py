@@ -93,9 +93,10 @@ class WsOutput(MultiOutput):
     def __init__(self, hub: Hub, client: Client, send: Send) -> None:
         self.client, self.send, self.loop = client, send, hub.loop
 
-    async def write(self, text: str) -> None:
+    async def write(self, text: str, size: int = 0) -> None:
+        """Send one message; ``size`` is its UTF-8 length when known (the slow-client check counts bytes)."""
         client = self.client
-        client.written += len(text)
+        client.written += size or len(text.encode())
         client.send_since = self.loop.time()
         await self.send({"type": "websocket.send", "text": text})
         client.send_since = 0.0
@@ -112,10 +113,11 @@ class WsOutput(MultiOutput):
 
     async def frames(self, cur: FeedCursor, frames: list[Frame]) -> None:
         for f in frames:
-            text = f.ws
-            if text is None:
-                text = f.ws = _message(cur.feed, "ranking", contract.event_id(f.id, f.epoch), _doc_of(f))
-            await self.write(text)
+            message = f.ws
+            if message is None:
+                text = _message(cur.feed, "ranking", contract.event_id(f.id, f.epoch), _doc_of(f))
+                message = f.ws = (text, len(text.encode()))
+            await self.write(*message)
 
     async def ping(self) -> None:
         await self.write('{"event":"ping"}')

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import httpx
@@ -12,7 +14,7 @@ from api.auth import COOKIE
 from api.mux import fingerprint
 from tests.api.sse_client import read_events
 from tests.api.test_auth_units import table, write
-from tests.api.writer import Writer
+from tests.api.writer import DEFAULT_FEED, Writer
 from tests.api.ws_client import Ws
 from tests.waiting import wait_until
 
@@ -184,3 +186,37 @@ def test_ws_authentication_from_a_browser(redis_url, two_feeds: Writer, replica,
         code, reason = ws.close_code()
         expected = 4403 if "Origin" in headers else 4401
         assert code == expected and reason, (headers, first, code, reason)
+
+
+def _masked_text_frame(text: str) -> bytes:
+    """A client's WebSocket text frame (RFC 6455 §5.2: clients mask), payload under 126 bytes."""
+    payload, mask = text.encode(), os.urandom(4)
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_ws_slow_client_is_dropped_without_delaying_others(redis_url, writer: Writer, replica) -> None:
+    writer.write()
+    rep = replica(redis_url, send_timeout_s="1")
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window: its socket fills fast
+    slow.connect(("127.0.0.1", rep.port))
+    slow.sendall(b"GET /v1/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert slow.recv(12) == b"HTTP/1.1 101"
+    slow.sendall(_masked_text_frame(json.dumps({"op": "subscribe", "feed": DEFAULT_FEED})))
+    try:  # ...and it reads nothing more
+        wait_until(lambda: rep.metric("kiwoom_api_sse_clients") == 1, what="slow client subscribed")
+        fast = Ws(rep.url)
+        fast.recv()
+        fast.send(op="subscribe", feed=DEFAULT_FEED)
+        fast.until(lambda m: m.get("event") == "snapshot")
+        # ~90 KB per ranking, ~13 MB in all: far more than the slow client's socket buffers hold
+        ids = [writer.write(n=400) for _ in range(150)]
+        got = fast.until(lambda m: m.get("event") == "ranking" and m["data"]["id"] == ids[-1], timeout=60)
+        assert [m["data"]["id"] for m in got] == ids
+        wait_until(lambda: rep.metric("kiwoom_api_sse_dropped_slow_clients_total") >= 1, timeout=60,
+                   what="the slow client dropped")
+        wait_until(lambda: rep.metric("kiwoom_api_sse_clients") == 1, what="only the fast client left")
+        fast.close()
+    finally:
+        slow.close()
