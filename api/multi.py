@@ -29,6 +29,12 @@ class MultiOutput(Output):
         """The replica is shutting down: close so the client reconnects (to another replica)."""
         raise NotImplementedError
 
+    def hold(self) -> None:
+        """Writes until :meth:`release` may be gathered into one (a byte stream can; messages cannot)."""
+
+    async def release(self) -> None:
+        """Write what :meth:`hold` gathered."""
+
 
 class Session:
     """The feeds of one connection and the loop that writes them; subclasses add commands (api.ws)."""
@@ -110,11 +116,15 @@ class Session:
 
     async def pump(self) -> bool:
         """One batch per feed with something due; False when no feed had anything."""
-        max_batch = self.hub.settings.max_batch
+        max_batch, out = self.hub.settings.max_batch, self.out
         wrote = False
-        for feed, cur in list(self.cursors.items()):
-            if self.cursors.get(feed) is cur and await cur.pump(self.out, max_batch):
-                wrote = True
+        out.hold()  # one write per wake-up, not one per feed: rankings of several feeds often come together
+        try:
+            for feed, cur in list(self.cursors.items()):
+                if self.cursors.get(feed) is cur and await cur.pump(out, max_batch):
+                    wrote = True
+        finally:
+            await out.release()
         return wrote
 
     async def run(self) -> None:

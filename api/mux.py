@@ -105,19 +105,32 @@ def _without_id(data: bytes) -> memoryview:
 class MuxOutput(MultiOutput):
     """Single-feed frames behind a multiplexed ``id:`` line that records every feed's position."""
 
-    __slots__ = ("client", "index", "loop", "positions", "prefix", "send")
+    __slots__ = ("client", "held", "index", "loop", "positions", "prefix", "send")
 
     def __init__(self, hub: Hub, client: Client, send: Send, feeds: list[str], positions: list[str | None]) -> None:
         self.client, self.send, self.loop = client, send, hub.loop
         self.index = {feed: i for i, feed in enumerate(feeds)}
         self.positions = [p.encode() if p else b"" for p in positions]
         self.prefix = b"id: " + fingerprint(feeds).encode() + b":"
+        #: Bodies gathered between hold() and release() (at most a batch per feed).
+        self.held: list[bytes] | None = None
 
     def _id_line(self, feed: str, position: bytes) -> bytes:
         self.positions[self.index[feed]] = position
         return self.prefix + b",".join(self.positions) + SEP
 
+    def hold(self) -> None:
+        self.held = []
+
+    async def release(self) -> None:
+        held, self.held = self.held, None
+        if held:
+            await self.write(held[0] if len(held) == 1 else b"".join(held))
+
     async def write(self, body: bytes) -> None:
+        if self.held is not None:
+            self.held.append(body)
+            return
         client = self.client
         client.written += len(body)
         client.send_since = self.loop.time()
