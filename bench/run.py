@@ -741,7 +741,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--transports", action="store_true",
                         help="only the bounded comparison of single-feed SSE, multiplexed SSE and WebSocket "
-                             "(bench/transports.py), written to transports.md/.json in --out")
+                             "(bench/transports.py), its reports written to --out")
     parser.add_argument("--transport-clients", type=int, default=200, help="--transports: clients per transport")
     parser.add_argument("--transport-feeds", type=int, default=8, help="--transports: feeds each client wants")
     parser.add_argument("--transport-events", type=int, default=20, help="--transports: rankings per feed")

@@ -33,6 +33,8 @@ from stack.localredis import LocalRedis  # noqa: E402
 from tests.api.writer import make_ranking  # noqa: E402
 
 MODES = ("sse", "mux", "ws")
+#: Stem of the reports written to --out (``.json``, ``.md``).
+REPORT = "transports"
 RANKING_SSE = b"event: ranking"
 RANKING_WS = '"event":"ranking"'
 
@@ -207,9 +209,9 @@ def run(harness: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
     report = {"transports": rows, "loadavg_1m": load, "settings": {
         "n": args.n, "feeds": args.feeds, "events": args.events, "rate": args.rate, "rows": args.rows},
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    (args.out / "transports.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "transports.md").write_text(markdown(rows, load))
-    print(f"{args.out}/transports.md, .json")
+    (args.out / f"{REPORT}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{REPORT}.md").write_text(markdown(rows, load))
+    print(f"{args.out}/{REPORT}.md, .json")
     return rows
 
 
