@@ -220,3 +220,15 @@ def test_ws_slow_client_is_dropped_without_delaying_others(redis_url, writer: Wr
         fast.close()
     finally:
         slow.close()
+
+
+def test_both_transports_with_the_fast_path_off(redis_url, two_feeds: Writer, replica) -> None:
+    rep = replica(redis_url, fast_path="false")  # FastAPI's routes answer, through the same handlers
+    events = read_events(f"{rep.url}/v1/events?feeds={A},{B}", 2)
+    assert sorted(json.loads(e.data)["feed"] for e in events) == [A, B]
+    assert httpx.head(f"{rep.url}/v1/events?feeds={A}", timeout=5).status_code == 200
+    ws = Ws(rep.url)
+    assert ws.recv()["event"] == "hello"
+    ws.send(op="subscribe", feed=B)
+    assert [m["event"] for m in (ws.recv(), ws.recv())] == ["subscribed", "snapshot"]
+    ws.close()
