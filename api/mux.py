@@ -47,7 +47,10 @@ class MuxInputError(ValueError):
 
 def parse_feeds(query_string: bytes, max_feeds: int) -> list[str]:
     """The sorted, de-duplicated feeds of ``feeds=a,b`` (repeatable); raises :class:`MuxInputError`."""
-    values = parse_qs(query_string.decode("latin-1"), max_num_fields=64).get("feeds", [])
+    try:
+        values = parse_qs(query_string.decode("latin-1"), max_num_fields=64).get("feeds", [])
+    except ValueError:
+        raise MuxInputError("too many query parameters") from None
     return check_feeds((f.strip() for v in values for f in v.split(",")), max_feeds)
 
 
