@@ -232,3 +232,18 @@ def test_both_transports_with_the_fast_path_off(redis_url, two_feeds: Writer, re
     ws.send(op="subscribe", feed=B)
     assert [m["event"] for m in (ws.recv(), ws.recv())] == ["subscribed", "snapshot"]
     ws.close()
+
+
+def test_websockets_count_against_the_connection_cap(redis_url, two_feeds: Writer, replica) -> None:
+    rep = replica(redis_url, max_connections="2")
+    held = [Ws(rep.url), Ws(rep.url)]
+    for ws in held:
+        assert ws.recv()["event"] == "hello"
+    refused = Ws(rep.url)
+    assert refused.close_code() == (1013, "replica at its connection cap (2); retry later")
+    assert httpx.get(f"{rep.url}/v1/rankings/{A}", timeout=5).status_code == 503
+    held.pop().close()
+    wait_until(lambda: httpx.get(f"{rep.url}/v1/rankings/{A}", timeout=5).status_code == 200,
+               what="a slot freed by the closed WebSocket")
+    for ws in held:
+        ws.close()
