@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from api.auth import COOKIE
-from api.mux import fingerprint
+from api.mux import fingerprint, format_id
 from tests.api.sse_client import read_events
 from tests.api.test_auth_units import table, write
 from tests.api.writer import DEFAULT_FEED, Writer
@@ -247,3 +247,21 @@ def test_websockets_count_against_the_connection_cap(redis_url, two_feeds: Write
                what="a slot freed by the closed WebSocket")
     for ws in held:
         ws.close()
+
+
+def test_mux_sse_applies_the_reset_rules_per_feed(redis_url, two_feeds: Writer, replica) -> None:
+    writer = two_feeds
+    rep = replica(redis_url, ring_size="1")  # the ring holds only the newest: resuming reads the stream
+    url = f"{rep.url}/v1/events?feeds={A},{B}"
+    snaps = read_events(url, 2)
+    epoch = {json.loads(e.data)["feed"]: json.loads(e.data)["epoch"] for e in snaps}
+    b_from = json.loads(next(e.data for e in snaps if json.loads(e.data)["feed"] == B))["id"]
+    b_new = [writer.write(B), writer.write(B)]
+    cases = {"unknown": f"99999999999999-0@{epoch[A]}", "epoch": "1-0@otherepoch"}
+    for reason, a_position in cases.items():
+        resume = format_id([A, B], [a_position, f"{b_from}@{epoch[B]}"])
+        events = read_events(url, 3, headers={"Last-Event-ID": resume})
+        a_events = [e for e in events if json.loads(e.data)["feed"] == A]
+        b_ids = [json.loads(e.data)["id"] for e in events if json.loads(e.data)["feed"] == B]
+        assert [(e.event, json.loads(e.data)["reset_reason"]) for e in a_events] == [("reset", reason)], reason
+        assert b_ids == b_new, "the other feed resumes as if alone"
