@@ -34,6 +34,7 @@ from api.gate import Gate
 from api.headers import SecurityHeaders
 from api.limits import ConnectionCap
 from api.login import build_login_router
+from api.mux import PATH as MUX_PATH
 from api.public import REDIS_UNAVAILABLE, clip
 from api.routes import build_router
 from api.settings import ApiSettings
@@ -61,6 +62,7 @@ class ApiApp:
             if settings.auth_enabled else None
         if self.keys is None:
             log.warning("auth off: every route is public (set KIWOOM_API_AUTH_KEYS_FILE to require API keys)")
+        self.state.keys = self.keys
         self.fast = FastPath(self.state, fallback=_unset)
         self.fastapi = _build_fastapi(self.state, self.fast, self.keys)
         self.fast.fallback = self.fastapi
@@ -99,7 +101,7 @@ class ReplicaHeader:
         self.fast_path = fast_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.fast_path and hot_route(scope) is not None):
+        if scope["type"] != "http" or (self.fast_path and (hot_route(scope) is not None or scope["path"] == MUX_PATH)):
             await self.app(scope, receive, send)
             return
         header = self.header

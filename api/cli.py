@@ -55,5 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         timeout_keep_alive=30,
         # The h11 parser's cap on one request head; with httptools (the default) api.gate enforces the limits.
         h11_max_incomplete_event_size=MAX_HEAD,
+        # /v1/ws: a client message is a small JSON op (api.ws answers larger ones up to ws_max_message with an
+        # error); a frame past this is refused by the protocol (1009) before it is buffered.
+        ws_max_size=max(settings.ws_max_message * 4, 16 * 1024),
     )
     _Server(config, app).run()

@@ -22,11 +22,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.frames import REPLICA_HEADER
 from api.hub import Hub
+from api.mux import PATH as MUX_PATH
+from api.mux import MuxInputError, parse_feeds, serve_mux
+from api.mux import parse_id as parse_mux_id
 from api.public import REDIS_UNAVAILABLE, clip
 from api.replies import bytes_value
 from api.snapshot import QueryError, etag_matches, freshness, parse_snapshot_query, render_body, snapshot_headers
 from api.sse import SSE_HEADERS, serve_events
 from api.state import AppState, ServiceUnavailable
+from api.ws import PATH as WS_PATH
+from api.ws import serve_ws
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.errors import ContractError
@@ -75,7 +80,13 @@ class FastPath:
             await self.handle(scope, receive, send, feed, events=events)
             return
         if scope["type"] != "http":
-            await self.fallback(scope, receive, send)
+            if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+                await self.websocket(scope, receive, send)
+            else:
+                await self.fallback(scope, receive, send)
+            return
+        if scope["path"] == MUX_PATH and scope["method"] in ("GET", "HEAD"):
+            await self.handle_mux(scope, receive, send)
             return
         started = time.perf_counter()
         try:
@@ -184,6 +195,59 @@ class FastPath:
         await serve_events(hub, st, rid, receive, send)
 
 
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub = self.state.hub
+        await serve_ws(hub if hub is not None and not hub.draining else None, self.state.keys, scope, receive, send)
+
+    async def handle_mux(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /v1/events?feeds=...``: several feeds on one SSE stream (api.mux)."""
+        started = time.perf_counter()
+        try:
+            hub = self.state.require_hub()
+            try:
+                feeds = parse_feeds(scope["query_string"], hub.settings.mux_max_feeds)
+            except MuxInputError as exc:
+                await self.reply(send, 422, {"detail": str(exc)})
+                return
+            raw = _header(scope, b"last-event-id")
+            if raw is None and scope["query_string"]:
+                values = parse_qs(scope["query_string"].decode("latin-1")).get("last_event_id")
+                raw = values[-1].encode() if values else None
+            last_event_id = raw.decode("latin-1").strip() if raw is not None and raw.strip() else None
+            positions: list[str | None] = [None] * len(feeds)
+            if last_event_id is not None:
+                try:
+                    positions = parse_mux_id(last_event_id, feeds)
+                except MuxInputError as exc:
+                    await self.reply(send, 400, {"detail": str(exc)})
+                    return
+            if not hub.live:
+                raise ServiceUnavailable(REDIS_UNAVAILABLE)
+            states = []
+            unknown = []
+            for feed in feeds:
+                st = await hub.lookup(feed)
+                if st is None:
+                    unknown.append(feed)
+                else:
+                    states.append(st)
+            if unknown:
+                await self.reply(send, 404, {"detail": f"unknown feed(s): {', '.join(unknown)}"})
+                return
+            if scope["method"] == "HEAD":
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [*SSE_HEADERS, self.replica_header]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            self.state.latency.observe("events", time.perf_counter() - started)
+            await serve_mux(hub, states, last_event_id, receive, send, positions=positions)
+        except ServiceUnavailable as exc:
+            await self.reply(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
+        except RedisError as exc:
+            log.warning("%s: redis unavailable: %s: %s", scope["path"], type(exc).__name__, exc)
+            await self.reply(send, 503, {"detail": REDIS_UNAVAILABLE}, [(b"retry-after", b"1")])
+
+
 _LABELS: Final = {"/v1/feeds": "feeds", "/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",
                   "/docs": "docs", "/openapi.json": "openapi"}
 
@@ -204,6 +268,17 @@ def _without_body(send: Send) -> Send:
         await send(message)
 
     return head_send
+
+
+class MuxResponse(Response):
+    """The FastAPI face of ``/v1/events`` (see :class:`RawResponse`)."""
+
+    def __init__(self, fast: FastPath) -> None:
+        super().__init__()
+        self._fast = fast
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._fast.handle_mux(scope, receive, send)
 
 
 class RawResponse(Response):

@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.auth import ApiKey, KeyStore, key_from
 from api.auth import Scope as KeyScope
 from api.fastpath import PREFIX
+from api.mux import PATH as MUX_PATH
+from api.mux import MuxInputError, parse_feeds
 
 #: ASGI scope entry holding the request's :class:`api.auth.ApiKey` (absent when auth is off).
 KEY_SCOPE: Final = "kiwoom.api_key"
@@ -47,6 +49,8 @@ class Need(Enum):
     #: Any valid key.
     KEY = "key"
     FEED = "feed"
+    #: ``/v1/events?feeds=``: every feed named.
+    FEEDS = "feeds"
     METRICS = "metrics"
     DOCS = "docs"
 
@@ -55,6 +59,8 @@ def need_of(path: str) -> tuple[Need, str]:
     """What ``path`` requires, and the feed for rankings paths."""
     if path.startswith(PREFIX):
         return Need.FEED, path[len(PREFIX):].partition("/")[0]
+    if path == MUX_PATH:
+        return Need.FEEDS, ""
     if path in _PUBLIC or path.startswith("/static/"):
         return Need.PUBLIC, ""
     if path == "/":
@@ -76,6 +82,12 @@ class Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            # A WebSocket checks its key itself (api.ws: the cookie, a header, or its first message).
+            if scope["type"] == "websocket" and (len(scope.get("raw_path") or scope["path"])
+                                                 + len(scope["query_string"]) > MAX_TARGET
+                                                 or _too_large(scope["headers"]) is not None):
+                await send({"type": "websocket.close", "code": 1009})  # before accept: HTTP 403
+                return
             await self.app(scope, receive, send)
             return
         if len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"]) > MAX_TARGET:
@@ -109,7 +121,7 @@ class Gate:
                 await self.reply(send, 401, "invalid API key",
                                  [(b"www-authenticate", REALM + b', error="invalid_token"')])
             return
-        denied = _denied(key, need, feed)
+        denied = _denied(key, need, feed) if need is not Need.FEEDS else _denied_feeds(key, scope["query_string"])
         if denied is not None:
             await self.reply(send, 403, denied, [(b"www-authenticate", REALM + b', error="insufficient_scope"')])
             return
@@ -160,6 +172,16 @@ def _scan(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bytes | None,
         elif name == b"cookie" and cookie is None:
             cookie = value
     return (_ALL_TOO_LARGE if total > MAX_HEADERS else None), authorization, cookie
+
+
+def _denied_feeds(key: ApiKey, query_string: bytes) -> str | None:
+    """Why ``key`` may not read one of the feeds named by ``feeds=`` (a bad list is the route's to report)."""
+    try:
+        feeds = parse_feeds(query_string, max_feeds=1 << 16)
+    except MuxInputError:
+        return None
+    refused = [feed for feed in feeds if not key.may_read(feed)]
+    return f"this key may not read {', '.join(refused)}" if refused else None
 
 
 def _denied(key: ApiKey, need: Need, feed: str) -> str | None:

@@ -81,6 +81,9 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._freeze_at = 0.0
         self._full_gc_at = 0.0
+        #: Resolved with PING by the heartbeat (one timer for the process) and CLOSE on shutdown: what
+        #: connections carrying several feeds (api.multi) wait on beside their feeds' wake-ups.
+        self._beat: asyncio.Future[str] | None = None
         #: One backoff for every reconnect loop (the publisher's writer uses the same class).
         self.backoff = EqualJitterBackoff(cap=settings.reconnect_max_s, base=settings.reconnect_min_s)
 
@@ -88,6 +91,7 @@ class Hub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._beat = self._loop.create_future()
         self._full_gc_at = self._loop.time()
         self._tasks = [self._loop.create_task(coro, name=f"hub-{name}") for name, coro in (
             ("listen", self._listen()), ("poll", self._poll()), ("tick", self._tick()))]
@@ -97,6 +101,7 @@ class Hub:
         self.live = False
         for st in self.feeds.values():
             st.wake(CLOSE)
+        self._wake_beat(CLOSE)
         tasks = self._tasks + [st.sync_task for st in self.feeds.values() if st.sync_task]
         for task in tasks:
             task.cancel()
@@ -109,6 +114,17 @@ class Hub:
     def loop(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None, "Hub.start() was not awaited"
         return self._loop
+
+    @property
+    def beat(self) -> asyncio.Future[str]:
+        if self._beat is None or self._beat.cancelled():
+            self._beat = self.loop.create_future()
+        return self._beat
+
+    def _wake_beat(self, signal: str) -> None:
+        fut, self._beat = self._beat, self.loop.create_future() if self._loop is not None else None
+        if fut is not None and not fut.done():
+            fut.set_result(signal)
 
     @property
     def client_count(self) -> int:
@@ -517,11 +533,13 @@ class Hub:
                 next_ping = now + self.settings.ping_s
                 for st in self.feeds.values():
                     st.wake(PING)
+                self._wake_beat(PING)
             if self.exit_requested and not self.draining:
                 log.info("server is shutting down: ending %d event streams", self.client_count)
                 self.draining = True
                 for st in self.feeds.values():
                     st.wake(CLOSE)
+                self._wake_beat(CLOSE)
             if self._freeze_at and now >= self._freeze_at:
                 self._freeze_at = 0.0
                 if now - self._full_gc_at > 300.0:  # now and then, collect what got frozen

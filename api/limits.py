@@ -1,8 +1,10 @@
 """The per-replica connection cap: beyond it, 503 JSON with ``Retry-After`` instead of a silent fd shortage.
 
-Counts the HTTP requests in flight (an event stream is one for as long as it lasts). ``/healthz`` and
-``/readyz`` are neither counted nor refused, so a balancer can always ask. The default cap leaves headroom
-under the process's file-descriptor limit for those probes, Redis connections, logs and the listening socket.
+Counts the HTTP requests and WebSockets in flight (an event stream or a WebSocket is one for as long as it
+lasts; a WebSocket beyond the cap is accepted and closed with 1013, try again later, so a browser learns why).
+``/healthz`` and ``/readyz`` are neither counted nor refused, so a balancer can always ask. The default cap
+leaves headroom under the process's file-descriptor limit for those probes, Redis connections, logs and the
+listening socket.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class ConnectionCap:
                          (b"retry-after", b"%d" % retry_after_s), (REPLICA_HEADER, replica_id.encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in ALWAYS_ANSWERED:
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or scope["path"] in ALWAYS_ANSWERED:
             await self.app(scope, receive, send)
             return
         if self.open >= self.cap:
@@ -48,6 +51,12 @@ class ConnectionCap:
             if self.rejected == 1 or self.rejected % 1000 == 0:
                 log.warning("at the connection cap (%d): %d request(s) refused with 503 so far", self.cap,
                             self.rejected)
+            if kind == "websocket":  # accepted, so the client can read why (api.ws: 1013 try again later)
+                if (await receive())["type"] == "websocket.connect":
+                    await send({"type": "websocket.accept"})
+                    await send({"type": "websocket.close", "code": 1013,
+                                "reason": f"replica at its connection cap ({self.cap}); retry later"})
+                return
             await send({"type": "http.response.start", "status": 503, "headers": self._headers})
             await send({"type": "http.response.body", "body": self._body})
             return
@@ -58,7 +67,7 @@ class ConnectionCap:
             # An event stream notices its client left only at its next wake-up; the cap should not wait.
             nonlocal counted
             message = await receive()
-            if message["type"] == "http.disconnect" and counted:
+            if message["type"] in ("http.disconnect", "websocket.disconnect") and counted:
                 counted = False
                 self.open -= 1
             return message

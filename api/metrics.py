@@ -44,7 +44,11 @@ class ApiCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         hub = self._get_hub()
-        clients = GaugeMetricFamily("kiwoom_api_sse_clients", "Connected SSE clients", labels=["feed"])
+        clients = GaugeMetricFamily("kiwoom_api_sse_clients",
+                                    "Connected event-stream clients per feed (SSE, multiplexed SSE, WebSocket)",
+                                    labels=["feed"])
+        multi = GaugeMetricFamily("kiwoom_api_multiplexed_connections",
+                                  "Open connections carrying several feeds (/v1/events, /v1/ws)", labels=["transport"])
         sent = CounterMetricFamily("kiwoom_api_sse_events_sent", "Events written to SSE clients (replay included)")
         dropped = CounterMetricFamily("kiwoom_api_sse_dropped_slow_clients",
                                       "SSE clients dropped because their socket stopped draining")
@@ -64,6 +68,8 @@ class ApiCollector(Collector):
                 clients.add_metric([feed], len(st.clients))
                 stalled.add_metric([feed], 1.0 if hub.stalled(st) else 0.0)
             counters = hub.counters
+            multi.add_metric(["sse"], counters.mux_connections)
+            multi.add_metric(["ws"], counters.ws_connections)
             sent.add_metric([], counters.events_sent)
             dropped.add_metric([], counters.dropped)
             resets.add_metric([], counters.resets)
@@ -72,7 +78,7 @@ class ApiCollector(Collector):
             restarts.add_metric([], hub.restarts)
             ready.add_metric([], 1.0 if hub.live else 0.0)
         rejected.add_metric([], self._get_rejected())
-        yield from (clients, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected)
+        yield from (clients, multi, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected)
         latency = HistogramMetricFamily("kiwoom_api_request_seconds", "Request latency (SSE: until headers sent)",
                                         labels=["route"])
         for route, counts in sorted(self._latency.counts.items()):

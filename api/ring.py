@@ -43,7 +43,7 @@ class ResetReason(StrEnum):
 class Frame:
     """One ring entry: a stream entry id, its epoch and seq, and its encoded ``ranking`` frame."""
 
-    __slots__ = ("data", "epoch", "id", "seq", "sid")
+    __slots__ = ("data", "epoch", "id", "seq", "sid", "ws")
 
     def __init__(self, sid: StreamId, rid: str, data: bytes, epoch: str | None = None, seq: int = 0) -> None:
         self.sid = sid
@@ -51,6 +51,9 @@ class Frame:
         self.data = data
         self.epoch = epoch
         self.seq = seq
+        #: The WebSocket message of this frame and its UTF-8 size, built by the first WebSocket client that
+        #: needs it (api.ws).
+        self.ws: tuple[str, int] | None = None
 
 
 class Snapshot:
@@ -84,10 +87,13 @@ class Snapshot:
 class StreamCounters:
     """Counters the event streams bump (one loop thread: plain ints); the metrics collector reads them."""
 
-    __slots__ = ("dropped", "events_sent", "resets")
+    __slots__ = ("dropped", "events_sent", "mux_connections", "resets", "ws_connections")
 
     def __init__(self) -> None:
         self.events_sent = 0
+        #: Open multiplexed SSE streams and WebSockets (single-feed streams are counted per feed).
+        self.mux_connections = 0
+        self.ws_connections = 0
         #: Slow clients dropped (socket took no data for send_timeout_s, or too many bytes queued).
         self.dropped = 0
         #: ``reset`` events sent.

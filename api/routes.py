@@ -7,13 +7,13 @@ import json
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from api.auth import ApiKey
-from api.fastpath import FastPath, RawResponse
+from api.fastpath import FastPath, MuxResponse, RawResponse
 from api.gate import KEY_SCOPE
 from api.history import HistoryQueryError, bounds, read_page
 from api.models import (
@@ -134,6 +134,32 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
         """Server-Sent Events. Without Last-Event-ID the current snapshot comes first; with it every later
         entry is replayed from the stream, then the stream continues live with no gap and no duplicate."""
         return RawResponse(fast, feed, events=True)
+
+    @router.get(
+        "/v1/events", tags=["rankings"], response_class=Response,
+        responses={200: {"content": {"text/event-stream": {}},
+                         "description": "The single-feed events of every feed named (each event's data has "
+                                        "`feed`), with a multiplexed id: `<crc32 of the sorted feeds>:<event "
+                                        "id>,<event id>,...` (one position per feed, sorted, empty if none yet)"},
+                   400: {"model": ErrorModel, "description": "Malformed multiplexed Last-Event-ID"},
+                   422: {"model": ErrorModel, "description": "No feeds, a bad feed name, or too many feeds"},
+                   **_ERRORS},
+    )
+    async def events_multiplexed(
+        feeds: Annotated[str, Query(description="Comma-separated feed names (at most KIWOOM_API_MUX_MAX_FEEDS)")],
+        last_event_id: Annotated[str | None, Query(description="For clients that cannot set Last-Event-ID")]
+        = None,
+        last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID",
+                                                           description="Resume every feed after its position")]
+        = None,
+    ) -> Response:
+        """Server-Sent Events of several feeds over one connection, resumable with one Last-Event-ID."""
+        return MuxResponse(fast)
+
+    @router.websocket("/v1/ws")
+    async def websocket(ws: WebSocket) -> None:
+        # Reached only with the fast path off (it answers /v1/ws itself); same handler.
+        await fast.websocket(ws.scope, ws._receive, ws._send)
 
     @router.get("/v1/rankings/{feed}/history", response_model=HistoryPageModel, tags=["rankings"],
                 responses={**_ERRORS, 422: {"description": "Bad parameter"}})

@@ -60,6 +60,13 @@ class ApiSettings(BaseSettings):
     #: While Redis is unreachable, snapshots and /v1/feeds are answered from memory, flagged stale, for up
     #: to this long after the last successful contact (RFC 5861 stale-if-error); 0 turns it off.
     stale_if_error_s: float = Field(3600.0, ge=0)
+    #: Feeds one connection may carry (``/v1/events?feeds=``, ``/v1/ws`` subscriptions); bounds the
+    #: multiplexed resume id too (api/mux.py).
+    mux_max_feeds: int = Field(16, ge=1, le=64)
+    #: A WebSocket without a cookie or header key must send ``{"op":"auth"}`` within this many seconds.
+    ws_auth_timeout_s: float = Field(10.0, gt=0)
+    #: Largest client message a WebSocket accepts (larger ones get an error message).
+    ws_max_message: int = Field(4096, ge=256, le=65536)
     #: Frames sent in one write when a client catches up from the ring.
     max_batch: int = Field(16, ge=1)
     #: Entries per XRANGE page when replaying after Last-Event-ID.

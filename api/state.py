@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
+from api.auth import KeyStore
 from api.hub import Hub
 from api.limits import ConnectionCap
 from api.metrics import LatencyHistogram, build_registry
@@ -29,6 +30,8 @@ class AppState:
         self.latency = LatencyHistogram()
         #: The connection cap in front of the app (set by api.app), read by the metrics.
         self.cap: ConnectionCap | None = None
+        #: The API keys when auth is on (set by api.app); the WebSocket checks keys sent in a message.
+        self.keys: KeyStore | None = None
         self.registry = build_registry(lambda: self.hub, self.latency, lambda: self.cap.rejected if self.cap else 0)
         self._clients: list[aioredis.Redis] = []
         self._pool: aioredis.BlockingConnectionPool | None = None

@@ -2,6 +2,7 @@
 
     python bench/run.py                 # full run (< 10 min on 2 cores), results in bench/results/
     python bench/run.py --smoke         # a few clients and events, seconds (tests/test_bench_smoke.py)
+    python bench/run.py --transports    # only single-feed SSE vs multiplexed SSE vs WebSocket (bench/transports.py)
 
 Loopback only. The server under test is pinned to core 0 (``taskset``); the C loader (bench/loader.c, built
 here with gcc), Redis, the publisher (this process) and wrk share core 1. Every server is fed the same bytes:
@@ -738,6 +739,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers-n", type=int, default=4000,
                         help="SSE clients for the 1- vs 2-worker comparison (unpinned, loader shares the cores)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--transports", action="store_true",
+                        help="only the bounded comparison of single-feed SSE, multiplexed SSE and WebSocket "
+                             "(bench/transports.py), its reports written to --out")
+    parser.add_argument("--transport-clients", type=int, default=200, help="--transports: clients per transport")
+    parser.add_argument("--transport-feeds", type=int, default=8, help="--transports: feeds each client wants")
+    parser.add_argument("--transport-events", type=int, default=20, help="--transports: rankings per feed")
     parser.add_argument("--smoke", action="store_true",
                         help="a few clients, a few events, 1-s wrk runs: checks the harness, not the servers")
     args = parser.parse_args(argv)
@@ -746,6 +753,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.wrk_seconds, args.wrk_conns, args.publish_n = 1, 4, 20
         args.skip_granian = args.skip_workers = True
     hard = raise_nofile()
+    if args.transports:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import transports  # bench/transports.py
+
+        if args.smoke:
+            args.transport_clients, args.transport_feeds, args.transport_events = 3, 2, 3
+        targs = argparse.Namespace(n=args.transport_clients, feeds=args.transport_feeds, events=args.transport_events,
+                                   rate=args.rate, rows=args.rows, settle=args.settle, drain=args.drain,
+                                   connect_limit=args.connect_limit, out=args.out)
+        with loader_core():
+            return {"transports": transports.run(sys.modules[__name__], targs)}
     servers = [s for s in args.servers.split(",") if s]
     if "nchan" in servers and not NCHAN_MODULE.exists():
         print(f"{NCHAN_MODULE} missing (apt-get install libnginx-mod-nchan, or bash bench/setup.sh): nchan skipped",

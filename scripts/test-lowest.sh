@@ -4,7 +4,8 @@
 #
 # Not run here: ruff and mypy (tools whose rule sets change between versions; scripts/test.sh runs them on the
 # current versions), the Chromium tests (tests/test_dashboard_browser.py, tests/test_dashboard_auth_browser.py,
-# tests/api/test_pages_browser.py, tests/api/test_dashboard_trs_browser.py: they check pages in Debian's Chromium, whose version moves with Debian, not with
+# tests/api/test_pages_browser.py, tests/api/test_dashboard_trs_browser.py, tests/api/test_multiplex_browser.py:
+# they check pages in Debian's Chromium, whose version moves with Debian, not with
 # our floors, and Playwright 1.45 evaluates wait conditions with eval(), which the pages' CSP forbids; the API they
 # drive is covered by tests/api) and tests/test_demo.py
 # (the same Stack as tests/test_stack.py and tests/test_readme_commands.py, which do run).
@@ -33,8 +34,9 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
 fi
 echo "lowest direct versions:" >&2
 "$VENV/bin/uv" pip list --python "$VENV/bin/python" 2>/dev/null |
-  grep -iE '^(redis|pydantic-settings|fastapi|uvicorn|httptools|uvloop|sse-starlette|prometheus-client|pyqt5|fakeredis|pytest-asyncio|pytest) ' >&2
+  grep -iE '^(redis|pydantic-settings|fastapi|uvicorn|httptools|uvloop|sse-starlette|prometheus-client|websockets|pyqt5|fakeredis|pytest-asyncio|pytest) ' >&2
 export QT_QPA_PLATFORM=offscreen
 "$VENV/bin/python" -m pytest -p no:cacheprovider --ignore=tests/test_dashboard_browser.py \
   --ignore=tests/test_dashboard_auth_browser.py --ignore=tests/api/test_pages_browser.py \
-  --ignore=tests/api/test_dashboard_trs_browser.py --ignore=tests/test_demo.py "$@"
+  --ignore=tests/api/test_dashboard_trs_browser.py --ignore=tests/api/test_multiplex_browser.py \
+  --ignore=tests/test_demo.py "$@"

@@ -29,6 +29,11 @@ events {{ worker_connections 4096; }}
 http {{
     access_log off;
 {temp}
+    # WebSocket upgrades (deploy/nginx-proxy.conf): Connection "upgrade" only when the client asks for one.
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      '';
+    }}
     upstream kiwoom_api {{
 {servers}
         keepalive 32;

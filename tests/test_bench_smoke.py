@@ -55,3 +55,14 @@ def test_harness_runs_at_tiny_n(tmp_path):
     saved = json.loads((tmp_path / f"{run.REPORT}.json").read_text())
     assert saved["sse"] == report["sse"]
     assert "| replica | 5 | 5 |" in (tmp_path / f"{run.REPORT}.md").read_text()
+
+
+def test_transport_comparison_runs_at_tiny_n(tmp_path):
+    run = load_harness()
+    report = run.main(["--transports", "--smoke", "--out", str(tmp_path)])
+    rows = {r["mode"]: r for r in report["transports"]}
+    assert set(rows) == {"sse", "mux", "ws"}
+    assert rows["sse"]["connections"] == 6 and rows["mux"]["connections"] == rows["ws"]["connections"] == 3
+    for r in rows.values():
+        assert r["delivered"] == r["expected"] == 3 * 2 * 3, r
+    assert "| WebSocket | 3 x 2 |" in (tmp_path / f"{sys.modules['transports'].REPORT}.md").read_text()

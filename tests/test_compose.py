@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,11 +86,16 @@ def test_mounted_and_copied_files_exist() -> None:
     assert "include /etc/nginx/kiwoom-proxy.conf;" in nginx_conf
 
 
-def test_proxy_conf_keeps_sse_streaming() -> None:
+def test_proxy_conf_keeps_sse_streaming_and_passes_websocket_upgrades(tmp_path: Path) -> None:
     proxy = (ROOT / "deploy" / "nginx-proxy.conf").read_text(encoding="utf-8")
     for directive in ("proxy_buffering off;", "proxy_read_timeout 1h;", "proxy_http_version 1.1;",
-                      'proxy_set_header Connection "";', "proxy_next_upstream error timeout"):
+                      "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $connection_upgrade;",
+                      "proxy_next_upstream error timeout"):
         assert directive in proxy
+    # the map the proxy settings rely on, in both http blocks that include them
+    for conf in ((ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8"),
+                 nginx.render(tmp_path, 18080, [18001]).read_text(encoding="utf-8")):
+        assert re.search(r"map \$http_upgrade \$connection_upgrade \{\s*default upgrade;\s*''\s+'';\s*\}", conf)
 
 
 @pytest.mark.skipif(nginx.find_nginx() is None, reason="nginx not installed")

@@ -122,6 +122,8 @@ CHECKS: list[tuple[str, Callable[[str, dict[str, str]], None]]] = [
     (r"history\?limit=20'$", history("desc")),
     (r"history\?order=asc&since=", history("asc")),
     (r"^curl -N http://\S+/events$", contains("event: hello", "event: snapshot")),
+    (r"^curl -N '\S+/v1/events\?feeds=\S+'$",
+     contains("event: hello", '"feed":"kospi-surge"', '"feed":"kosdaq-surge"')),
     (r'Last-Event-ID: \$id', check_resume),
     (r"/readyz; curl -s \S+/metrics \| grep kiwoom_api$", contains('"ready"', "kiwoom_api_sse_clients")),
 ]

@@ -1,12 +1,14 @@
-// kiwoom-cache dashboard: one EventSource per selected feed, no framework, no build step.
-// EventSource reconnects by itself and resends Last-Event-ID; the server's `hello` event (no `id:`) says which
-// replica serves the stream and where it resumed from, so resume is visible rather than assumed.
+// kiwoom-cache dashboard: one WebSocket for all feeds (/v1/ws), no framework, no build step.
+// On a lost connection it reconnects and resubscribes every feed with its last id; the server's `hello` says
+// which replica serves the socket and `subscribed` where each feed resumed from, so resume is visible.
 "use strict";
 
 const SPARK_POINTS = 60;        // sparkline points kept per stock (the field comes from columns.js)
 const HISTORY_LIMIT = 60;       // rankings fetched once per feed switch to seed the sparklines
 const FEEDS_POLL_MS = 2000;     // publisher status / session refresh
-const MANUAL_RETRY_MS = 2000;   // only when EventSource gave up (a non-200 answer closes it for good)
+const MANUAL_RETRY_MS = 2000;   // before reconnecting a socket that never opened, or resubscribing a refused feed
+const RECONNECT_MS = 500;       // before reconnecting a socket that was open (its replica died: try another)
+const SILENCE_MS = 50000;       // no message at all for this long (the server pings every 15 s): reconnect
 const LOG_KEEP = 6;
 
 const SESSION_NAMES = {
@@ -16,8 +18,17 @@ const SESSION_NAMES = {
 
 const state = {
   feed: null,
-  source: null,          // the EventSource
+  socket: null,          // the one WebSocket
   retryTimer: null,
+  resubscribeTimer: null,
+  helloSeen: false,
+  replica: null,
+  maxFeeds: 1,
+  heardAt: 0,
+  feedNames: [],         // what the picker lists
+  subscribed: new Set(), // feeds subscribed on the current socket
+  resume: new Map(),     // feed -> its last event id (resume point after a reconnect)
+  latest: new Map(),     // feed -> its newest document, shown at once when switching to it
   lastId: null,          // newest ranking id shown (the resume point)
   lastEpoch: null,       // its stream epoch
   lastSeq: null,
@@ -245,62 +256,132 @@ function apply(doc, kind) {
     ? "source: simulated Kiwoom control — simulated data, not real market data." : `source: ${doc.source}`;
 }
 
-// ---- the stream -----------------------------------------------------------------------------------------
+// ---- the stream: one WebSocket for every feed ----------------------------------------------------------
 
-function eventsUrl(feed, resumeFrom) {
-  const base = `/v1/rankings/${encodeURIComponent(feed)}/events`;
-  return resumeFrom ? `${base}?last_event_id=${encodeURIComponent(resumeFrom)}` : base;
+// Every feed the picker lists is subscribed on the one socket (up to the server's max_feeds, the shown one
+// always included), so switching feeds re-renders from memory without reconnecting. The server's messages:
+// hello, subscribed/unsubscribed, snapshot/ranking/reset {feed, id, data}, ping, error (api/ws.py).
+
+function wsUrl() {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
 }
 
-function closeStream() {
+function closeSocket() {
   clearTimeout(state.retryTimer);
-  if (state.source) state.source.close();
-  state.source = null;
+  const socket = state.socket;
+  state.socket = null;
+  state.subscribed = new Set();
+  if (socket) socket.close(1000);
 }
 
-function openStream(resumeFrom) {
-  closeStream();
-  const feed = state.feed;
-  const source = new EventSource(eventsUrl(feed, resumeFrom));
-  state.source = source;
-  const current = (handler) => (event) => { if (state.source === source) handler(event); };
+function openSocket() {
+  closeSocket();
+  const socket = new WebSocket(wsUrl());
+  state.socket = socket;
+  state.heardAt = Date.now();
+  const current = (handler) => (event) => { if (state.socket === socket) handler(event); };
+  socket.addEventListener("message", current((event) => onMessage(JSON.parse(event.data))));
+  socket.addEventListener("close", current((event) => onSocketClosed(event)));
+}
 
-  source.addEventListener("hello", current(onHello));
-  for (const kind of ["snapshot", "ranking", "reset"]) {
-    source.addEventListener(kind, current((event) => apply(JSON.parse(event.data), kind)));
+function send(message) {
+  if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(message));
+}
+
+/** The feeds this page wants on its socket: the shown one first, then the picker's, up to max_feeds. */
+function wantedFeeds() {
+  const names = [state.feed, ...state.feedNames].filter((f, i, all) => f && all.indexOf(f) === i);
+  return names.slice(0, state.maxFeeds);
+}
+
+/** Subscribe what is wanted and not subscribed (resuming each feed after its last id), drop the rest. */
+function reconcile() {
+  if (!state.helloSeen) return;
+  const wanted = wantedFeeds();
+  for (const feed of state.subscribed) {
+    if (!wanted.includes(feed)) {
+      send({ op: "unsubscribe", feed });
+      state.subscribed.delete(feed);
+      state.latest.delete(feed);
+      state.resume.delete(feed);
+    }
   }
-  source.addEventListener("error", current(() => onStreamError(source)));
+  for (const feed of wanted) {
+    if (state.subscribed.has(feed)) continue;
+    state.subscribed.add(feed);
+    send({ op: "subscribe", feed, last_id: state.resume.get(feed) || null });
+  }
+  $("conn").dataset.feeds = String(state.subscribed.size);
 }
 
-function onHello(event) {
-  const hello = JSON.parse(event.data);
+function onMessage(msg) {
+  state.heardAt = Date.now();
+  switch (msg.event) {
+    case "hello": return onHello(msg);
+    case "subscribed":
+      if (msg.feed === state.feed) {
+        if (msg.resumed_from) {
+          setConn("resumed", `● resumed from ${msg.resumed_from}`);
+          log(`${msg.feed}: resumed from ${msg.resumed_from} on ${state.replica}`);
+        } else {
+          setConn("live", "● live");
+        }
+      }
+      return;
+    case "snapshot": case "ranking": case "reset":
+      if (msg.id) state.resume.set(msg.feed, msg.id); else state.resume.delete(msg.feed);
+      if (msg.event !== "reset" || msg.data.rows) state.latest.set(msg.feed, msg.data);
+      if (msg.feed === state.feed) apply(msg.data, msg.event);
+      return;
+    case "error":
+      log(`${msg.feed ? msg.feed + ": " : ""}${msg.detail}`);
+      if (msg.op === "subscribe" && msg.feed) {   // e.g. Redis unreachable: ask again later
+        state.subscribed.delete(msg.feed);
+        clearTimeout(state.resubscribeTimer);
+        state.resubscribeTimer = setTimeout(reconcile, MANUAL_RETRY_MS);
+      }
+      return;
+    default: return;   // ping, pong, unsubscribed, authenticated
+  }
+}
+
+function onHello(hello) {
+  state.replica = hello.replica;
+  state.maxFeeds = hello.max_feeds || 1;
+  state.helloSeen = true;
   const replica = $("replica");
   replica.textContent = hello.replica;
   replica.dataset.replica = hello.replica;
-  if (hello.resumed_from) {
-    setConn("resumed", `● resumed from ${hello.resumed_from}`);
-    log(`${state.feed}: resumed from ${hello.resumed_from} on ${hello.replica}`);
-  } else {
-    setConn("live", "● live");
-    log(`${state.feed}: connected to ${hello.replica}`);
-  }
+  log(`connected to ${hello.replica}`);
+  reconcile();
 }
 
-function onStreamError(source) {
+/** Close codes (README): 4401 not logged in, 1001 replica shutting down, 1006 dropped or lost, 1013 busy. */
+function onSocketClosed(event) {
+  const wasOpen = state.helloSeen;
+  state.socket = null;
+  state.helloSeen = false;
+  state.subscribed = new Set();
+  if (event.code === 4401) {
+    location.assign("/login?next=" + encodeURIComponent(location.pathname + location.hash));
+    return;
+  }
   const replica = $("replica");
   const was = replica.dataset.replica || "the replica";
   if (replica.dataset.replica) replica.textContent = `${was} (lost)`;
-  if (source.readyState === EventSource.CONNECTING) {   // the browser retries by itself, with Last-Event-ID
-    if ($("conn").dataset.state !== "reconnecting") log(`lost ${was}: reconnecting…`);
-    setConn("reconnecting", "○ reconnecting…");
-    return;
-  }
-  // CLOSED: EventSource gives up after a non-200 answer (e.g. 502/503 from the balancer); resume by hand.
   setConn("reconnecting", "○ reconnecting…");
-  log(`stream refused; retrying in ${MANUAL_RETRY_MS / 1000} s`);
-  // resume like EventSource itself would: the SSE id is <ranking id>@<epoch>
-  const resumeFrom = state.lastId && state.lastEpoch ? `${state.lastId}@${state.lastEpoch}` : state.lastId;
-  state.retryTimer = setTimeout(() => openStream(resumeFrom), MANUAL_RETRY_MS);
+  log(`lost ${was} (close ${event.code}${event.reason ? ": " + event.reason : ""}): reconnecting…`);
+  state.retryTimer = setTimeout(openSocket, wasOpen ? RECONNECT_MS : MANUAL_RETRY_MS);
+}
+
+/** A silent socket (no message, not even the heartbeat) is dead even if the browser has not noticed. */
+function checkSilence() {
+  if (state.socket && Date.now() - state.heardAt > SILENCE_MS) {
+    log("no heartbeat: reconnecting");
+    const socket = state.socket;
+    onSocketClosed({ code: 1006, reason: "no heartbeat" });
+    socket.close();
+  }
 }
 
 // ---- feeds, publisher, session --------------------------------------------------------------------------
@@ -339,6 +420,8 @@ async function pollFeeds() {
   try {
     const body = await fetchJson("/v1/feeds");
     fillPicker(body.feeds);
+    state.feedNames = body.feeds.map((f) => f.feed);
+    reconcile();
     renderPublisher(body.publisher);
     if (!state.feed) startFirstFeed(body.feeds);
     const mine = body.feeds.find((f) => f.feed === state.feed);
@@ -353,7 +436,6 @@ async function pollFeeds() {
 
 /** Seed the sparklines from the stream's recent entries, then go live. */
 async function switchFeed(feed) {
-  closeStream();
   Object.assign(state, { feed, lastId: null, lastEpoch: null, lastSeq: null, publishedMs: null, gaps: 0,
                          ranks: new Map(), series: new Map(), seriesLastId: null });
   $("ranking").dataset.feed = feed;
@@ -369,7 +451,14 @@ async function switchFeed(feed) {
   } catch (err) {
     log(`history unavailable: ${err.message}`);
   }
-  if (state.feed === feed) openStream(null);
+  if (state.feed !== feed) return;
+  // Already on the socket (every listed feed is): show its newest document now; else subscribe it.
+  const latest = state.latest.get(feed);
+  if (latest) {
+    apply(latest, "snapshot");
+    if (state.socket && state.helloSeen) setConn("live", "● live");
+  }
+  reconcile();
 }
 
 function tickAge() {
@@ -402,6 +491,8 @@ function main() {
   });
   setInterval(pollFeeds, FEEDS_POLL_MS);
   setInterval(tickAge, 250);
+  setInterval(checkSilence, 5000);
+  openSocket();
   pollFeeds();
 }
 
