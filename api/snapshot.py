@@ -64,7 +64,10 @@ def freshness(hub: Hub, feed: str, snap: Snapshot, now_ms: int) -> tuple[str | N
     if info is not None and status is not None and status.state == "running":
         limit_ms = hub.settings.stale_factor * info.interval_s * 1000
         if now_ms - snap.published_at_ms > limit_ms:
-            return f"no ranking for {now_ms - snap.published_at_ms} ms (poll period {info.interval_s:g} s)", liveness
+            # Whole seconds: the reason (header and body) then changes once a second, so the prepared answer
+            # (api.fastpath) is reused between; Last-Modified gives the exact time.
+            age_s = (now_ms - snap.published_at_ms) // 1000
+            return f"no ranking for {age_s} s (poll period {info.interval_s:g} s)", liveness
     return None, liveness
 
 
