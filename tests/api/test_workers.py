@@ -36,11 +36,11 @@ def children(pid: int) -> set[int]:
 
 def test_workers_setting() -> None:
     assert ApiSettings().workers == 1
-    assert ApiSettings(workers="auto").workers == len(os.sched_getaffinity(0))  # type: ignore[arg-type]
-    assert ApiSettings(workers="3").workers == 3  # type: ignore[arg-type]
+    assert ApiSettings(workers="auto").workers == len(os.sched_getaffinity(0))
+    assert ApiSettings(workers="3").workers == 3
     for bad in ("0", "-1", "many"):
         with pytest.raises(ValidationError, match="workers"):
-            ApiSettings(workers=bad)  # type: ignore[arg-type]
+            ApiSettings(workers=bad)
 
 
 def test_reuseport_socket_shares_a_port_and_refuses_one_taken_without_it() -> None:
