@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -66,9 +67,14 @@ def freshness(hub: Hub, feed: str, snap: Snapshot, now_ms: int) -> tuple[str | N
         if now_ms - snap.published_at_ms > limit_ms:
             # Whole seconds: the reason (header and body) then changes once a second, so the prepared answer
             # (api.fastpath) is reused between; Last-Modified gives the exact time.
-            age_s = (now_ms - snap.published_at_ms) // 1000
-            return f"no ranking for {age_s} s (poll period {info.interval_s:g} s)", liveness
+            return _no_ranking_for((now_ms - snap.published_at_ms) // 1000, info.interval_s), liveness
     return None, liveness
+
+
+@lru_cache(maxsize=256)
+def _no_ranking_for(age_s: int, interval_s: float) -> str:
+    """The same string object while the age stays in one second: the prepared answer's key compares by identity."""
+    return f"no ranking for {age_s} s (poll period {interval_s:g} s)"
 
 
 def render_body(snap: Snapshot, limit: int | None, fields: tuple[str, ...] | None, stale: str | None) -> bytes:
