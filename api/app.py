@@ -1,12 +1,12 @@
 """``create_app(settings)``: the ASGI application of one replica.
 
-Layers, outermost first: :class:`ReplicaHeader` (``X-Kiwoom-Replica`` on every response) -> CORS (only when
-origins are configured; it answers preflights, and its headers reach 401/403 answers too) ->
+Layers, outermost first: :class:`api.limits.ConnectionCap` -> :class:`ReplicaHeader` and CORS (only when
+origins are configured; CORS answers preflights, and its headers reach 401/403 answers too) ->
 :class:`api.gate.Gate` (size limits; API keys when auth is on) -> :class:`api.fastpath.FastPath` (the snapshot
-and events routes as raw ASGI) -> FastAPI (everything else: the dashboard at ``/`` and ``/static/``, ``/docs``
-(``api.docs``), the login form when auth is on, and the lifespan that owns the Redis clients and the hub,
-closing both on shutdown), whose responses carry the security headers of :mod:`api.headers`.
-"""
+and events routes as raw ASGI) -> :class:`ReplicaHeader` -> FastAPI (everything else: the dashboard at ``/``
+and ``/static/``, ``/docs`` (``api.docs``), the login form when auth is on, and the lifespan that owns the
+Redis clients and the hub, closing both on shutdown), whose responses carry the security headers of
+:mod:`api.headers`."""
 
 from __future__ import annotations
 
@@ -65,10 +65,13 @@ class ApiApp:
         self.state.keys = self.keys
         self.fast = FastPath(self.state, fallback=_unset)
         self.fastapi = _build_fastapi(self.state, self.fast, self.keys)
-        self.fast.fallback = self.fastapi
+        # Only FastAPI's answers need the header added: the fast path and the gate set it on their own, so a
+        # snapshot or a stream frame never passes through a send wrapper for it (with CORS off).
+        tagged = ReplicaHeader(self.fastapi, settings.replica_id, fast_path=False)
+        self.fast.fallback = tagged
         # With the fast path off, GETs go through FastAPI (whose routes answer GET only); HEAD still goes through
         # the fast path, which answers it for every GET route.
-        inner: ASGIApp = Gate(self.fast if settings.fast_path else HeadViaFastPath(self.fast, self.fastapi), self.keys,
+        inner: ASGIApp = Gate(self.fast if settings.fast_path else HeadViaFastPath(self.fast, tagged), self.keys,
                               (REPLICA_HEADER, settings.replica_id.encode()))
         if settings.cors_origins:
             # With auth on: the Authorization header may be sent, and credentialed requests (the login cookie) are
@@ -78,8 +81,9 @@ class ApiApp:
                                    allow_headers=["Last-Event-ID", "If-None-Match", "Cache-Control",
                                                   *(["Authorization"] if auth else [])],
                                    allow_credentials=auth, expose_headers=EXPOSED_HEADERS, max_age=600)
-        self.cap = ConnectionCap(ReplicaHeader(inner, settings.replica_id, fast_path=settings.fast_path),
-                                 settings.max_connections, settings.replica_id)
+            # CORS answers preflights itself: those get the header here.
+            inner = ReplicaHeader(inner, settings.replica_id, fast_path=settings.fast_path)
+        self.cap = ConnectionCap(inner, settings.max_connections, settings.replica_id)
         self.state.cap = self.cap
         self._asgi: ASGIApp = self.cap
 

@@ -1,10 +1,11 @@
-"""``kiwoom-api`` / ``python -m api``: one replica under uvicorn, configured by KIWOOM_API_* variables."""
+"""``kiwoom-api`` / ``python -m api``: one replica under uvicorn (or several workers), configured by KIWOOM_API_*."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import math
+import socket
 from types import FrameType
 
 import uvicorn
@@ -13,6 +14,7 @@ from api import accesslog
 from api.app import ApiApp, create_app
 from api.gate import MAX_HEAD
 from api.settings import AccessLog, ApiSettings
+from api.workers import Workers
 
 
 class _Server(uvicorn.Server):
@@ -32,17 +34,8 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="kiwoom-api", description=__doc__)
-    parser.add_argument("--host", help="bind address (KIWOOM_API_HOST)")
-    parser.add_argument("--port", type=int, help="port (KIWOOM_API_PORT)")
-    parser.add_argument("--redis-url", help="Redis URL (KIWOOM_CACHE_REDIS_URL)")
-    parser.add_argument("--log-level", help="debug, info, warning ... (KIWOOM_API_LOG_LEVEL)")
-    parser.add_argument("--access-log", choices=[m.value for m in AccessLog],
-                        help="sparse (default: no line per successful snapshot read), all, off (KIWOOM_API_ACCESS_LOG)")
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if v is not None}
-    settings = ApiSettings(**overrides)
+def serve(settings: ApiSettings, sock: socket.socket | None = None) -> None:
+    """One replica under uvicorn, on ``settings.host``/``port`` or on ``sock`` (a worker's SO_REUSEPORT socket)."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     access_log = accesslog.configure(settings.access_log)
     app = create_app(settings)
@@ -59,4 +52,24 @@ def main(argv: list[str] | None = None) -> None:
         # error); a frame past this is refused by the protocol (1009) before it is buffered.
         ws_max_size=max(settings.ws_max_message * 4, 16 * 1024),
     )
-    _Server(config, app).run()
+    _Server(config, app).run(sockets=None if sock is None else [sock])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="kiwoom-api", description=__doc__)
+    parser.add_argument("--host", help="bind address (KIWOOM_API_HOST)")
+    parser.add_argument("--port", type=int, help="port (KIWOOM_API_PORT)")
+    parser.add_argument("--redis-url", help="Redis URL (KIWOOM_CACHE_REDIS_URL)")
+    parser.add_argument("--log-level", help="debug, info, warning ... (KIWOOM_API_LOG_LEVEL)")
+    parser.add_argument("--access-log", choices=[m.value for m in AccessLog],
+                        help="sparse (default: no line per successful snapshot read), all, off (KIWOOM_API_ACCESS_LOG)")
+    parser.add_argument("--workers", help="worker processes sharing the port, or auto: one per CPU "
+                                          "(KIWOOM_API_WORKERS, default 1)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    settings = ApiSettings(**overrides)
+    if settings.workers == 1:
+        serve(settings)
+        return
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise SystemExit(Workers(settings, overrides, serve).run())

@@ -27,7 +27,17 @@ from api.mux import MuxInputError, parse_feeds, serve_mux
 from api.mux import parse_id as parse_mux_id
 from api.public import REDIS_UNAVAILABLE, clip
 from api.replies import bytes_value
-from api.snapshot import QueryError, etag_matches, freshness, parse_snapshot_query, render_body, snapshot_headers
+from api.snapshot import (
+    Prepared,
+    PreparedCache,
+    QueryError,
+    cache_control,
+    etag_matches,
+    freshness,
+    parse_snapshot_query,
+    render_body,
+    snapshot_headers,
+)
 from api.sse import SSE_HEADERS, serve_events
 from api.state import AppState, ServiceUnavailable
 from api.ws import PATH as WS_PATH
@@ -40,6 +50,7 @@ log = logging.getLogger(__name__)
 
 PREFIX: Final = "/v1/rankings/"
 _JSON: Final = (b"content-type", b"application/json")
+_EMPTY_BODY: Final[Message] = {"type": "http.response.body", "body": b""}
 
 
 async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -72,6 +83,8 @@ class FastPath:
         self.state = state
         self.fallback = fallback
         self.replica_header = (REPLICA_HEADER, state.settings.replica_id.encode())
+        #: Complete snapshot responses per feed, per ranking and per (query, staleness, Cache-Control).
+        self.prepared = PreparedCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot = hot_route(scope)
@@ -155,18 +168,21 @@ class FastPath:
         stale, liveness = freshness(hub, feed, snap, now)
         if outage is not None:
             stale = outage
-        headers = snapshot_headers(hub, st, snap, stale=stale, liveness=liveness, now_ms=now,
-                                   shared_cache=outage is None)
-        headers.append(self.replica_header)
+        cache = cache_control(hub, st, snap, stale=stale, now_ms=now, shared_cache=outage is None)
+        prepared = self.prepared.get(st, snap, (limit, fields, stale, liveness, cache))
+        if prepared is None:
+            body = render_body(snap, limit, fields, stale)
+            headers = snapshot_headers(hub, st, snap, stale=stale, liveness=liveness, cache=cache)
+            headers.append(self.replica_header)
+            prepared = self.prepared.put(st, snap, (limit, fields, stale, liveness, cache),
+                                         Prepared(headers, body, snap.id))
         inm = _header(scope, b"if-none-match")
-        if inm is not None and etag_matches(inm, snap.id):
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
+        if inm is not None and (inm == prepared.etag or etag_matches(inm, snap.id)):
+            await send({"type": "http.response.start", "status": 304, "headers": prepared.headers_304})
+            await send(_EMPTY_BODY)
             return
-        body = render_body(snap, limit, fields, stale)
-        headers += [_JSON, (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.start", "status": 200, "headers": prepared.headers_200})
+        await send(prepared.body_message)
 
     async def events(self, hub: Hub, scope: Scope, receive: Receive, send: Send, feed: str, *,
                      started: float) -> None:

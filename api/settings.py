@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +35,9 @@ class ApiSettings(BaseSettings):
     redis_timeout_s: float = Field(5.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    #: Worker processes sharing the port (SO_REUSEPORT), each with its own hub and Redis subscription:
+    #: a number, or ``auto`` for one per CPU this process may run on (api/workers.py).
+    workers: int = Field(1, ge=1, le=256)
     log_level: str = "info"
     #: ``sparse``: access-log every request except successful snapshot reads (counted in /metrics); ``all``; ``off``.
     access_log: AccessLog = AccessLog.SPARSE
@@ -116,6 +120,13 @@ class ApiSettings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return len(os.sched_getaffinity(0))
         return value
 
     @property

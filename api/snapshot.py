@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -64,8 +65,16 @@ def freshness(hub: Hub, feed: str, snap: Snapshot, now_ms: int) -> tuple[str | N
     if info is not None and status is not None and status.state == "running":
         limit_ms = hub.settings.stale_factor * info.interval_s * 1000
         if now_ms - snap.published_at_ms > limit_ms:
-            return f"no ranking for {now_ms - snap.published_at_ms} ms (poll period {info.interval_s:g} s)", liveness
+            # Whole seconds: the reason (header and body) then changes once a second, so the prepared answer
+            # (api.fastpath) is reused between; Last-Modified gives the exact time.
+            return _no_ranking_for((now_ms - snap.published_at_ms) // 1000, info.interval_s), liveness
     return None, liveness
+
+
+@lru_cache(maxsize=256)
+def _no_ranking_for(age_s: int, interval_s: float) -> str:
+    """The same string object while the age stays in one second: the prepared answer's key compares by identity."""
+    return f"no ranking for {age_s} s (poll period {interval_s:g} s)"
 
 
 def render_body(snap: Snapshot, limit: int | None, fields: tuple[str, ...] | None, stale: str | None) -> bytes:
@@ -104,19 +113,23 @@ def etag_matches(if_none_match: bytes, rid: str) -> bool:
     return False
 
 
-def snapshot_headers(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | None,
-                     liveness: str, now_ms: int, shared_cache: bool = True) -> list[tuple[bytes, bytes]]:
+def cache_control(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | None, now_ms: int,
+                  shared_cache: bool = True) -> bytes:
     """``shared_cache=False`` (stale-if-error: served from memory while Redis is down): no cache may store it."""
-    info = hub.registry.get(st.feed)
     if not shared_cache:
-        cache = b"no-store"
-    elif stale:
-        cache = b"no-cache"
-    else:
-        interval_ms = (info.interval_s if info else 1.0) * 1000
-        # fresh until the next poll is due: a poller re-asks about when a new ranking can exist
-        remaining = max(0.0, snap.published_at_ms + interval_ms - now_ms)
-        cache = b"public, max-age=%d" % min(math.ceil(remaining / 1000), math.ceil(interval_ms / 1000))
+        return b"no-store"
+    if stale:
+        return b"no-cache"
+    info = hub.registry.get(st.feed)
+    interval_ms = (info.interval_s if info else 1.0) * 1000
+    # fresh until the next poll is due: a poller re-asks about when a new ranking can exist
+    remaining = max(0.0, snap.published_at_ms + interval_ms - now_ms)
+    return b"public, max-age=%d" % min(math.ceil(remaining / 1000), math.ceil(interval_ms / 1000))
+
+
+def snapshot_headers(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | None,
+                     liveness: str, cache: bytes) -> list[tuple[bytes, bytes]]:
+    """The validators and flags of a snapshot answer (200 and 304 alike); ``cache`` from :func:`cache_control`."""
     headers = [
         (b"etag", b'W/"' + snap.id.encode() + b'"'),
         (b"last-modified", formatdate(snap.published_at_ms / 1000, usegmt=True).encode()),
@@ -128,3 +141,45 @@ def snapshot_headers(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | No
     if stale:
         headers.append((b"x-kiwoom-stale-reason", stale.encode("ascii", "replace")))
     return headers
+
+
+class Prepared:
+    """One complete snapshot answer: the 200 and 304 header lists and the body message, built once."""
+
+    __slots__ = ("body_message", "etag", "headers_200", "headers_304")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]], body: bytes, rid: str) -> None:
+        self.headers_304 = headers
+        self.headers_200 = [*headers, (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        self.body_message = {"type": "http.response.body", "body": body}
+        #: The ETag as sent: what a client echoes in If-None-Match (compared as bytes before parsing).
+        self.etag = b'W/"' + rid.encode() + b'"'
+
+
+class PreparedCache:
+    """Prepared answers per feed, for its current snapshot only, at most :data:`MAX_VARIANTS` per feed.
+
+    A new snapshot (a new ranking, or the same id re-validated into a new object) drops the feed's entries;
+    what varies per request on one snapshot (query, staleness, publisher liveness, Cache-Control's max-age)
+    is part of the key, so a stale transition or the next second's max-age is a new entry, never a wrong one.
+    """
+
+    def __init__(self, max_entries: int = MAX_VARIANTS) -> None:
+        self.max_entries = max_entries
+        self.feeds: dict[str, tuple[Snapshot, dict[tuple[Any, ...], Prepared]]] = {}
+
+    def get(self, st: FeedState, snap: Snapshot, key: tuple[Any, ...]) -> Prepared | None:
+        held = self.feeds.get(st.feed)
+        if held is None or held[0] is not snap:
+            return None
+        return held[1].get(key)
+
+    def put(self, st: FeedState, snap: Snapshot, key: tuple[Any, ...], prepared: Prepared) -> Prepared:
+        held = self.feeds.get(st.feed)
+        if held is None or held[0] is not snap:
+            held = self.feeds[st.feed] = (snap, {})
+        entries = held[1]
+        if len(entries) >= self.max_entries:  # bounded whatever query strings and clocks produce
+            entries.clear()
+        entries[key] = prepared
+        return prepared

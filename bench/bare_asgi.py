@@ -8,6 +8,7 @@ No framework, no Redis on the request path, no logging: ``GET`` returns the docu
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,14 @@ BODY = Path(os.environ["BENCH_DOC"]).read_bytes()
 ETAG = b'"' + hashlib.sha1(BODY).hexdigest().encode() + b'"'
 OK_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY)), (b"etag", ETAG)]
 NOT_MODIFIED_HEADERS = [(b"etag", ETAG)]
+if os.environ.get("BENCH_HEADERS"):
+    # The replica's own header set (a JSON object of name -> value, its ETag included), so the run can tell
+    # what the extra headers alone cost under uvicorn (bench/snapshot_ratio.py --same-headers).
+    _extra = [(k.lower().encode(), v.encode()) for k, v in json.loads(os.environ["BENCH_HEADERS"]).items()]
+    ETAG = dict(_extra)[b"etag"]
+    NOT_MODIFIED_HEADERS = [h for h in _extra if h[0] not in (b"content-type", b"content-length")]
+    OK_HEADERS = [*NOT_MODIFIED_HEADERS, (b"content-type", b"application/json"),
+                  (b"content-length", b"%d" % len(BODY))]
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -155,13 +155,8 @@ def replica(redis_url: str, *, name: str = "replica", **settings: str) -> Server
 
 
 def replica_workers(redis_url: str, workers: int) -> Server:
-    """The replica app under ``uvicorn --workers``: each worker process has its own hub and subscription."""
-    port = free_port()
-    env = {"KIWOOM_CACHE_REDIS_URL": redis_url, "KIWOOM_API_LOG_LEVEL": "warning"}
-    server = python_server(f"replica-{workers}w", ["-m", "uvicorn", "--factory", "api.app:create_app", "--host",
-                                                   "127.0.0.1", "--port", str(port), "--workers", str(workers),
-                                                   "--log-level", "warning", "--timeout-keep-alive", "30"],
-                           port, "/readyz", env)
+    """``kiwoom-api`` with ``KIWOOM_API_WORKERS``: each worker process has its own hub and subscription."""
+    server = replica(redis_url, name=f"replica-{workers}w", workers=str(workers))
     server.pin = False
     return server
 
@@ -512,9 +507,9 @@ def snapshot_phase(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         if not args.skip_granian:
             targets.append(("replica under granian (log level warning)", "warning", lambda: replica_granian(rds.url)))
         if not args.skip_workers:
-            targets += [("replica, uvicorn --workers 1, unpinned (log level warning)", "warning",
+            targets += [("replica, KIWOOM_API_WORKERS=1, unpinned (defaults otherwise)", "info",
                          lambda: replica_workers(rds.url, 1)),
-                        ("replica, uvicorn --workers 2, unpinned (log level warning)", "warning",
+                        ("replica, KIWOOM_API_WORKERS=2, unpinned (defaults otherwise)", "info",
                          lambda: replica_workers(rds.url, 2))]
         for label, log_level, make in targets:
             server = make()
@@ -627,7 +622,7 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{ratio(r['cpu_us_per_event'], base['cpu_us_per_event'])} | "
                          f"{ratio(r['rss_per_client_kib'], base['rss_per_client_kib'])} |")
     if report.get("workers"):
-        lines += ["", "### One replica process vs two (`uvicorn --workers`, unpinned, log level warning)", "",
+        lines += ["", "### One replica process vs two (`KIWOOM_API_WORKERS`, unpinned, defaults otherwise)", "",
                   "Both cores are available to the server; the loader, Redis and the publisher share them.", "",
                   "| server | N | connected | delivered / expected | gaps | p50 ms | p99 ms | max ms | window s "
                   "| server CPU s | CPU µs / event | RSS / client KiB | Redis conns | loader CPU s |",
