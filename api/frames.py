@@ -24,6 +24,15 @@ REPLICA_HEADER: Final = b"x-kiwoom-replica"
 PING: Final = ServerSentEvent(comment="ping").encode()
 
 
+def chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk (RFC 9112 §7.1), the framing uvicorn gives a streamed body: written as
+    is to the transport of a caught-up stream (``api.ring.FeedState.push``)."""
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+PING_CHUNK: Final = chunk(PING)
+
+
 def event_frame(event: str, event_id: str, data: bytes) -> bytes:
     """``id:``/``event:``/``data:`` frame; ``data`` must be a single line (a compact JSON document)."""
     return b"id: " + event_id.encode() + SEP + b"event: " + event.encode() + SEP + b"data: " + data + SEP + SEP

@@ -7,6 +7,13 @@ replica by a ring's worth of huge documents), always keeping the newest frame.
 When the feed's history is lost or replaced (a new epoch, or ids going backwards) the ring is emptied and
 ``generation`` grows; every client compares the generation it started on and sends its browser a ``reset``
 instead of waiting for ids that will never come (the freeze of issue 10).
+
+A single-feed SSE client that is caught up and whose server exposes a chunked HTTP/1.1 transport is
+**parked** (:meth:`FeedState.park`): its task sleeps on its own future and the fan-out writes every new frame
+to its transport itself, one pre-built chunk shared by all (:meth:`FeedState.push`), with no task wake-up, no
+coroutine step and no copy per client: that per-client work was most of the replica's CPU per event (README
+"Benchmarks"). Whatever is not the plain case (a reset, a client behind or with bytes still queued, shutdown)
+wakes the task, which handles it through the ordinary path and parks again once caught up.
 """
 
 from __future__ import annotations
@@ -14,9 +21,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from api.frames import event_frame
+from api.frames import PING_CHUNK, chunk, event_frame
 from kiwoom_cache import contract
 
 #: Wake-up signals carried by a feed's shared future.
@@ -43,7 +50,7 @@ class ResetReason(StrEnum):
 class Frame:
     """One ring entry: a stream entry id, its epoch and seq, and its encoded ``ranking`` frame."""
 
-    __slots__ = ("data", "epoch", "id", "seq", "sid", "ws")
+    __slots__ = ("chunked", "data", "epoch", "id", "seq", "sid", "ws")
 
     def __init__(self, sid: StreamId, rid: str, data: bytes, epoch: str | None = None, seq: int = 0) -> None:
         self.sid = sid
@@ -54,6 +61,8 @@ class Frame:
         #: The WebSocket message of this frame and its UTF-8 size, built by the first WebSocket client that
         #: needs it (api.ws).
         self.ws: tuple[str, int] | None = None
+        #: ``data`` framed as an HTTP chunk, built by the first push that writes it.
+        self.chunked: bytes | None = None
 
 
 class Snapshot:
@@ -100,10 +109,19 @@ class StreamCounters:
         self.resets = 0
 
 
+class Position(Protocol):
+    """Where a parked client is in its feed (``api.cursor.FeedCursor``): what the fan-out reads and moves."""
+
+    pos: int
+    last_sid: StreamId
+    generation: int
+
+
 class Client:
     """What the hub knows of one SSE response: enough to count it and to evict it if it stalls."""
 
-    __slots__ = ("delivered", "dropped", "gone", "progress_at", "send_since", "task", "transport", "written")
+    __slots__ = ("check_at", "delivered", "dropped", "gone", "parked", "progress_at", "send_since", "task",
+                 "transport", "written")
 
     def __init__(self, task: asyncio.Task[Any] | None, transport: asyncio.WriteTransport | None = None) -> None:
         self.task = task
@@ -118,16 +136,27 @@ class Client:
         self.written = 0
         self.delivered = 0
         self.progress_at = 0.0
+        #: loop.time() of the next look at its queues (sooner while bytes are queued, see Hub._check_queue).
+        self.check_at = 0.0
+        #: While parked (FeedState.park): the future its task sleeps on, resolved to hand the client back.
+        self.parked: asyncio.Future[None] | None = None
+
+    def unpark(self) -> None:
+        """Wake the client's task if it is parked (it removes itself from its feed's parked clients)."""
+        fut, self.parked = self.parked, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
 
 class FeedState:
     """One feed: ring of frames, latest snapshot, the shared wake-up and the connected clients."""
 
-    __slots__ = ("_loop", "_waiter", "bad_entries", "clients", "error", "feed", "generation", "held",
-                 "max_bytes", "max_entries", "next_pos", "reset_reason", "ring", "ring_bytes", "snapshot",
-                 "stalled_since", "sync_task", "synced")
+    __slots__ = ("_loop", "_waiter", "bad_entries", "clients", "counters", "error", "feed", "generation", "held",
+                 "max_batch", "max_bytes", "max_entries", "next_pos", "parked", "reset_reason", "ring", "ring_bytes",
+                 "snapshot", "stalled_since", "sync_task", "synced")
 
-    def __init__(self, feed: str, ring_size: int, loop: asyncio.AbstractEventLoop, max_bytes: int = 0) -> None:
+    def __init__(self, feed: str, ring_size: int, loop: asyncio.AbstractEventLoop, max_bytes: int = 0, *,
+                 max_batch: int = 16, counters: StreamCounters | None = None) -> None:
         self.feed = feed
         self.ring: deque[Frame] = deque()
         self.max_entries = ring_size
@@ -136,6 +165,11 @@ class FeedState:
         self.next_pos = 0
         self.snapshot: Snapshot | None = None
         self.clients: set[Client] = set()
+        #: Caught-up clients the fan-out writes to directly (see the module's docstring), with their cursors.
+        self.parked: dict[Client, Position] = {}
+        #: Frames one push writes to a client at most (more wakes its task, which sends them in batches).
+        self.max_batch = max_batch
+        self.counters = counters if counters is not None else StreamCounters()
         #: Last contract violation seen for this feed (logged, shown in /v1/feeds).
         self.error: str | None = None
         #: Stream entries or messages skipped because they broke the contract.
@@ -170,9 +204,80 @@ class FeedState:
         return self._waiter
 
     def wake(self, signal: str) -> None:
+        if self.parked:
+            self.push(signal)
         fut, self._waiter = self._waiter, self._loop.create_future()
         if not fut.done():
             fut.set_result(signal)
+
+    def park(self, client: Client, cursor: Position) -> asyncio.Future[None]:
+        """Hand a caught-up client with a chunked transport to the fan-out; its task awaits the result."""
+        assert client.transport is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        client.parked = fut
+        self.parked[client] = cursor
+        return fut
+
+    def unpark(self, client: Client) -> None:
+        self.parked.pop(client, None)
+        client.unpark()
+
+    def push(self, signal: str) -> None:
+        """Write what ``signal`` brings to every parked client's transport; wake the task of any client for
+        which that is not one plain write (reset, behind, overlap, bytes still queued, shutdown). A closed
+        connection is skipped: its task must end after the server has seen the disconnect, or uvicorn
+        reports a response left incomplete."""
+        parked = self.parked
+        back: list[Client] = []
+        if signal == PING:
+            for client in parked:
+                transport = client.transport
+                if transport is not None and not transport.is_closing() and not transport.get_write_buffer_size():
+                    transport.write(PING_CHUNK)
+                    client.written += len(PING_CHUNK)
+        elif signal == DATA:
+            next_pos, first_pos, generation, ring = self.next_pos, self.first_pos, self.generation, self.ring
+            # What is due from a position: (chunk, sid of its first and last frame, frames), built once.
+            due: dict[int, tuple[bytes, StreamId, StreamId, int] | None] = {}
+            sent = 0
+            for client, cur in parked.items():
+                pos = cur.pos
+                if pos >= next_pos:
+                    continue
+                transport = client.transport
+                if client.gone or client.dropped or transport is None or transport.is_closing():
+                    continue  # its task is woken by the disconnect (api.sse), once the server has seen it
+                if cur.generation != generation or transport.get_write_buffer_size():
+                    back.append(client)
+                    continue
+                if pos in due:
+                    item = due[pos]
+                else:
+                    item = due[pos] = self._due(ring, pos - first_pos, next_pos - pos)
+                if item is None or item[1] <= cur.last_sid:  # behind, too many, or overlapping a replay
+                    back.append(client)
+                    continue
+                data, _, last_sid, n = item
+                transport.write(data)
+                client.written += len(data)
+                cur.pos, cur.last_sid = next_pos, last_sid
+                sent += n
+            self.counters.events_sent += sent
+        else:
+            back = list(parked)
+        for client in back:
+            self.unpark(client)
+
+    def _due(self, ring: deque[Frame], base: int, n: int) -> tuple[bytes, StreamId, StreamId, int] | None:
+        if base < 0 or n > self.max_batch:
+            return None
+        if n == 1:
+            frame = ring[base]
+            if frame.chunked is None:
+                frame.chunked = chunk(frame.data)
+            return frame.chunked, frame.sid, frame.sid, 1
+        frames = [ring[base + i] for i in range(n)]
+        return chunk(b"".join(f.data for f in frames)), frames[0].sid, frames[-1].sid, n
 
     def has(self, sid: StreamId) -> bool:
         pos = self.pos_after(sid)

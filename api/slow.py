@@ -37,6 +37,12 @@ def transport_of(send: Any) -> asyncio.WriteTransport | None:
     return transport if all(callable(getattr(transport, name, None)) for name in needed) else None
 
 
+def writes_chunked(send: Any) -> bool:
+    """True once uvicorn's httptools cycle has started a chunked response: then bytes framed by
+    :func:`api.frames.chunk` may go straight to the transport, exactly what its ``send`` would write."""
+    return getattr(getattr(send, "__self__", None), "chunked_encoding", None) is True
+
+
 def limit_send_buffer(transport: asyncio.WriteTransport, size: int) -> None:
     """Cap the kernel's send buffer for this connection (0 leaves the system default)."""
     sock = transport.get_extra_info("socket")

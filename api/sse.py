@@ -12,6 +12,10 @@ Deliberate choices:
 
 - Disconnects are noticed by one idle task per client waiting on ``receive()``; it marks the client gone,
   and the loop ends at its next wake-up (an event or the heartbeat), so no wake-up is ever cancelled.
+- Under uvicorn's httptools protocol (the default) a client that has caught up is parked: the fan-out
+  writes each new frame to its transport as one shared pre-built chunk (:meth:`api.ring.FeedState.push`)
+  and its task sleeps until something else than a plain frame is due. Under any other server (h11, other
+  ASGI servers, middleware wrapping ``send``) every frame goes through ``send``, as before.
 - Ids: the SSE ``id:`` is ``<ranking id>@<epoch>`` (``kiwoom_cache.contract.event_id``), so the browser's
   automatic ``Last-Event-ID`` says which history it resumes in; a bare ranking id is accepted too.
 - Resume and ``reset`` rules (expired/unknown/behind/epoch) live in :mod:`api.cursor`, shared with the
@@ -45,7 +49,7 @@ from api.frames import (
 from api.hub import Hub
 from api.ring import PING as WAKE_PING
 from api.ring import Client, FeedState, Frame, ResetReason, Snapshot
-from api.slow import limit_send_buffer, transport_of
+from api.slow import limit_send_buffer, transport_of, writes_chunked
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,8 @@ SSE_HEADERS: Final = [
     (b"cache-control", b"no-store"),
     (b"x-accel-buffering", b"no"),
 ]
+#: Replica id -> the headers every stream of this replica starts with (one list shared by all its streams).
+_HEADERS: dict[str, list[tuple[bytes, bytes]]] = {}
 END: Final = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
@@ -73,10 +79,12 @@ async def serve_events(hub: Hub, st: FeedState, last_event_id: str | None, recei
     cur = FeedCursor(hub, st)
     try:
         # The replica header is set here, not by api.app's middleware, so stream writes skip its send wrapper.
-        headers = [*SSE_HEADERS, (REPLICA_HEADER, hub.settings.replica_id.encode())]
+        replica = hub.settings.replica_id
+        headers = _HEADERS.get(replica) or _HEADERS.setdefault(
+            replica, [*SSE_HEADERS, (REPLICA_HEADER, replica.encode())])
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         if await cur.start(out, last_event_id):
-            await _live(hub, cur, client, out)
+            await _live(hub, cur, client, out, parkable=transport is not None and writes_chunked(send))
         else:
             await send(END)  # the replay failed: ending the stream makes the client retry
     except asyncio.CancelledError:
@@ -85,6 +93,7 @@ async def serve_events(hub: Hub, st: FeedState, last_event_id: str | None, recei
         task.uncancel()  # dropped by the hub without a transport to abort (see Hub.drop)
     finally:
         st.clients.discard(client)
+        st.unpark(client)
         watcher.cancel()
 
 
@@ -93,6 +102,7 @@ async def _watch_disconnect(receive: Receive, client: Client, st: FeedState) -> 
         pass
     client.gone = True
     st.clients.discard(client)
+    st.unpark(client)
 
 
 class SseOutput(Output):
@@ -145,7 +155,7 @@ def reset_frame(feed: str, reason: ResetReason, snap: Snapshot | None) -> bytes:
     return event_frame(EVENT_RESET, snap.event_id, reset_data(feed, reason, snap))
 
 
-async def _live(hub: Hub, cur: FeedCursor, client: Client, out: SseOutput) -> None:
+async def _live(hub: Hub, cur: FeedCursor, client: Client, out: SseOutput, *, parkable: bool) -> None:
     st = cur.st
     max_batch = hub.settings.max_batch
     while True:
@@ -160,6 +170,12 @@ async def _live(hub: Hub, cur: FeedCursor, client: Client, out: SseOutput) -> No
                 await cur.send_reset(out, got)
             elif got:
                 await out.write(got[0].data if len(got) == 1 else b"".join(f.data for f in got))
+            continue
+        if parkable:
+            try:
+                await st.park(client, cur)  # until the fan-out hands the client back
+            finally:
+                st.unpark(client)
             continue
         try:
             signal = await st.waiter
