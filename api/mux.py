@@ -34,7 +34,7 @@ from api.hub import Hub
 from api.multi import MultiOutput, Session
 from api.ring import Client, FeedState, Frame, ResetReason, Snapshot
 from api.slow import limit_send_buffer, transport_of
-from api.sse import END, SSE_HEADERS, reset_frame
+from api.sse import END, SSE_HEADERS, reset_frame, send_body
 from kiwoom_cache import contract
 from kiwoom_cache.errors import ContractError
 
@@ -134,11 +134,7 @@ class MuxOutput(MultiOutput):
         if self.held is not None:
             self.held.append(body)
             return
-        client = self.client
-        client.written += len(body)
-        client.send_since = self.loop.time()
-        await self.send({"type": "http.response.body", "body": body, "more_body": True})
-        client.send_since = 0.0
+        await send_body(self.client, self.send, self.loop, body)
 
     async def snapshot(self, cur: FeedCursor, snap: Snapshot) -> None:
         frame = snap.frame("snapshot")

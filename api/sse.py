@@ -105,6 +105,15 @@ async def _watch_disconnect(receive: Receive, client: Client, st: FeedState) -> 
     st.unpark(client)
 
 
+async def send_body(client: Client, send: Send, loop: asyncio.AbstractEventLoop, body: bytes) -> None:
+    """One streamed body write through the server, timed (a send blocked too long drops the client) and
+    counted (what the queue check compares with what the peer took)."""
+    client.written += len(body)
+    client.send_since = loop.time()
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    client.send_since = 0.0
+
+
 class SseOutput(Output):
     """Single-feed SSE: ring frames are written as encoded once, shared by every client."""
 
@@ -118,11 +127,7 @@ class SseOutput(Output):
     async def write(self, body: bytes) -> None:
         if self.head:
             body, self.head = self.head + body, b""
-        client = self.client
-        client.written += len(body)
-        client.send_since = self.loop.time()
-        await self.send({"type": "http.response.body", "body": body, "more_body": True})
-        client.send_since = 0.0
+        await send_body(self.client, self.send, self.loop, body)
 
     async def snapshot(self, cur: FeedCursor, snap: Snapshot) -> None:
         await self.write(snap.frame(EVENT_SNAPSHOT))
