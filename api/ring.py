@@ -9,7 +9,7 @@ When the feed's history is lost or replaced (a new epoch, or ids going backwards
 instead of waiting for ids that will never come (the freeze of issue 10).
 
 A single-feed SSE client that is caught up and whose server exposes a chunked HTTP/1.1 transport is
-**parked** (:meth:`FeedState.park`): its task sleeps on its own future and the fan-out writes every new frame
+**parked** (:meth:`FeedState.park`): its task sleeps until a disconnect and the fan-out writes every new frame
 to its transport itself, one pre-built chunk shared by all (:meth:`FeedState.push`), with no task wake-up, no
 coroutine step and no copy per client: that per-client work was most of the replica's CPU per event (README
 "Benchmarks"). Whatever is not the plain case (a reset, a client behind or with bytes still queued, shutdown)
@@ -121,7 +121,7 @@ class Client:
     """What the hub knows of one SSE response: enough to count it and to evict it if it stalls."""
 
     __slots__ = ("check_at", "delivered", "dropped", "gone", "parked", "progress_at", "send_since", "task",
-                 "transport", "written")
+                 "transport", "woken", "written")
 
     def __init__(self, task: asyncio.Task[Any] | None, transport: asyncio.WriteTransport | None = None) -> None:
         self.task = task
@@ -138,14 +138,16 @@ class Client:
         self.progress_at = 0.0
         #: loop.time() of the next look at its queues (sooner while bytes are queued, see Hub._check_queue).
         self.check_at = 0.0
-        #: While parked (FeedState.park): the future its task sleeps on, resolved to hand the client back.
-        self.parked: asyncio.Future[None] | None = None
+        #: While parked (FeedState.park) its task sleeps in the server's ``receive()``, which returns only on a
+        #: disconnect: the fan-out hands the client back by cancelling that wait, with ``woken`` set.
+        self.parked = False
+        self.woken = False
 
-    def unpark(self) -> None:
-        """Wake the client's task if it is parked (it removes itself from its feed's parked clients)."""
-        fut, self.parked = self.parked, None
-        if fut is not None and not fut.done():
-            fut.set_result(None)
+    def wake(self) -> None:
+        """Hand a parked client back to its task (see api.sse: the cancellation is caught there)."""
+        if self.parked and self.task is not None:
+            self.parked, self.woken = False, True
+            self.task.cancel()
 
 
 class FeedState:
@@ -210,17 +212,22 @@ class FeedState:
         if not fut.done():
             fut.set_result(signal)
 
-    def park(self, client: Client, cursor: Position) -> asyncio.Future[None]:
-        """Hand a caught-up client with a chunked transport to the fan-out; its task awaits the result."""
-        assert client.transport is not None
-        fut: asyncio.Future[None] = self._loop.create_future()
-        client.parked = fut
+    def park(self, client: Client, cursor: Position) -> None:
+        """Hand a caught-up client with a chunked transport to the fan-out (its task then waits in
+        ``receive()``; api.sse)."""
+        assert client.transport is not None and client.task is not None
+        client.parked = True
         self.parked[client] = cursor
-        return fut
 
     def unpark(self, client: Client) -> None:
+        """Wake a parked client's task: something other than a plain write is due."""
         self.parked.pop(client, None)
-        client.unpark()
+        client.wake()
+
+    def leave(self, client: Client) -> None:
+        """The client's task is awake (or ending): the fan-out no longer writes to it."""
+        self.parked.pop(client, None)
+        client.parked = False
 
     def push(self, signal: str) -> None:
         """Write what ``signal`` brings to every parked client's transport; wake the task of any client for

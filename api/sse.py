@@ -11,7 +11,8 @@ Deliberate choices:
   ``hello`` carries no ``id:`` so it never moves the client's resume point.
 
 - Disconnects are noticed by one idle task per client waiting on ``receive()``; it marks the client gone,
-  and the loop ends at its next wake-up (an event or the heartbeat), so no wake-up is ever cancelled.
+  and the loop ends at its next wake-up (an event or the heartbeat), so no wake-up is ever cancelled. A
+  parked stream (below) needs no such task: its own task is the one waiting in ``receive()``.
 - Under uvicorn's httptools protocol (the default) a client that has caught up is parked: the fan-out
   writes each new frame to its transport as one shared pre-built chunk (:meth:`api.ring.FeedState.push`)
   and its task sleeps until something else than a plain frame is due. Under any other server (h11, other
@@ -72,7 +73,7 @@ async def serve_events(hub: Hub, st: FeedState, last_event_id: str | None, recei
     client = Client(task, transport)
     client.progress_at = hub.loop.time()
     st.clients.add(client)
-    watcher = hub.loop.create_task(_watch_disconnect(receive, client, st))
+    watcher: asyncio.Task[None] | None = None
     settings = hub.settings
     out = SseOutput(hub, client, send, retry_frame(settings.retry_ms, "kiwoom-cache")
                     + hello_frame(settings.replica_id, last_event_id))
@@ -83,8 +84,11 @@ async def serve_events(hub: Hub, st: FeedState, last_event_id: str | None, recei
         headers = _HEADERS.get(replica) or _HEADERS.setdefault(
             replica, [*SSE_HEADERS, (REPLICA_HEADER, replica.encode())])
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        parkable = transport is not None and writes_chunked(send)
+        if not parkable:  # a parked stream waits in receive() itself: no second task per client
+            watcher = hub.loop.create_task(_watch_disconnect(receive, client, st))
         if await cur.start(out, last_event_id):
-            await _live(hub, cur, client, out, parkable=transport is not None and writes_chunked(send))
+            await _live(hub, cur, client, out, receive if parkable else None)
         else:
             await send(END)  # the replay failed: ending the stream makes the client retry
     except asyncio.CancelledError:
@@ -93,8 +97,9 @@ async def serve_events(hub: Hub, st: FeedState, last_event_id: str | None, recei
         task.uncancel()  # dropped by the hub without a transport to abort (see Hub.drop)
     finally:
         st.clients.discard(client)
-        st.unpark(client)
-        watcher.cancel()
+        st.leave(client)
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def _watch_disconnect(receive: Receive, client: Client, st: FeedState) -> None:
@@ -102,7 +107,6 @@ async def _watch_disconnect(receive: Receive, client: Client, st: FeedState) -> 
         pass
     client.gone = True
     st.clients.discard(client)
-    st.unpark(client)
 
 
 async def send_body(client: Client, send: Send, loop: asyncio.AbstractEventLoop, body: bytes) -> None:
@@ -160,7 +164,10 @@ def reset_frame(feed: str, reason: ResetReason, snap: Snapshot | None) -> bytes:
     return event_frame(EVENT_RESET, snap.event_id, reset_data(feed, reason, snap))
 
 
-async def _live(hub: Hub, cur: FeedCursor, client: Client, out: SseOutput, *, parkable: bool) -> None:
+async def _live(hub: Hub, cur: FeedCursor, client: Client, out: SseOutput, receive: Receive | None) -> None:
+    """Write what is due until the stream ends. With ``receive`` (a chunked transport) the caught-up client is
+    parked: the task waits in ``receive()`` for a disconnect while the fan-out writes to its transport, and
+    is handed back by a cancellation of that wait (:meth:`api.ring.Client.wake`), caught here."""
     st = cur.st
     max_batch = hub.settings.max_batch
     while True:
@@ -176,12 +183,21 @@ async def _live(hub: Hub, cur: FeedCursor, client: Client, out: SseOutput, *, pa
             elif got:
                 await out.write(got[0].data if len(got) == 1 else b"".join(f.data for f in got))
             continue
-        if parkable:
+        if receive is not None:
+            st.park(client, cur)
             try:
-                await st.park(client, cur)  # until the fan-out hands the client back
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                client.gone = True
+                return
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not client.woken or task is None or task.uncancel() > 0:
+                    raise  # not (only) the fan-out's hand-back
+                client.woken = False
+                continue
             finally:
-                st.unpark(client)
-            continue
+                st.leave(client)
         try:
             signal = await st.waiter
         except asyncio.CancelledError:
