@@ -613,7 +613,7 @@ def markdown(report: dict[str, Any]) -> str:
         base = by.get(("nchan", n))
         if base is None:
             continue
-        for name in ("replica", "naive"):
+        for name in ("replica", "replica-auth", "naive"):
             r = by.get((name, n))
             if r is None:
                 continue
@@ -659,7 +659,7 @@ def plot(report: dict[str, Any], path: Path) -> bool:
         print("matplotlib not installed (bash bench/setup.sh): no plot", file=sys.stderr)
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, style in (("nchan", "o-"), ("replica", "s-"), ("naive", "^--")):
+    for name, style in (("nchan", "o-"), ("replica", "s-"), ("replica-auth", "d:"), ("naive", "^--")):
         rows = sorted((r for r in report["sse"] if r["server"] == name), key=lambda r: r["n"])
         if not rows:
             continue
@@ -710,11 +710,13 @@ def loader_core() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ns", default="1000,4000,8000,max", help="SSE client counts; max = fd hard limit - 100")
-    parser.add_argument("--servers", default="nchan,replica,naive",
-                        help="SSE peers: nchan, replica, naive (also replica-auth, replica-granian, replica-1w, "
+    parser.add_argument("--servers", default="nchan,replica,replica-auth,naive",
+                        help="SSE peers: nchan, replica, replica-auth, naive (also replica-granian, replica-1w, "
                              "replica-2w)")
     parser.add_argument("--naive-max", type=int, default=8000,
                         help="largest N for the naive app (it needs two descriptors and a Redis client per client)")
+    parser.add_argument("--auth-max", type=int, default=8000,
+                        help="largest N for the replica with access control on (same fan-out, checked per connection)")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of publishing per phase")
     parser.add_argument("--rate", type=float, default=2.0, help="rankings per second")
     parser.add_argument("--rows", type=int, default=60, help="rows per ranking (60 ≈ 11.6 KB)")
@@ -774,7 +776,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         exe = build_loader(tmp)
         for n in ns:
             for kind in servers:
-                if kind == "naive" and n > args.naive_max:
+                if (kind == "naive" and n > args.naive_max) or (kind == "replica-auth" and n > args.auth_max):
                     continue
                 print(f"SSE {kind} N={n:,} ...", flush=True)
                 r = sse_phase(kind, n, args, tmp, exe)
