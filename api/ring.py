@@ -248,13 +248,16 @@ class FeedState:
             due: dict[int, tuple[bytes, StreamId, StreamId, int] | None] = {}
             sent = 0
             for client, cur in parked.items():
-                pos = cur.pos
-                if pos >= next_pos:
-                    continue
                 transport = client.transport
                 if client.gone or client.dropped or transport is None or transport.is_closing():
                     continue  # its task is woken by the disconnect (api.sse), once the server has seen it
-                if cur.generation != generation or transport.get_write_buffer_size():
+                if cur.generation != generation:  # the history was replaced: a reset is due, frames or not
+                    back.append(client)
+                    continue
+                pos = cur.pos
+                if pos >= next_pos:
+                    continue
+                if transport.get_write_buffer_size():
                     back.append(client)
                     continue
                 if pos in due:

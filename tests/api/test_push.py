@@ -168,11 +168,11 @@ async def test_a_client_with_bytes_queued_goes_back_to_its_task(feed: Feed) -> N
 
 async def test_a_new_history_resets_parked_clients_through_their_task(feed: Feed) -> None:
     a, _ = await connect(feed)
-    feed.st.restart(ResetReason.epoch)
-    feed.publish(epoch="e2")
+    feed.st.restart(ResetReason.epoch)  # the history is gone (FLUSHALL), nothing new written yet
     await until(lambda: "reset" in a.transport.events() and feed.st.parked, "reset sent, parked again")
     feed.publish(epoch="e2")
     assert a.transport.events()[-2:] == ["reset", "ranking"]
+    assert b"id: 2-0@e2" in a.transport.writes[-1]
 
 
 async def test_disconnect_ends_a_parked_stream_and_closed_connections_are_not_written(feed: Feed) -> None:
