@@ -15,33 +15,10 @@ import httpx
 import pytest
 
 from stack.localredis import free_port
+from tests.procs import descendants, parents
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def parents() -> dict[int, int]:
-    """pid -> parent pid for every live (non-zombie) process."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if fields[0] != "Z":
-                out[int(entry.name)] = int(fields[1])
-    return out
-
-
-def descendants(pid: int) -> set[int]:
-    tree = parents()
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in tree.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def last_state_in_aof(redis_dir: Path) -> str:

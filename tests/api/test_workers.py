@@ -16,22 +16,10 @@ from api.settings import ApiSettings
 from api.workers import reuseport_socket
 from tests.api.conftest import ROOT, TEST_ENV
 from tests.api.writer import Writer
+from tests.procs import children
 from tests.waiting import wait_until
 
 SNAPSHOT = "/v1/rankings/kospi-surge"
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
 
 
 def test_workers_setting() -> None:
