@@ -17,12 +17,15 @@ the code before it in the same rounds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +54,37 @@ def seed(client: redis.Redis, rows: int, interval_s: float) -> None:
     # The feed's poll period: with a long one the snapshot stays fresh for the whole run, as a live feed's is
     # between polls; a short one (the SSE runs' 0.5 s) makes it stale after 3 periods, the stale path.
     client.hset(c.FEEDS_KEY, FEED, c.FeedInfo(FEED, "bench", "opt10023", {"market": "001"}, interval_s).encode())
+    heartbeat(client)
+
+
+def heartbeat(client: redis.Redis, started_at_ms: int | None = None) -> None:
+    """The publisher's status as a running one writes it (every 5 s; late after 10 s without)."""
     now = int(time.time() * 1000)
     status = c.PublisherStatus(state="running", source="sim", account_mode=None, version="bench", host="localhost",
-                               pid=1, started_at_ms=now, heartbeat_at_ms=now, last_success_ms=now, heartbeat_s=5.0,
-                               session="regular")
+                               pid=1, started_at_ms=started_at_ms or now, heartbeat_at_ms=now, last_success_ms=now,
+                               heartbeat_s=5.0, session="regular")
     client.set(c.STATUS_KEY, status.encode(), px=3_600_000)
+
+
+@contextlib.contextmanager
+def heartbeating(redis_url: str) -> Iterator[None]:
+    """A live publisher's heartbeat for the whole run, so the replicas' answers stay fresh (not "publisher stale")."""
+    client = redis.Redis.from_url(redis_url)
+    started = int(time.time() * 1000)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(2.0):
+            heartbeat(client, started)
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        client.close()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -75,10 +104,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "snapshot-ratio.json")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {"argv": " ".join(argv if argv is not None else sys.argv[1:]), "targets": {}}
-    with tempfile.TemporaryDirectory(prefix="kiwoom-snap-") as tmp_name, LocalRedis(Path(tmp_name) / "r") as rds:
+    with tempfile.TemporaryDirectory(prefix="kiwoom-snap-") as tmp_name, LocalRedis(Path(tmp_name) / "r") as rds, \
+            contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
         client = redis.Redis.from_url(rds.url)
         seed(client, args.rows, args.interval)
+        stack.enter_context(heartbeating(rds.url))
         servers: dict[str, Server] = {}
         first = replica(rds.url)
         first.start(tmp / "replica.log")
@@ -118,6 +149,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         runs[name][code].append(rps)
                         # server CPU per request: steadier than req/s when other jobs take the cores
                         runs[name][f"cpu_us_{code}"].append(round(cpu / (rps * args.seconds) * 1e6, 1))
+            # what the replica answered at the end: fresh, as a live feed's snapshot between polls
+            report["replica_stale_at_end"] = probe(first.port)[1]["x-kiwoom-stale"]
         finally:
             for server in servers.values():
                 server.stop()
