@@ -1,12 +1,13 @@
 """``create_app(settings)``: the ASGI application of one replica.
 
-Layers, outermost first: :class:`api.limits.ConnectionCap` -> :class:`ReplicaHeader` and CORS (only when
-origins are configured; CORS answers preflights, and its headers reach 401/403 answers too) ->
-:class:`api.gate.Gate` (size limits; API keys when auth is on) -> :class:`api.fastpath.FastPath` (the snapshot
-and events routes as raw ASGI) -> :class:`ReplicaHeader` -> FastAPI (everything else: the dashboard at ``/``
-and ``/static/``, ``/docs`` (``api.docs``), the login form when auth is on, and the lifespan that owns the
-Redis clients and the hub, closing both on shutdown), whose responses carry the security headers of
-:mod:`api.headers`."""
+A plain snapshot read is answered first, by :class:`api.plain.PlainReads` (the layers' checks in one pass) when it
+can be; everything else goes through the layers, outermost first: :class:`api.limits.ConnectionCap` ->
+:class:`ReplicaHeader` and CORS (only when origins are configured; CORS answers preflights, and its headers reach
+401/403 answers too) -> :class:`api.gate.Gate` (size limits; API keys when auth is on) ->
+:class:`api.fastpath.FastPath` (the snapshot and events routes as raw ASGI) -> :class:`ReplicaHeader` -> FastAPI
+(everything else: the dashboard at ``/`` and ``/static/``, ``/docs`` (``api.docs``), the login form when auth is
+on, and the lifespan that owns the Redis clients and the hub, closing both on shutdown), whose responses carry the
+security headers of :mod:`api.headers`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import Final
 
 from fastapi import FastAPI, Request
@@ -35,6 +37,7 @@ from api.headers import SecurityHeaders
 from api.limits import ConnectionCap
 from api.login import build_login_router
 from api.mux import PATH as MUX_PATH
+from api.plain import PlainReads
 from api.public import REDIS_UNAVAILABLE, clip
 from api.routes import build_router
 from api.settings import ApiSettings
@@ -86,8 +89,25 @@ class ApiApp:
         self.cap = ConnectionCap(inner, settings.max_connections, settings.replica_id)
         self.state.cap = self.cap
         self._asgi: ASGIApp = self.cap
+        #: The plain snapshot read in one place (api.plain); with auth or CORS on, their layers answer it too.
+        self.plain = PlainReads(self.fast, self.state) \
+            if settings.fast_path and self.keys is None and not settings.cors_origins else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        plain = self.plain
+        if plain is not None and scope["type"] == "http":
+            started = perf_counter()
+            answer = plain.answer(scope)
+            cap = self.cap
+            if answer is not None and cap.open < cap.cap:
+                cap.open += 1
+                try:
+                    await send(answer[0])
+                    await send(answer[1])
+                finally:
+                    cap.open -= 1
+                plain.latency.observe(perf_counter() - started)
+                return
         await self._asgi(scope, receive, send)
 
 

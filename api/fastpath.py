@@ -28,9 +28,11 @@ from api.mux import parse_id as parse_mux_id
 from api.public import REDIS_UNAVAILABLE, clip
 from api.replies import bytes_value
 from api.snapshot import (
+    Current,
     Prepared,
     PreparedCache,
     QueryError,
+    answer_until,
     cache_control,
     etag_matches,
     freshness,
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 
 PREFIX: Final = "/v1/rankings/"
 _JSON: Final = (b"content-type", b"application/json")
-_EMPTY_BODY: Final[Message] = {"type": "http.response.body", "body": b""}
+EMPTY_BODY: Final[Message] = {"type": "http.response.body", "body": b""}
 
 
 async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -85,6 +87,8 @@ class FastPath:
         self.replica_header = (REPLICA_HEADER, state.settings.replica_id.encode())
         #: Complete snapshot responses per feed, per ranking and per (query, staleness, Cache-Control).
         self.prepared = PreparedCache()
+        #: Per snapshot path (``/v1/rankings/<feed>``, known feeds only): the answer to a plain read while it holds.
+        self.current: dict[str, Current] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot = hot_route(scope)
@@ -176,12 +180,15 @@ class FastPath:
             headers.append(self.replica_header)
             prepared = self.prepared.put(st, snap, (limit, fields, stale, liveness, cache),
                                          Prepared(headers, body, snap.id))
+        if limit is None and fields is None and outage is None:
+            self.current[PREFIX + feed] = Current(hub, st, snap, prepared, since=now,
+                                                  until=answer_until(hub, feed, snap, stale=stale, now_ms=now))
         inm = _header(scope, b"if-none-match")
         if inm is not None and (inm == prepared.etag or etag_matches(inm, snap.id)):
-            await send({"type": "http.response.start", "status": 304, "headers": prepared.headers_304})
-            await send(_EMPTY_BODY)
+            await send(prepared.start_304)
+            await send(EMPTY_BODY)
             return
-        await send({"type": "http.response.start", "status": 200, "headers": prepared.headers_200})
+        await send(prepared.start_200)
         await send(prepared.body_message)
 
     async def events(self, hub: Hub, scope: Scope, receive: Receive, send: Send, feed: str, *,

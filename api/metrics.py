@@ -19,20 +19,34 @@ from api.hub import Hub
 BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+class RouteLatency:
+    """One route's buckets and sum; a hot path holds this object, so an observation is no dict lookup."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
+
+
 class LatencyHistogram:
     """Request latency per route, bucketed without locks (one event loop thread updates it)."""
 
     def __init__(self) -> None:
-        self.counts: dict[str, list[int]] = {}
-        self.sums: dict[str, float] = {}
+        self.routes: dict[str, RouteLatency] = {}
+
+    def route(self, name: str) -> RouteLatency:
+        latency = self.routes.get(name)
+        if latency is None:
+            latency = self.routes[name] = RouteLatency()
+        return latency
 
     def observe(self, route: str, seconds: float) -> None:
-        counts = self.counts.get(route)
-        if counts is None:
-            counts = self.counts[route] = [0] * (len(BUCKETS) + 1)
-            self.sums[route] = 0.0
-        counts[bisect_left(BUCKETS, seconds)] += 1
-        self.sums[route] += seconds
+        self.route(route).observe(seconds)
 
 
 class ApiCollector(Collector):
@@ -81,12 +95,12 @@ class ApiCollector(Collector):
         yield from (clients, multi, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected)
         latency = HistogramMetricFamily("kiwoom_api_request_seconds", "Request latency (SSE: until headers sent)",
                                         labels=["route"])
-        for route, counts in sorted(self._latency.counts.items()):
+        for route, observed in sorted(self._latency.routes.items()):
             cumulative, buckets = 0, []
-            for bound, count in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), observed.counts, strict=True):
                 cumulative += count
                 buckets.append((bound, cumulative))
-            latency.add_metric([route], buckets, self._latency.sums[route])
+            latency.add_metric([route], buckets, observed.total)
         yield latency
 
 

@@ -14,11 +14,15 @@ from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+from starlette.types import Message
+
 from api.hub import Hub
 from api.ring import FeedState, Snapshot
 from kiwoom_cache import contract
 
 MAX_VARIANTS: Final = 64
+#: "No clock-driven change ahead" for :func:`answer_until` (year 2286, in epoch ms).
+_NEVER: Final = 10**13
 #: Upper bound of ``limit`` (rankings have at most a few hundred rows); stated in the OpenAPI schema.
 MAX_LIMIT: Final = 1000
 #: Every TR's row fields: a name outside all of them is refused before the document is even read.
@@ -143,17 +147,76 @@ def snapshot_headers(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | No
     return headers
 
 
-class Prepared:
-    """One complete snapshot answer: the 200 and 304 header lists and the body message, built once."""
+def answer_until(hub: Hub, feed: str, snap: Snapshot, *, stale: str | None, now_ms: int) -> int:
+    """The first epoch ms after ``now_ms`` at which :func:`freshness` or :func:`cache_control` may say something
+    else for this snapshot, with the hub's publisher status and feed registry unchanged (each is a new object
+    when it changes). Until then the answer prepared at ``now_ms`` is the answer (``api.fastpath`` reuses it).
 
-    __slots__ = ("body_message", "etag", "headers_200", "headers_304")
+    Everything in those two that moves with the clock moves at a point computed here: the publisher's heartbeat
+    turning late, the ranking turning stale (then its reason counting whole seconds), ``max-age`` counting down.
+    Not for stale-if-error answers (they depend on Redis coming back, not on the clock).
+    """
+    until = _NEVER
+    published = snap.published_at_ms
+    status = hub.status
+    if status is not None and status.state != "stopped":
+        late_after = status.heartbeat_at_ms + 2 * status.heartbeat_s * 1000  # contract.publisher_liveness
+        if now_ms <= late_after:
+            until = math.floor(late_after) + 1
+    if stale:
+        # "no ranking for N s" counts whole seconds of age (a "publisher ..." reason only ends with a new status)
+        return min(until, published + ((now_ms - published) // 1000 + 1) * 1000)
+    info = hub.registry.get(feed)
+    if info is not None and status is not None and status.state == "running":
+        stale_after = published + hub.settings.stale_factor * info.interval_s * 1000  # freshness()
+        until = min(until, math.floor(stale_after) + 1)
+    interval_ms = (info.interval_s if info else 1.0) * 1000
+    remaining = max(0.0, published + interval_ms - now_ms)  # cache_control(): max-age counts down to 0
+    max_age = min(math.ceil(remaining / 1000), math.ceil(interval_ms / 1000))
+    if max_age > 0:
+        until = min(until, math.ceil(published + interval_ms - (max_age - 1) * 1000))
+    return max(until, now_ms + 1)
+
+
+#: What a 304 leaves out of the 200's headers. RFC 9110 §15.4.5: a 304 carries what a 200 would for ETag,
+#: Cache-Control, Date (and Vary, Expires, Content-Location) and SHOULD NOT carry other representation metadata
+#: unless it guides a cache update; Last-Modified is named as useful only without an ETag. X-Kiwoom-Ranking-Id
+#: repeats the id the matched ETag holds. A cache keeps its stored values for the fields a 304 leaves out
+#: (RFC 9111 §4.3.4), so both stay correct there; the flags that change with the clock (X-Kiwoom-Stale and its
+#: reason, X-Kiwoom-Publisher, Cache-Control) are sent, and update the stored response.
+NOT_ON_304: Final = frozenset({b"last-modified", b"x-kiwoom-ranking-id"})
+
+
+class Prepared:
+    """One complete snapshot answer: the 200 and 304 response-start messages and the body message, built once.
+
+    uvicorn checks every response header in Python, so the 304 sends only what it must (:data:`NOT_ON_304`).
+    """
+
+    __slots__ = ("body_message", "etag", "headers_200", "headers_304", "start_200", "start_304")
 
     def __init__(self, headers: list[tuple[bytes, bytes]], body: bytes, rid: str) -> None:
-        self.headers_304 = headers
+        self.headers_304 = [h for h in headers if h[0] not in NOT_ON_304]
         self.headers_200 = [*headers, (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        self.body_message = {"type": "http.response.body", "body": body}
+        # Sent as they are, request after request: nothing between the replica and uvicorn changes a message.
+        self.start_200: Message = {"type": "http.response.start", "status": 200, "headers": self.headers_200}
+        self.start_304: Message = {"type": "http.response.start", "status": 304, "headers": self.headers_304}
+        self.body_message: Message = {"type": "http.response.body", "body": body}
         #: The ETag as sent: what a client echoes in If-None-Match (compared as bytes before parsing).
         self.etag = b'W/"' + rid.encode() + b'"'
+
+
+class Current:
+    """A feed's answer to a plain read (``GET`` without a query), with what it was computed from and the window
+    of epoch ms (:func:`answer_until`) in which it stays the answer. ``api.plain`` serves from it."""
+
+    __slots__ = ("prepared", "registry", "since", "snap", "st", "status", "until")
+
+    def __init__(self, hub: Hub, st: FeedState, snap: Snapshot, prepared: Prepared, *, since: int, until: int) -> None:
+        self.st, self.snap, self.prepared = st, snap, prepared
+        #: The hub replaces each with a new object when it reads a new one from Redis.
+        self.status, self.registry = hub.status, hub.registry
+        self.since, self.until = since, until
 
 
 class PreparedCache:

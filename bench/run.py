@@ -128,11 +128,13 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     #: False for multi-worker runs, which are meant to use every core.
     pin: bool = True
+    #: Where the server's code is imported from (another checkout: bench/snapshot_ratio.py --baseline).
+    cwd: Path = ROOT
 
     def start(self, log_path: Path) -> Server:
         log = log_path.open("wb")
         argv = pinned(SERVER_CORE, self.argv) if self.pin else self.argv
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **self.env},
+        self.proc = subprocess.Popen(argv, cwd=self.cwd, env={**os.environ, **self.env},
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         wait_http(self.port, self.ready_path, proc=self.proc)

@@ -8,18 +8,24 @@ target in turn (200, then 304 with ``If-None-Match``), so a change of load on th
 targets alike. Single-process servers are pinned to core 0. ``--workers 1,2`` adds the replica with
 ``KIWOOM_API_WORKERS`` = 1 and 2, unpinned (wrk then shares the cores with it). Prints, per target, the median req/s and
 server CPU µs per request (``/proc``, the whole process tree), each with its ratio to the bare-ASGI app in the
-same rounds (for CPU: bare ÷ target, so > 1 is cheaper), and writes them all as JSON.
+same rounds (for CPU: bare ÷ target, so > 1 is cheaper), then the paired ratios (each round's target ÷ that
+round's bare app, median over rounds), and writes them all as JSON. ``--baseline DIR`` adds the replica as
+another checkout has it (e.g. ``git archive main | tar -x -C /tmp/base``), so a change is measured against
+the code before it in the same rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +54,37 @@ def seed(client: redis.Redis, rows: int, interval_s: float) -> None:
     # The feed's poll period: with a long one the snapshot stays fresh for the whole run, as a live feed's is
     # between polls; a short one (the SSE runs' 0.5 s) makes it stale after 3 periods, the stale path.
     client.hset(c.FEEDS_KEY, FEED, c.FeedInfo(FEED, "bench", "opt10023", {"market": "001"}, interval_s).encode())
+    heartbeat(client)
+
+
+def heartbeat(client: redis.Redis, started_at_ms: int | None = None) -> None:
+    """The publisher's status as a running one writes it (every 5 s; late after 10 s without)."""
     now = int(time.time() * 1000)
     status = c.PublisherStatus(state="running", source="sim", account_mode=None, version="bench", host="localhost",
-                               pid=1, started_at_ms=now, heartbeat_at_ms=now, last_success_ms=now, heartbeat_s=5.0,
-                               session="regular")
+                               pid=1, started_at_ms=started_at_ms or now, heartbeat_at_ms=now, last_success_ms=now,
+                               heartbeat_s=5.0, session="regular")
     client.set(c.STATUS_KEY, status.encode(), px=3_600_000)
+
+
+@contextlib.contextmanager
+def heartbeating(redis_url: str) -> Iterator[None]:
+    """A live publisher's heartbeat for the whole run, so the replicas' answers stay fresh (not "publisher stale")."""
+    client = redis.Redis.from_url(redis_url)
+    started = int(time.time() * 1000)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(2.0):
+            heartbeat(client, started)
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        client.close()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -66,13 +98,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", default="", help="also run KIWOOM_API_WORKERS=<n> for each n (unpinned)")
     parser.add_argument("--extra", action="append", default=[],
                         help="another replica variant, NAME=VALUE of KIWOOM_API_* settings (e.g. access_log=all)")
+    parser.add_argument("--baseline", type=Path, action="append", default=[],
+                        help="also run the replica (defaults) from another checkout of this repository, e.g. "
+                             "`git archive main | tar -x -C /tmp/base`: before and after in the same rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "snapshot-ratio.json")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {"argv": " ".join(argv if argv is not None else sys.argv[1:]), "targets": {}}
-    with tempfile.TemporaryDirectory(prefix="kiwoom-snap-") as tmp_name, LocalRedis(Path(tmp_name) / "r") as rds:
+    with tempfile.TemporaryDirectory(prefix="kiwoom-snap-") as tmp_name, LocalRedis(Path(tmp_name) / "r") as rds, \
+            contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
         client = redis.Redis.from_url(rds.url)
         seed(client, args.rows, args.interval)
+        stack.enter_context(heartbeating(rds.url))
         servers: dict[str, Server] = {}
         first = replica(rds.url)
         first.start(tmp / "replica.log")
@@ -86,6 +123,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         same.env["BENCH_HEADERS"] = json.dumps({k: v for k, v in headers.items()
                                                 if k not in ("date", "server", "content-type", "content-length")})
         servers["bare ASGI, the replica's headers"] = same.start(tmp / "bare-headers.log")
+        for checkout in args.baseline:
+            base = replica(rds.url, name=f"baseline-{checkout.name}")
+            base.cwd = checkout.resolve()  # `python -m api` imports api/ and kiwoom_cache/ from there
+            servers[f"replica, defaults, {checkout.name}"] = base.start(tmp / f"baseline-{checkout.name}.log")
         for extra in args.extra:
             name, _, value = extra.partition("=")
             variant = replica(rds.url, name=name, **{name: value})
@@ -108,6 +149,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         runs[name][code].append(rps)
                         # server CPU per request: steadier than req/s when other jobs take the cores
                         runs[name][f"cpu_us_{code}"].append(round(cpu / (rps * args.seconds) * 1e6, 1))
+            # what the replica answered at the end: fresh, as a live feed's snapshot between polls
+            report["replica_stale_at_end"] = probe(first.port)[1]["x-kiwoom-stale"]
         finally:
             for server in servers.values():
                 server.stop()
@@ -120,11 +163,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                    **{f"ratio_{code}": round(med[code] / bare[code], 3) for code in ("200", "304")},
                                    # bare CPU / our CPU per request: the req/s ratio one saturated core would give
                                    **{f"cpu_ratio_{code}": round(bare[f"cpu_us_{code}"] / med[f"cpu_us_{code}"], 3)
-                                      for code in ("200", "304")}}
+                                      for code in ("200", "304")},
+                                   # the same ratios round by round (each against the bare app's run of that
+                                   # round), then their median: a burst of load from other jobs cancels out
+                                   **{f"paired_{key}": round(statistics.median(
+                                       (b / r if key.startswith("cpu") else r / b)
+                                       for r, b in zip(by_code[key], runs["bare ASGI"][key], strict=True)), 3)
+                                      for key in ("200", "304", "cpu_us_200", "cpu_us_304")}}
         print(f"{name:48s} {med['200']:8.0f} ({med['200'] / bare['200']:.2f}x) {med['304']:8.0f} "
               f"({med['304'] / bare['304']:.2f}x) {med['cpu_us_200']:8.1f} "
               f"({bare['cpu_us_200'] / med['cpu_us_200']:.2f}x)"
               f" {med['cpu_us_304']:6.1f} ({bare['cpu_us_304'] / med['cpu_us_304']:.2f}x)", flush=True)
+    print("paired (median of per-round ratios to the bare app): 200 req/s, 304 req/s, CPU 200, CPU 304")
+    for name, target in report["targets"].items():
+        print(f"{name:48s} " + "  ".join(f"{target[f'paired_{key}']:.2f}x"
+                                         for key in ("200", "304", "cpu_us_200", "cpu_us_304")))
     report["loadavg_1m"] = round(os.getloadavg()[0], 1)
     report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -30,7 +30,22 @@ def test_prepared_answer_holds_both_header_lists_and_the_etag() -> None:
     assert p.headers_304 == [(b"etag", b'W/"1-0"')]
     assert p.headers_200[-2:] == [(b"content-type", b"application/json"), (b"content-length", b"15")]
     assert p.body_message == {"type": "http.response.body", "body": b'{"stale":false}'}
+    assert p.start_200 == {"type": "http.response.start", "status": 200, "headers": p.headers_200}
+    assert p.start_304 == {"type": "http.response.start", "status": 304, "headers": p.headers_304}
     assert p.etag == b'W/"1-0"'
+
+
+def test_a_304_leaves_out_what_its_etag_already_says() -> None:
+    """RFC 9110 §15.4.5: no Last-Modified next to an ETag; the ranking id is the ETag's; the flags stay."""
+    headers = [(b"etag", b'W/"1-0"'), (b"last-modified", b"Thu, 26 Nov 2026 04:08:50 GMT"),
+               (b"cache-control", b"no-cache"), (b"x-kiwoom-ranking-id", b"1-0"), (b"x-kiwoom-stale", b"true"),
+               (b"x-kiwoom-publisher", b"stale"), (b"x-kiwoom-stale-reason", b"publisher stale"),
+               (b"x-kiwoom-replica", b"r1")]
+    p = Prepared(headers, b"{}", "1-0")
+    assert [name for name, _ in p.headers_304] == [b"etag", b"cache-control", b"x-kiwoom-stale",
+                                                   b"x-kiwoom-publisher", b"x-kiwoom-stale-reason",
+                                                   b"x-kiwoom-replica"]
+    assert p.headers_200[:len(headers)] == headers
 
 
 def test_a_new_snapshot_drops_the_feeds_entries() -> None:
@@ -82,7 +97,7 @@ def test_answers_follow_new_rankings_and_staleness(redis_url: str, writer: Write
         return r if r.headers["x-kiwoom-stale"] == "true" else None
 
     three = wait_until(stale, 30, "the stale flag")
-    assert three.status_code == 304 and three.headers["x-kiwoom-ranking-id"] == second
+    assert three.status_code == 304 and three.headers["etag"] == f'W/"{second}"'
     assert three.headers["cache-control"] == "no-cache" and "x-kiwoom-stale-reason" in three.headers
     body = httpx.get(rep.url + SNAPSHOT).json()
     assert body["stale"] is True and body["stale_reason"] == three.headers["x-kiwoom-stale-reason"]
