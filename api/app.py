@@ -86,7 +86,8 @@ class ApiApp:
                                    allow_credentials=auth, expose_headers=EXPOSED_HEADERS, max_age=600)
             # CORS answers preflights itself: those get the header here.
             inner = ReplicaHeader(inner, settings.replica_id, fast_path=settings.fast_path)
-        self.cap = ConnectionCap(inner, settings.max_connections, settings.replica_id)
+        self.cap = ConnectionCap(inner, settings.max_connections, settings.replica_id,
+                                  redis_pool=settings.redis_max_connections)
         self.state.cap = self.cap
         self._asgi: ASGIApp = self.cap
         #: The plain snapshot read in one place (api.plain); with auth or CORS on, their layers answer it too.

@@ -34,14 +34,16 @@ TEST_ENV = {
 class Replica:
     """One ``python -m api`` process."""
 
-    def __init__(self, redis_url: str, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(self, redis_url: str, log_path: Path, env: dict[str, str], nofile: int | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {**os.environ, **TEST_ENV, **env, "KIWOOM_CACHE_REDIS_URL": redis_url,
                     "KIWOOM_API_PORT": str(self.port), "KIWOOM_API_HOST": "127.0.0.1"}
         self._log = log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=full_env, stdout=self._log,
+        # util-linux's prlimit sets the descriptor limit and execs the command (same pid)
+        limit = ["prlimit", f"--nofile={nofile}:{nofile}"] if nofile else []
+        self.proc = subprocess.Popen([*limit, sys.executable, "-m", "api"], cwd=ROOT, env=full_env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
 
     # Generous: on a loaded shared machine importing the API alone took 12 s; an exit fails at once anyway.
@@ -89,9 +91,9 @@ def replica(tmp_path: Path) -> Iterator[Callable[..., Replica]]:
     """Factory: ``replica(redis_url, **env)`` starts a ready replica; all are stopped after the test."""
     made: list[Replica] = []
 
-    def start(redis_url: str, *, ready: bool = True, **env: str) -> Replica:
+    def start(redis_url: str, *, ready: bool = True, nofile: int | None = None, **env: str) -> Replica:
         rep = Replica(redis_url, tmp_path / f"replica-{len(made)}.log",
-                      {f"KIWOOM_API_{k.upper()}": str(v) for k, v in env.items()})
+                      {f"KIWOOM_API_{k.upper()}": str(v) for k, v in env.items()}, nofile)
         made.append(rep)
         return rep.wait_ready() if ready else rep
 

@@ -108,3 +108,28 @@ def test_connection_cap_answers_503_and_health_still_answers(redis_url: str, wri
             col.join(10)
     wait_until(lambda: httpx.get(rep.url + "/v1/rankings/kospi-surge").status_code == 200, what="below the cap")
     assert rep.metric("kiwoom_api_connections_rejected_total") == 2
+
+
+def test_default_cap_leaves_the_replica_its_own_descriptors(redis_url: str, writer: Writer, replica) -> None:
+    """With no KIWOOM_API_MAX_CONNECTIONS the cap is the fd limit minus the Redis pool minus 32: at a 200-fd limit,
+    104 streams are served, the rest get 503, and the replica never runs out of descriptors itself."""
+    writer.write()
+    rep = replica(redis_url, nofile=200)
+    pid = rep.proc.pid
+    socks = []
+    try:
+        statuses = []
+        for _ in range(110):
+            sock = socket.create_connection(("127.0.0.1", rep.port), timeout=10)
+            sock.sendall(f"GET {EVENTS} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+            socks.append(sock)
+            statuses.append(int(sock.recv(64).split(b" ", 2)[1]))  # the status line comes first, alone or not
+        assert statuses.count(200) == 200 - 64 - 32 and statuses.count(503) == 110 - 104
+        assert httpx.get(rep.url + "/healthz", timeout=5).status_code == 200
+        assert httpx.get(rep.url + "/readyz", timeout=5).status_code == 200
+        assert open_fds(pid) < 200
+    finally:
+        for sock in socks:
+            sock.close()
+    wait_until(lambda: httpx.get(rep.url + "/v1/rankings/kospi-surge").status_code == 200, what="below the cap")
+    assert "Too many open files" not in rep.log()
