@@ -556,7 +556,7 @@ class Hub:
         queued = queued_bytes(client.transport)
         # The kernel's queue costs a syscall per client (at 4,000 clients a tenth of the replica's CPU when
         # read every second): a client that had nothing queued is looked at again after half the timeout,
-        # one with bytes queued every second. A stall is still dropped within 1.5 x send_timeout_s.
+        # one with bytes queued every second. A stall is still dropped within about 1.5 x send_timeout_s + 1 s.
         client.check_at = now + (1.0 if queued else max(1.0, self.settings.send_timeout_s / 2))
         if queued > self.settings.slow_client_bytes:
             self.drop(client, f"{queued} bytes queued")

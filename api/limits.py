@@ -32,7 +32,7 @@ def default_cap(redis_pool: int) -> int:
     """The soft RLIMIT_NOFILE minus what the replica itself needs: its Redis pool at its largest and BASE_FDS.
 
     The headroom is a fixed count, not a share of the limit: what a replica opens besides its clients does not
-    grow with the limit (a tenth of 20,000 descriptors would have refused 1,800 clients it could serve)."""
+    grow with the limit (a tenth of 20,000 descriptors refused about 1,900 clients it could serve)."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = 65536
