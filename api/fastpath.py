@@ -40,7 +40,7 @@ from api.snapshot import (
     render_body,
     snapshot_headers,
 )
-from api.sse import SSE_HEADERS, serve_events
+from api.sse import serve_events, stream_headers
 from api.state import AppState, ServiceUnavailable
 from api.ws import PATH as WS_PATH
 from api.ws import serve_ws
@@ -211,7 +211,7 @@ class FastPath:
             return
         if scope["method"] == "HEAD":  # the headers of a stream, without opening one
             await send({"type": "http.response.start", "status": 200,
-                        "headers": [*SSE_HEADERS, self.replica_header]})
+                        "headers": stream_headers(self.state.settings.replica_id)})
             await send({"type": "http.response.body", "body": b""})
             return
         self.state.latency.observe("events", time.perf_counter() - started)
@@ -259,7 +259,7 @@ class FastPath:
                 return
             if scope["method"] == "HEAD":
                 await send({"type": "http.response.start", "status": 200,
-                            "headers": [*SSE_HEADERS, self.replica_header]})
+                            "headers": stream_headers(self.state.settings.replica_id)})
                 await send({"type": "http.response.body", "body": b""})
                 return
             self.state.latency.observe("events", time.perf_counter() - started)

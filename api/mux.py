@@ -29,12 +29,12 @@ from urllib.parse import parse_qs
 from starlette.types import Receive, Send
 
 from api.cursor import FeedCursor
-from api.frames import EVENT_HELLO, PING, REPLICA_HEADER, SEP, comment_frame, retry_frame
+from api.frames import EVENT_HELLO, PING, SEP, comment_frame, retry_frame
 from api.hub import Hub
 from api.multi import MultiOutput, Session
 from api.ring import Client, FeedState, Frame, ResetReason, Snapshot
 from api.slow import limit_send_buffer, transport_of
-from api.sse import END, SSE_HEADERS, reset_frame, send_body
+from api.sse import END, reset_frame, send_body, stream_headers
 from kiwoom_cache import contract
 from kiwoom_cache.errors import ContractError
 
@@ -186,7 +186,7 @@ async def serve_mux(hub: Hub, states: list[FeedState], last_event_id: str | None
     try:
         settings = hub.settings
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [*SSE_HEADERS, (REPLICA_HEADER, settings.replica_id.encode())]})
+                    "headers": stream_headers(settings.replica_id)})
         await out.write(retry_frame(settings.retry_ms, "kiwoom-cache")
                         + hello_frame(settings.replica_id, feeds, last_event_id))
         for st, position in zip(states, positions, strict=True):

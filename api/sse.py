@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import lru_cache
 from typing import Final
 
 from starlette.types import Receive, Send
@@ -59,8 +60,13 @@ SSE_HEADERS: Final = [
     (b"cache-control", b"no-store"),
     (b"x-accel-buffering", b"no"),
 ]
-#: Replica id -> the headers every stream of this replica starts with (one list shared by all its streams).
-_HEADERS: dict[str, list[tuple[bytes, bytes]]] = {}
+
+
+@lru_cache(maxsize=8)
+def stream_headers(replica_id: str) -> list[tuple[bytes, bytes]]:
+    """The headers every event stream of a replica starts with: one list, shared by all its streams (read-only)."""
+    return [*SSE_HEADERS, (REPLICA_HEADER, replica_id.encode())]
+
 END: Final = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
@@ -80,10 +86,7 @@ async def serve_events(hub: Hub, st: FeedState, last_event_id: str | None, recei
     cur = FeedCursor(hub, st)
     try:
         # The replica header is set here, not by api.app's middleware, so stream writes skip its send wrapper.
-        replica = hub.settings.replica_id
-        headers = _HEADERS.get(replica) or _HEADERS.setdefault(
-            replica, [*SSE_HEADERS, (REPLICA_HEADER, replica.encode())])
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": 200, "headers": stream_headers(settings.replica_id)})
         parkable = transport is not None and writes_chunked(send)
         if not parkable:  # a parked stream waits in receive() itself: no second task per client
             watcher = hub.loop.create_task(_watch_disconnect(receive, client, st))
