@@ -66,12 +66,11 @@ def freshness(hub: Hub, feed: str, snap: Snapshot, now_ms: int) -> tuple[str | N
         return f"publisher {liveness}", liveness
     info = hub.registry.get(feed)
     status = hub.status
-    if info is not None and status is not None and status.state == "running":
-        limit_ms = hub.settings.stale_factor * info.interval_s * 1000
-        if now_ms - snap.published_at_ms > limit_ms:
-            # Whole seconds: the reason (header and body) then changes once a second, so the prepared answer
-            # (api.fastpath) is reused between; Last-Modified gives the exact time.
-            return _no_ranking_for((now_ms - snap.published_at_ms) // 1000, info.interval_s), liveness
+    if info is not None and status is not None and status.state == "running" \
+            and now_ms - snap.published_at_ms > _stale_after_ms(hub, info):
+        # Whole seconds: the reason (header and body) then changes once a second, so the prepared answer
+        # (api.fastpath) is reused between; Last-Modified gives the exact time.
+        return _no_ranking_for((now_ms - snap.published_at_ms) // 1000, info.interval_s), liveness
     return None, liveness
 
 
@@ -124,11 +123,22 @@ def cache_control(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | None,
         return b"no-store"
     if stale:
         return b"no-cache"
-    info = hub.registry.get(st.feed)
-    interval_ms = (info.interval_s if info else 1.0) * 1000
-    # fresh until the next poll is due: a poller re-asks about when a new ranking can exist
-    remaining = max(0.0, snap.published_at_ms + interval_ms - now_ms)
-    return b"public, max-age=%d" % min(math.ceil(remaining / 1000), math.ceil(interval_ms / 1000))
+    return b"public, max-age=%d" % _max_age_s(snap.published_at_ms, _poll_ms(hub.registry.get(st.feed)), now_ms)
+
+
+def _stale_after_ms(hub: Hub, info: contract.FeedInfo) -> float:
+    """How long after its publication a ranking of a running publisher is stale (:func:`freshness`)."""
+    return hub.settings.stale_factor * info.interval_s * 1000
+
+
+def _poll_ms(info: contract.FeedInfo | None) -> float:
+    return (info.interval_s if info else 1.0) * 1000
+
+
+def _max_age_s(published_ms: int, poll_ms: float, now_ms: int) -> int:
+    """Fresh until the next poll is due: a poller re-asks about when a new ranking can exist."""
+    remaining = max(0.0, published_ms + poll_ms - now_ms)
+    return min(math.ceil(remaining / 1000), math.ceil(poll_ms / 1000))
 
 
 def snapshot_headers(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | None,
@@ -168,13 +178,11 @@ def answer_until(hub: Hub, feed: str, snap: Snapshot, *, stale: str | None, now_
         return min(until, published + ((now_ms - published) // 1000 + 1) * 1000)
     info = hub.registry.get(feed)
     if info is not None and status is not None and status.state == "running":
-        stale_after = published + hub.settings.stale_factor * info.interval_s * 1000  # freshness()
-        until = min(until, math.floor(stale_after) + 1)
-    interval_ms = (info.interval_s if info else 1.0) * 1000
-    remaining = max(0.0, published + interval_ms - now_ms)  # cache_control(): max-age counts down to 0
-    max_age = min(math.ceil(remaining / 1000), math.ceil(interval_ms / 1000))
+        until = min(until, math.floor(published + _stale_after_ms(hub, info)) + 1)
+    poll_ms = _poll_ms(info)
+    max_age = _max_age_s(published, poll_ms, now_ms)  # cache_control(): max-age counts down to 0
     if max_age > 0:
-        until = min(until, math.ceil(published + interval_ms - (max_age - 1) * 1000))
+        until = min(until, math.ceil(published + poll_ms - (max_age - 1) * 1000))
     return max(until, now_ms + 1)
 
 
