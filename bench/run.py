@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kiwoom_cache import contract as c  # noqa: E402
-from stack.localredis import LocalRedis, free_port, terminate  # noqa: E402
+from stack.launch import terminate  # noqa: E402
+from stack.localredis import LocalRedis, free_port  # noqa: E402
 from tests.api.writer import make_ranking  # noqa: E402
 
 FEED = "kospi-surge"

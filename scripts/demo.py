@@ -1,13 +1,16 @@
 """The local demo: Redis + publisher (simulated Kiwoom) + two API replicas + a balancer, in one command.
 
-Run through ``scripts/demo.sh``. Ctrl-C (or SIGTERM) stops every child in dependency order (balancer,
-replicas, publisher, Redis) and says so; Redis keeps its data in ``.demo/redis`` (append-only file), so the
-next run continues the same history and ``seq``.
+Run through ``scripts/demo.sh``. Ctrl-C (or SIGTERM, or SIGHUP when the terminal closes) stops every child in
+dependency order (balancer, replicas, publisher, Redis) and says so, also when what read our output is gone
+(``demo.sh | tee log`` and Ctrl-C: ``tee`` dies first); every line also goes to ``demo.log`` in the data dir.
+Were the demo killed outright, the kernel stops its children (:mod:`stack.launch`). Redis keeps its data in
+``.demo/redis`` (append-only file), so the next run continues the same history and ``seq``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -33,6 +36,30 @@ def pick(port: int) -> int:
     return port
 
 
+class Say:
+    """Print a line to the terminal and to ``demo.log``; once the terminal's reader is gone (a broken pipe),
+    only to the log, so a stop in progress is never cut short by a failed print."""
+
+    def __init__(self, log: Path) -> None:
+        self._log = log
+        self._terminal = True
+
+    def __call__(self, text: str, *, err: bool = False) -> None:
+        with self._log.open("a", encoding="utf-8") as out:
+            out.write(text + "\n")
+        if not self._terminal:
+            return
+        try:
+            print(text, file=sys.stderr if err else sys.stdout, flush=True)
+        except OSError:  # BrokenPipeError and the like: nobody reads the terminal any more
+            self._terminal = False
+            # Python would report the failed flush of the dead pipe at exit; point stdout at nothing instead.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.dup2(devnull, sys.stderr.fileno())
+            os.close(devnull)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--redis-port", type=int, default=6379)
@@ -48,6 +75,8 @@ def main() -> int:
     args = parser.parse_args()
 
     data = args.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    say = Say(data / "demo.log")
     stack = Stack(data, replicas=args.replicas, pace=args.pace, redis_port=pick(args.redis_port),
                   lb_port=pick(args.port), source=args.source)
     stopping = False
@@ -56,26 +85,26 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    print("starting Redis, the publisher, the API replicas and the balancer ...", flush=True)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    say("starting Redis, the publisher, the API replicas and the balancer ...")
     started = None
     try:
         stack.start()
-        print(banner(stack, data), flush=True)
+        say(banner(stack, data))
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stopping and (deadline is None or time.monotonic() < deadline):
             dead = stack.dead()
             if dead:
-                print(f"{', '.join(dead)} exited; see the logs in {data}", file=sys.stderr)
+                say(f"{', '.join(dead)} exited; see the logs in {data}", err=True)
                 break
             time.sleep(0.3)
         started = time.monotonic()
-        print("stopping (balancer, replicas, publisher, then Redis) ...", flush=True)
+        say("stopping (balancer, replicas, publisher, then Redis) ...")
     finally:
-        stack.stop(say=lambda line: print(f"  {line}", flush=True))
+        stack.stop(say=lambda line: say(f"  {line}"))
     if started is not None:
-        print(f"demo stopped in {time.monotonic() - started:.1f} s", flush=True)
+        say(f"demo stopped in {time.monotonic() - started:.1f} s")
     return 0
 
 

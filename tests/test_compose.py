@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from publisher.settings import PublisherSettings
 from publisher.sources.rest import APPKEY_ENV, SECRETKEY_ENV
 from stack import nginx
 from stack.localredis import LocalRedis, free_port
+from tests.tools import Tool, needs
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +98,7 @@ def test_proxy_conf_keeps_sse_streaming_and_passes_websocket_upgrades(tmp_path: 
         assert re.search(r"map \$http_upgrade \$connection_upgrade \{\s*default upgrade;\s*''\s+'';\s*\}", conf)
 
 
-@pytest.mark.skipif(nginx.find_nginx() is None, reason="nginx not installed")
+@needs(Tool.NGINX)
 def test_local_nginx_config_is_valid(tmp_path: Path) -> None:
     conf = nginx.render(tmp_path, 18080, [18001, 18002])
     result = subprocess.run([nginx.find_nginx() or "nginx", "-t", "-p", str(tmp_path), "-c", str(conf)],
@@ -106,7 +106,7 @@ def test_local_nginx_config_is_valid(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="docker CLI not installed")
+@needs(Tool.DOCKER)
 def test_docker_compose_config_when_available() -> None:
     probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
     if probe.returncode != 0:
@@ -137,7 +137,7 @@ def test_secrets_service_command_prepares_users_and_a_dashboard_key(tmp_path: Pa
             client.close()
 
 
-@pytest.mark.skipif(nginx.find_nginx() is None, reason="nginx not installed")
+@needs(Tool.NGINX)
 def test_nginx_enforces_the_stated_size_limits(tmp_path: Path) -> None:
     port = free_port()
     proc = nginx.start(tmp_path / "nginx", port, [free_port()], tmp_path / "nginx.log")

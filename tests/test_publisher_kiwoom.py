@@ -152,8 +152,12 @@ def test_market_session_pauses_and_resumes(qtbot, redis_url: str, redis_client: 
     publisher.update_session()
     assert publisher.state == "paused" and publisher.session.value == "after_hours"
     stopped_at = control.requests
-    qtbot.wait(600)
+    poller = publisher.poller
+    for feed in poller.feeds:  # every feed falls due: a paused poller sends nothing and schedules nothing
+        poller._mark_due(feed)
     assert control.requests == stopped_at, "no TR while paused"
+    timers = [*poller._feed_timers.values(), poller._dispatch_timer]
+    assert not any(timer.is_active() for timer in timers), "no poll scheduled while paused"
 
     clock.now = datetime(2026, 11, 28, 10, 0, 0, tzinfo=KST)  # Saturday
     publisher.update_session()

@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack import Stack, nginx
+from stack import Stack
+from tests.tools import Tool, needs
 
 pytestmark = pytest.mark.integration
 
-BALANCERS = ["python", pytest.param("nginx", marks=pytest.mark.skipif(nginx.find_nginx() is None,
-                                                                      reason="nginx not installed"))]
+BALANCERS = ["python", pytest.param("nginx", marks=needs(Tool.NGINX))]
 
 
 def wait_for_snapshot(client: httpx.Client, url: str, timeout: float = 20.0) -> httpx.Response:

@@ -19,10 +19,11 @@ from stack import nginx
 from stack.localredis import free_port
 from tests.api.writer import BackgroundWriter, Writer
 from tests.api.ws_client import ResumingWs
+from tests.tools import Tool, needs
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(nginx.find_nginx() is None, reason="nginx not installed")]
+              needs(Tool.NGINX)]
 
 FEEDS = ["feed-a", "feed-b", "feed-c"]
 

@@ -65,10 +65,15 @@ def test_history_bounds_are_valid_xrange_arguments_or_422(after: str | None, bef
 @given(PART, PART, PART, PART)
 def test_exclusive_bounds_exclude_exactly_the_id(a_ms: int, a_seq: int, b_ms: int, b_seq: int) -> None:
     low, high = bounds(after=f"{a_ms}-{a_seq}", before=f"{b_ms}-{b_seq}", since=None, until=None)
-    lo = (0, 0) if low == "-" else c.parse_stream_id(low)
-    hi = (MAX_TIME_MS, MAX_SEQ) if high == "+" else c.parse_stream_id(high)
-    if (lo, hi) != ((1, 0), (0, 0)):  # a non-empty range lies strictly between after and before
-        assert (a_ms, a_seq) < lo <= hi < (b_ms, b_seq)
+    top = (MAX_TIME_MS, MAX_SEQ)
+    # the first id after `after` and the last one before `before`, where they exist
+    first = None if (a_ms, a_seq) == top else (a_ms, a_seq + 1) if a_seq < MAX_SEQ else (a_ms + 1, 0)
+    last = None if (b_ms, b_seq) == (0, 0) else (b_ms, b_seq - 1) if b_seq > 0 else (b_ms - 1, MAX_SEQ)
+    if first is None or last is None or first > last:  # no id lies strictly between: the empty page
+        assert (low, high) == ("1-0", "0-0")
+        return
+    assert low == ("-" if first == (0, 0) else f"{first[0]}-{first[1]}")
+    assert high == ("+" if last == top else f"{last[0]}-{last[1]}")
 
 
 @given(st.binary(max_size=200))

@@ -18,6 +18,7 @@ from api.sse import serve_events
 from kiwoom_cache import contract as c
 from kiwoom_cache.urls import mask_url
 from tests.api.writer import make_ranking
+from tests.waiting import async_wait_until
 
 
 def test_frames_match_sse_starlette_wire_format() -> None:
@@ -89,10 +90,7 @@ async def test_hub_follows_the_subscription_with_fakeredis() -> None:
     hub = Hub(ApiSettings(poll_s=0.05, gc_freeze=False), redis, fakeredis.FakeAsyncRedis(server=server))
     await hub.start()
     try:
-        for _ in range(200):
-            if hub.live:
-                break
-            await asyncio.sleep(0.01)
+        await async_wait_until(lambda: hub.live, 10, "the hub's subscription to go live")
         st = await hub.lookup("kospi-surge")
         assert st is not None and st.snapshot is not None and st.snapshot.id == first
         waiter = st.waiter
@@ -163,10 +161,7 @@ async def test_hub_restarts_the_ring_when_the_history_is_replaced() -> None:
     hub = Hub(ApiSettings(poll_s=0.05, gc_freeze=False), redis, fakeredis.FakeAsyncRedis(server=server))
     await hub.start()
     try:
-        for _ in range(200):
-            if hub.live:
-                break
-            await asyncio.sleep(0.01)
+        await async_wait_until(lambda: hub.live, 10, "the hub's subscription to go live")
         st = await hub.lookup("kospi-surge")
         assert st is not None and [f.id for f in st.ring] == [first]
         generation, old_epoch = st.generation, st.epoch
