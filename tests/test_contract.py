@@ -11,6 +11,7 @@ import pytest
 
 from kiwoom_cache import contract as c
 from kiwoom_cache.errors import ContractError
+from kiwoom_cache.urls import mask_url
 
 
 def make_ranking(feed: str = "kospi-surge", n: int = 3, **kw: object) -> c.Ranking:
@@ -204,3 +205,21 @@ def test_status_carries_the_role_and_old_statuses_still_decode() -> None:
                         ({"fenced": "2"}, "'fenced' must be an integer")):
         with pytest.raises(ContractError, match=reason):
             c.PublisherStatus.decode(json.dumps({**json.loads(status.encode()), **bad}))
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("redis://:secret@h:1/0", "redis://:***@h:1/0"),
+    ("redis://kiwoom-api:pa/ss?w#rd@h:1/0", "redis://kiwoom-api:***@h:1/0"),
+    ("redis://h:1/0?password=secret&db=1", "redis://h:1/0?password=***&db=1"),
+    ("redis://u@h:1/0?x=1&password=", "redis://u@h:1/0?x=1&password=***"),
+    ("redis://h/0?PASSWORD=secret", "redis://h/0?PASSWORD=***"),
+    ("rediss://u:p@h/0?ssl_ca_certs=/ca.pem&ssl_password=secret", "rediss://u:***@h/0?ssl_ca_certs=/ca.pem&ssl_password=***"),
+    ("redis+sentinel://u:p@s1:26379,s2:26379/mymaster/0?sentinel_password=secret",
+     "redis+sentinel://u:***@s1:26379,s2:26379/mymaster/0?sentinel_password=***"),
+    ("unix:///run/redis.sock?db=0&password=secret", "unix:///run/redis.sock?db=0&password=***"),
+    ("redis://u:p%40q@h", "redis://u:***@h"),
+    ("redis://h:6379/0", "redis://h:6379/0"),
+])
+def test_every_way_to_write_a_password_is_masked(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+    assert "secret" not in mask_url(url)
