@@ -37,11 +37,21 @@ def fetch(url: str) -> tuple[int, bytes]:
         return getattr(exc, "code", 0) or 0, b""
 
 
+def ancestors() -> set[int]:
+    """This process and its parents (whose command lines name the clone too)."""
+    chain, pid = set(), os.getpid()
+    while pid > 1:
+        chain.add(pid)
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return chain
+
+
 def processes_in(root: Path) -> list[str]:
     """Live processes whose working directory or command line lies in ``root`` (what the demo started)."""
     found = []
+    ours = ancestors()
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in ours:
             continue
         try:
             if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
