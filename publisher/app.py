@@ -24,7 +24,7 @@ from kiwoom_cache.clock import KST, now_ms
 from kiwoom_cache.contract import PublisherRole, PublisherStatus, Ranking, new_publisher_id
 from kiwoom_cache.errors import KiwoomCacheError
 from publisher.lease import LeasePolicy
-from publisher.limiter import RateLimiter, with_margin
+from publisher.limiter import RateLimiter
 from publisher.loop import Loop, Signal
 from publisher.market_session import TRADING_STATES, SessionState, next_transition, session_at
 from publisher.poller import Poller
@@ -40,7 +40,8 @@ SESSION_RECHECK_S = 60.0
 
 class Publisher:
     def __init__(self, settings: PublisherSettings, source: RankingSource, loop: Loop, *,
-                 writer: RedisWriter | None = None, clock: Callable[[], datetime] = lambda: datetime.now(KST)) -> None:
+                 writer: RedisWriter | None = None, clock: Callable[[], datetime] = lambda: datetime.now(KST),
+                 limiter: RateLimiter | None = None) -> None:
         #: Emitted on the loop's thread after each ranking reached Redis.
         self.written = Signal()
         #: The publisher state string changed (see contract.PUBLISHER_STATES).
@@ -59,7 +60,7 @@ class Publisher:
                         "yearly notice", now.year)
         self.source = source
         feeds = settings.feeds
-        limiter = RateLimiter(with_margin(settings.limits(), settings.safety_margin))
+        limiter = limiter or settings.limiter()
         self.poller = Poller(
             source, feeds, limiter, loop=loop, source_name=settings.source,
             request_timeout_s=settings.request_timeout_s, refusal_backoff_s=settings.refusal_backoff_s,

@@ -112,8 +112,9 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     from publisher.app import Publisher  # noqa: PLC0415
     from publisher.writer import WriterState  # noqa: PLC0415
 
-    source = create_source(settings.source, SourceContext(settings, event_loop, replay or (), loop))
-    publisher = Publisher(settings, source, event_loop)
+    limiter = settings.limiter()  # shared: the poller's requests and the source's own calls (REST tokens)
+    source = create_source(settings.source, SourceContext(settings, event_loop, replay or (), loop, limiter))
+    publisher = Publisher(settings, source, event_loop, limiter=limiter)
     recorder = None
     if record:
         from publisher.recording import Recorder  # noqa: PLC0415

@@ -38,10 +38,16 @@ def with_margin(limits: Iterable[tuple[int, float]], margin: float) -> tuple[Win
 class RateLimiter:
     """Every window's limit holds for any interval of that length (timestamps kept per window)."""
 
-    def __init__(self, windows: Iterable[Window], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, windows: Iterable[Window], clock: Callable[[], float] = time.monotonic, *,
+                 min_spacing_s: float = 0.0) -> None:
         self.windows = tuple(windows)
         if not self.windows:
             raise ValueError("a limiter needs at least one window")
+        if min_spacing_s < 0:
+            raise ValueError(f"min_spacing_s must be >= 0, got {min_spacing_s}")
+        #: At least this long between two grants (Kiwoom REST's examples wait 0.2 s between calls): a window of
+        #: 4/s still allows 4 calls within a millisecond, which a server that spaces calls refuses.
+        self.min_spacing_s = min_spacing_s
         self.clock = clock
         longest = max(w.seconds for w in self.windows)
         self._longest = longest
@@ -56,7 +62,7 @@ class RateLimiter:
 
     def _trim(self, now: float) -> None:
         stamps = self._stamps
-        while stamps and stamps[0] <= now - self._longest:
+        while len(stamps) > 1 and stamps[0] <= now - self._longest:  # the last one times the spacing
             stamps.popleft()
 
     def delay(self) -> float:
@@ -65,6 +71,8 @@ class RateLimiter:
         self._trim(now)
         wait = max(0.0, self._blocked_until - now)
         stamps = self._stamps
+        if stamps and self.min_spacing_s:
+            wait = max(wait, stamps[-1] + self.min_spacing_s - now)
         for w in self.windows:
             # Count requests in (now - w.seconds, now]; the oldest of the last `limit` must age out.
             if len(stamps) >= w.limit:

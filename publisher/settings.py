@@ -15,7 +15,7 @@ from kiwoom_cache import contract
 from kiwoom_cache.contract import FeedInfo, Source
 from kiwoom_cache.env import PUBLISHER_ENV_PREFIX, env_sources
 from kiwoom_cache.urls import mask_url
-from publisher.limiter import DEFAULT_SAFETY_MARGIN, with_margin
+from publisher.limiter import DEFAULT_SAFETY_MARGIN, RateLimiter, with_margin
 from publisher.market_session import HolidayCalendar
 from publisher.sources.trs import DEFAULT_TR, TrSpec, tr_spec
 
@@ -131,6 +131,9 @@ class PublisherSettings(BaseSettings):
     #: Published limits as [count, seconds] pairs; the limiter keeps ``safety_margin`` of each. None: the source's
     #: own (OCX: Kiwoom's 5/s plus the burst-penalty guide and ~1,000/h; REST: 5/s).
     tr_limits: list[tuple[int, float]] | None = None
+    #: Seconds at least between two requests (token calls, pages and retries included). None: the source's own
+    #: (REST: 0.2 s, as Kiwoom's examples wait; OCX: none beyond ``tr_limits``).
+    min_spacing_s: float | None = Field(None, ge=0, le=60)
     safety_margin: float = Field(DEFAULT_SAFETY_MARGIN, gt=0, le=1)
     #: Kiwoom's penalty after a -200 refusal (17 s after one burst, per its guide).
     refusal_backoff_s: float = Field(17.0, ge=0)
@@ -215,6 +218,24 @@ class PublisherSettings(BaseSettings):
         from publisher.sources import spec_for  # noqa: PLC0415 - the registry imports nothing heavy
 
         return list(self.tr_limits) if self.tr_limits is not None else list(spec_for(self.source).tr_limits)
+
+    def min_spacing(self) -> float:
+        """The spacing in force: ``min_spacing_s`` if set, else the source's."""
+        from publisher.sources import spec_for  # noqa: PLC0415
+
+        return self.min_spacing_s if self.min_spacing_s is not None else spec_for(self.source).min_spacing_s
+
+    def limiter(self) -> RateLimiter:
+        """The one limiter all feeds share (and the REST source's token calls): the limits and the minimum spacing,
+        both with the safety margin (0.2 s becomes 0.22 s at 0.9: calls leave 0.2 s apart but may arrive closer,
+        when the first waited for a new connection and the second did not)."""
+        return RateLimiter(with_margin(self.limits(), self.safety_margin),
+                           min_spacing_s=self.min_spacing() / self.safety_margin)
+
+    def request_budget_s(self) -> float:
+        """How long a source may spend on one request, pages and retries included: a little less than
+        ``request_timeout_s``, so it gives up with its own reason before the poller's timeout cancels it."""
+        return self.request_timeout_s - min(1.0, self.request_timeout_s / 10)
 
     def demanded_rate(self) -> float:
         return sum(1.0 / f.interval_s for f in self.feeds)

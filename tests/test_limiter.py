@@ -82,3 +82,14 @@ def test_bad_windows_rejected() -> None:
         Window(0, 1.0)
     with pytest.raises(ValueError, match="at least one window"):
         RateLimiter([])
+
+
+def test_min_spacing_holds_between_any_two_grants() -> None:
+    """A 4/s window alone grants 4 calls within a millisecond; with a spacing no two grants come closer."""
+    clock = FakeClock()
+    limiter = RateLimiter([Window(4, 1.0)], clock, min_spacing_s=0.25)
+    grants = drive(limiter, clock, 60)
+    assert min(b - a for a, b in zip(grants, grants[1:], strict=False)) >= 0.25 - 1e-9
+    assert len(grants) == 240, "and no slower than the spacing: 4 per second"
+    with pytest.raises(ValueError, match="min_spacing_s"):
+        RateLimiter([Window(1, 1.0)], clock, min_spacing_s=-1)

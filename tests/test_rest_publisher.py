@@ -150,3 +150,80 @@ def test_cli_rest_without_keys_is_a_clear_error(redis_url: str) -> None:
                           capture_output=True, text=True, timeout=60, check=False, env=env)
     assert proc.returncode == 2
     assert APPKEY_ENV in proc.stderr and SECRETKEY_ENV in proc.stderr
+
+
+def rest_publisher(url: str, redis_url: str, **kw) -> Publisher:
+    """The publisher wired as the CLI wires it: one limiter shared by the poller and the source's own calls."""
+    settings = load_settings(redis_url=redis_url, source="rest", rest_base_url=url, heartbeat_s=0.3,
+                             status_ttl_s=2.0, respect_market_hours=False, **kw)
+    loop = AsyncioLoop(asyncio.get_running_loop())
+    limiter = settings.limiter()
+    source = create_source(settings.source, SourceContext(settings, loop, limiter=limiter))
+    return Publisher(settings, source, loop, limiter=limiter)
+
+
+async def test_calls_keep_kiwoom_spacing_tokens_included(
+        redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue: two data calls went out 3 ms apart (a 5/s window allows that) and token calls bypassed the limiter.
+    Against a server that refuses calls less than 0.2 s apart, nothing is refused: pages, two feeds, a 401's
+    token renewal and the retry all keep the spacing."""
+    monkeypatch.setenv(APPKEY_ENV, APPKEY)
+    monkeypatch.setenv(SECRETKEY_ENV, SECRETKEY)
+    with serve(seed=2, page_size=10, limits=((100, 1.0),), min_spacing_s=0.2) as (server, url):
+        publisher = rest_publisher(url, redis_url, feeds=FEEDS)
+        publisher.start()
+        await async_wait_until(lambda: all(count(redis_client, f.feed) >= 2 for f in FEEDS), 20, "rankings")
+        server.faults.unauthorized = 1  # a token renewal mid-run: token call, then the retry
+        tokens = server.tokens_issued
+        await async_wait_until(lambda: server.tokens_issued > tokens, 20, "a renewed token")
+        before = count(redis_client, "kospi-surge")
+        await async_wait_until(lambda: count(redis_client, "kospi-surge") > before + 1, 20, "rankings after it")
+        publisher.stop()
+    assert server.too_soon == 0 and server.refused == 0, [t for _, t in publisher.recent_errors]
+    assert len(server.seen) > 10 and server.tokens_issued >= 2
+
+
+async def test_a_slow_token_renewal_is_not_a_lost_session(
+        redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue: a 401 dropped the token while a new one was awaited, so the connection check (here every 0.1 s) read
+    "not connected" and forced a second login from scratch. The renewal now keeps the session."""
+    monkeypatch.setenv(APPKEY_ENV, APPKEY)
+    monkeypatch.setenv(SECRETKEY_ENV, SECRETKEY)
+    with serve(seed=4, page_size=50) as (server, url):
+        publisher = rest_publisher(url, redis_url, feeds=FEEDS[:1], connection_check_s=0.1)
+        states: list[str] = []
+        publisher.stateChanged.connect(states.append)
+        publisher.start()
+        await async_wait_until(lambda: count(redis_client, "kospi-surge") >= 1, 20, "a first ranking")
+        server.faults.token_delay_s = 1.0  # Kiwoom's token issue under load
+        server.faults.unauthorized = 1
+        tokens, before = server.tokens_issued, count(redis_client, "kospi-surge")
+        await async_wait_until(lambda: server.tokens_issued > tokens and count(redis_client, "kospi-surge") > before,
+                               20, "the renewed token and the next ranking")
+        publisher.stop()
+    assert not any("connection to Kiwoom lost" in t for _, t in publisher.recent_errors), publisher.recent_errors
+    assert "degraded" not in states and "connecting" not in states[1:], states
+    assert server.tokens_issued == tokens + 1, "one renewal, no second login"
+
+
+async def test_a_request_gives_up_within_its_budget_with_its_own_reason(
+        redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue: rest_retries=2 with a 5 s HTTP timeout (3 attempts, 15 s and the backoff) outlasted
+    request_timeout_s=10, so the poller's timeout cancelled the source mid-retry and the failure said only
+    "timed out". Now the source stops at its budget (a little under the timeout) and says why."""
+    monkeypatch.setenv(APPKEY_ENV, APPKEY)
+    monkeypatch.setenv(SECRETKEY_ENV, SECRETKEY)
+    with serve(seed=4, page_size=50) as (server, url):
+        publisher = rest_publisher(url, redis_url, feeds=FEEDS[:1], request_timeout_s=2.0, rest_http_timeout_s=1.5,
+                                   rest_retries=3)
+        publisher.start()
+        await async_wait_until(lambda: count(redis_client, "kospi-surge") >= 1, 20, "a first ranking")
+        server.faults.delay_s = 1.6  # every call outlasts the HTTP timeout
+        await async_wait_until(lambda: any("request budget" in t for _, t in publisher.recent_errors), 20,
+                               "the source's own failure")
+        server.faults.delay_s = 0.0
+        publisher.stop()
+    texts = [t for _, t in publisher.recent_errors]
+    assert any("no time left in the request budget of 1.8s" in t or "within the request budget of 1.8s" in t
+               for t in texts), texts
+    assert not any("timed out after 2" in t for t in texts), texts

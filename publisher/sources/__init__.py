@@ -27,17 +27,22 @@ class SourceSpec(NamedTuple):
     qt: bool
     #: Published request limits, (count, seconds) pairs, unless the settings give ``tr_limits``.
     tr_limits: tuple[tuple[int, float], ...] = KIWOOM_TR_LIMITS
+    #: Seconds at least between two requests, unless the settings give ``min_spacing_s``.
+    min_spacing_s: float = 0.0
 
 
 #: Kiwoom REST: 5 queries per second (docs/kiwoom-rest.md); the mock domain may allow fewer.
 REST_TR_LIMITS: Final[tuple[tuple[int, float], ...]] = ((5, 1.0),)
+#: Kiwoom's REST examples wait 0.2 s between calls (docs/kiwoom-rest.md): a spacing, not only a window.
+REST_MIN_SPACING_S: Final = 0.2
 
 
 REGISTRY: Final[Mapping[Source, SourceSpec]] = MappingProxyType({
     Source.kiwoom: SourceSpec("publisher.sources.ocx:create_kiwoom", qt=True),
     Source.sim: SourceSpec("publisher.sources.ocx:create_sim", qt=True),
     Source.replay: SourceSpec("publisher.sources.ocx:create_replay", qt=True),
-    Source.rest: SourceSpec("publisher.sources.rest:create", qt=False, tr_limits=REST_TR_LIMITS),
+    Source.rest: SourceSpec("publisher.sources.rest:create", qt=False, tr_limits=REST_TR_LIMITS,
+                            min_spacing_s=REST_MIN_SPACING_S),
 })
 
 

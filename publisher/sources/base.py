@@ -66,3 +66,5 @@ class SourceContext:
     replay: Sequence[RawResponse] = ()
     #: Replay: start over at the end instead of running out.
     replay_loop: bool = True
+    #: The limiter the publisher's poller shares (a REST source paces its token calls on it too).
+    limiter: RateLimiter | None = None

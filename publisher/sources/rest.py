@@ -4,7 +4,12 @@ HTTPS, no Qt.
 * Login is an OAuth client-credentials token (``au10001``, ``POST /oauth2/token``) from the app key and
   secret key in the environment only (:data:`APPKEY_ENV`, :data:`SECRETKEY_ENV`): they never enter the
   settings, a log line or the status key. The token is issued again shortly before its ``expires_dt``,
-  and once more when Kiwoom calls it invalid (token codes, HTTP 401) before the request is given up.
+  and once more when Kiwoom calls it invalid (token codes, HTTP 401) before the request is given up. A token
+  being renewed is not a lost session: :meth:`RestSource.is_connected` stays true meanwhile, so the
+  publisher's connection check does not start a second login. Token calls take a slot of the shared limiter
+  like every other call.
+* One request (its pages, retries and any token renewal) ends within the settings' request budget, a little
+  under the poller's timeout: it fails with its own reason instead of being cancelled mid-retry.
 * A request is ``POST /api/dostk/rkinfo`` with ``api-id`` the TR's REST id; continuation pages follow the
   ``cont-yn``/``next-key`` headers and are merged into one answer, each page taking a slot from the shared
   limiter first. Timeouts, connection errors and 5xx answers are retried with exponential backoff.
@@ -63,7 +68,7 @@ class RestSource:
 
     def __init__(self, aio: asyncio.AbstractEventLoop, *, base_url: str, appkey: str, secretkey: str,
                  account_mode: str, exchange: str = "1", max_pages: int = 5, http_timeout_s: float = 5.0,
-                 retries: int = 2) -> None:
+                 retries: int = 2, limiter: RateLimiter | None = None, budget_s: float | None = None) -> None:
         if not appkey or not secretkey:
             raise CredentialsError(8001, f"--source rest needs ${APPKEY_ENV} and ${SECRETKEY_ENV} in the environment")
         self.loggedIn = Signal()
@@ -77,8 +82,15 @@ class RestSource:
         self._max_pages = max_pages
         self._retries = retries
         self._aio = aio
+        self._http_timeout_s = http_timeout_s
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=http_timeout_s)
+        #: Paces token calls; the poller's (shared) limiter, also taken from each request.
+        self._limiter = limiter
+        #: Seconds one request may take in all (None: no bound but the retries').
+        self._budget_s = budget_s
         self._token: str | None = None
+        #: Kiwoom called the token invalid: the next call issues a new one (the session is not lost for that).
+        self._stale = False
         self._renew_at = 0.0
         self._login_task: asyncio.Task[None] | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -99,11 +111,12 @@ class RestSource:
         return False
 
     def is_connected(self) -> bool:
+        """Logged in: a token was issued and no login failed since (a token being renewed still counts)."""
         return self._token is not None
 
     def login(self) -> None:
         """Issue a token in the background; the result arrives as :attr:`loggedIn`."""
-        self._token = None
+        self._token, self._stale = None, False
         if self._login_task is not None:
             self._login_task.cancel()  # a newer login supersedes one still waiting for its token
         self._login_task = self._aio.create_task(self._login())
@@ -116,10 +129,12 @@ class RestSource:
             return
         self.loggedIn.emit(None)
 
-    async def _issue_token(self) -> str:
+    async def _issue_token(self, deadline: float = float("inf")) -> str:
         context = f"{TOKEN_API_ID} {TOKEN_PATH}"
+        if self._limiter is not None:
+            await _pace(self._limiter, deadline, self._aio, context)
         try:
-            response = await self._http.post(TOKEN_PATH, json=self._credentials,
+            response = await self._http.post(TOKEN_PATH, json=self._credentials, timeout=self._timeout(deadline),
                                              headers={"api-id": TOKEN_API_ID, "Content-Type": _JSON})
         except httpx.HTTPError as exc:
             raise SourceUnavailableError(f"{context}: {type(exc).__name__}: {exc}") from exc
@@ -141,16 +156,23 @@ class RestSource:
             self._renew_at = float("inf")
         else:  # renew ahead of expiry: 5 minutes, or a fifth of a short lifetime
             self._renew_at = expires_at - min(300.0, (expires_at - now) / 5)
-        self._token = token
+        self._token, self._stale = token, False
         self.tokens_issued += 1
         log.info("Kiwoom REST token issued (%s domain), valid until %s KST", self._account_mode,
                  datetime.fromtimestamp(expires_at, KST).strftime("%Y-%m-%d %H:%M:%S"))
         return token
 
-    async def _valid_token(self) -> str:
-        if self._token is None or time.time() >= self._renew_at:
-            return await self._issue_token()
+    async def _valid_token(self, deadline: float) -> str:
+        if self._token is None or self._stale or time.time() >= self._renew_at:
+            return await self._issue_token(deadline)
         return self._token
+
+    def _timeout(self, deadline: float) -> float:
+        """One HTTP call's timeout: the configured one, cut to what is left of the request's budget."""
+        left = deadline - self._aio.time()
+        if left <= 0:
+            raise _OutOfTime
+        return min(self._http_timeout_s, left)
 
     def close(self) -> None:
         for task in [*self._tasks.values(), *([self._login_task] if self._login_task else [])]:
@@ -164,6 +186,7 @@ class RestSource:
     # --- requests --------------------------------------------------------------------------------
 
     def request(self, req: TrRequest, limiter: RateLimiter) -> None:
+        self._limiter = limiter
         self._tasks[req.feed] = self._aio.create_task(self._fetch(req, limiter))
 
     def forget(self, feed: str) -> None:
@@ -176,6 +199,7 @@ class RestSource:
 
     async def _fetch(self, req: TrRequest, limiter: RateLimiter) -> None:
         requested_at = now_ms()
+        deadline = self._aio.time() + self._budget_s if self._budget_s is not None else float("inf")
         spec = tr_spec(req.trcode)
         context = f"{spec.rest_api_id} {req.feed}"
         keys = {i.kiwoom: i.rest for i in spec.inputs}
@@ -187,8 +211,9 @@ class RestSource:
         try:
             for page in range(self._max_pages):
                 if page:
-                    await _pace(limiter)
-                data, more, next_key = await self._call(spec.rest_api_id, body, next_key, limiter, context)
+                    await _pace(limiter, deadline, self._aio, context)
+                data, more, next_key = await self._call(spec.rest_api_id, body, next_key, limiter, context,
+                                                            deadline=deadline)
                 items = data.get(spec.rest_rows_key)
                 if not isinstance(items, list):
                     raise SourceUnavailableError(f"{context}: malformed answer: no '{spec.rest_rows_key}' list")
@@ -200,6 +225,13 @@ class RestSource:
                     break
             else:
                 log.warning("%s: more than %d pages; publishing the first %d rows", context, self._max_pages, len(rows))
+        except _OutOfTime:
+            error = SourceUnavailableError(f"{context}: no answer within the request budget of {self._budget_s:g}s "
+                                           f"({len(rows)} rows of {page} page(s) so far); giving up before the "
+                                           "poller's timeout")
+            self._tasks.pop(req.feed, None)
+            self.requestFailed.emit(req.feed, error)
+            return
         except KiwoomCacheError as error:
             self._tasks.pop(req.feed, None)
             self.requestFailed.emit(req.feed, error)
@@ -211,24 +243,29 @@ class RestSource:
         ))
 
     async def _call(self, api_id: str, body: dict[str, str], next_key: str | None, limiter: RateLimiter,
-                    context: str) -> tuple[dict[str, Any], bool, str | None]:
-        """One page: (answer, more pages?, next-key). Renews the token once; retries transport trouble."""
+                    context: str, *, deadline: float) -> tuple[dict[str, Any], bool, str | None]:
+        """One page: (answer, more pages?, next-key). Renews the token once; retries transport trouble, never
+        past ``deadline`` (then :class:`_OutOfTime`)."""
         renewed = False
         attempt = 0
         while True:
-            token = await self._valid_token()
+            issued = self.tokens_issued
+            token = await self._valid_token(deadline)
+            if self.tokens_issued != issued:  # the token call took a slot: this call waits for the next
+                await _pace(limiter, deadline, self._aio, context)
             headers = {"api-id": api_id, "authorization": f"Bearer {token}", "Content-Type": _JSON}
             if next_key is not None:
                 headers.update({"cont-yn": "Y", "next-key": next_key})
             failure: str
             try:
-                response = await self._http.post(RANKING_PATH, json=body, headers=headers)
+                response = await self._http.post(RANKING_PATH, json=body, headers=headers,
+                                                 timeout=self._timeout(deadline))
             except httpx.HTTPError as exc:
                 failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
                 if response.status_code == 401:
                     if not renewed:
-                        renewed, self._token = True, None
+                        renewed, self._stale = True, True
                         continue
                     raise TokenInvalidError(401, f"{context}: HTTP 401 with a new token", _HTTP_401)
                 if response.status_code < 500:
@@ -241,22 +278,31 @@ class RestSource:
                             raise SourceUnavailableError(f"{context}: cont-yn Y without a next-key")
                         return data, more, key
                     if code in RENEW_TOKEN_CODES and not renewed:
-                        renewed, self._token = True, None
+                        renewed, self._stale = True, True
                         continue
                     raise rest_error(code, str(data.get("return_msg", "")), context)
                 failure = f"HTTP {response.status_code}"
             if attempt >= self._retries:
                 raise SourceUnavailableError(f"{context}: {failure} (after {attempt + 1} attempts)")
             delay = min(4.0, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0)
+            if self._aio.time() + delay >= deadline:
+                raise SourceUnavailableError(f"{context}: {failure} (after {attempt + 1} attempts; no time left in "
+                                             f"the request budget of {self._budget_s:g}s for another)")
             attempt += 1
             log.warning("%s: %s; retrying in %.2fs", context, failure, delay)
             await asyncio.sleep(delay)
-            await _pace(limiter)
+            await _pace(limiter, deadline, self._aio, context)
 
 
-async def _pace(limiter: RateLimiter) -> None:
-    """Wait for a slot of the shared limiter (continuation pages and retries are requests too)."""
+class _OutOfTime(Exception):
+    """The request's budget ran out (turned into a SourceUnavailableError that says so)."""
+
+
+async def _pace(limiter: RateLimiter, deadline: float, aio: asyncio.AbstractEventLoop, context: str) -> None:
+    """Wait for a slot of the shared limiter (token calls, continuation pages and retries are requests too)."""
     while (wait := limiter.try_acquire()) > 0:
+        if aio.time() + wait >= deadline:
+            raise _OutOfTime(context)
         await asyncio.sleep(wait)
 
 
@@ -301,5 +347,6 @@ def create(context: SourceContext) -> RestSource:
     return RestSource(
         context.loop.aio, base_url=s.rest_base_url or DOMAINS[s.rest_mode], appkey=os.environ.get(APPKEY_ENV, ""),
         secretkey=os.environ.get(SECRETKEY_ENV, ""), account_mode=s.rest_mode.value, max_pages=s.rest_max_pages,
-        http_timeout_s=s.rest_http_timeout_s, retries=s.rest_retries,
+        http_timeout_s=s.rest_http_timeout_s, retries=s.rest_retries, limiter=context.limiter,
+        budget_s=s.request_budget_s(),
     )

@@ -5,7 +5,8 @@ A small ASGI app (no framework) answering the calls the REST source makes, in th
 ``POST /api/dostk/rkinfo`` for every ranking TR's REST twin (``ka10023``, ``ka10030``, ``ka10027``, ``ka10032``),
 with the ``api-id``/``authorization``/``Content-Type`` request headers, ``cont-yn``/``next-key``
 continuation, tokens that expire at ``expires_dt``, ``return_code`` 1700 when more than ``limits`` requests
-arrive, and faults on demand (:class:`RestFaults`: refusals, malformed bodies, 5xx, 401, slow answers).
+arrive or calls come less than ``min_spacing_s`` apart (``--min-spacing``, 0.2 s when run as a server), and faults
+on demand (:class:`RestFaults`: refusals, malformed bodies, 5xx, 401, slow answers, slow token issue).
 Rankings come from the same seeded market model as the simulated OCX control.
 
 Run it (needs uvicorn, from the ``api`` extra)::
@@ -57,6 +58,8 @@ class RestFaults:
     unauthorized: int = 0
     #: Hold each answer this long (a slow server).
     delay_s: float = 0.0
+    #: Hold each token answer this long (a slow token issue: Kiwoom's au10001 under load).
+    token_delay_s: float = 0.0
     #: Shift the reported expires_dt by this much (a server whose clock or zone disagrees); the token is unaffected.
     expires_dt_skew_s: float = 0.0
 
@@ -71,13 +74,20 @@ class SeenRequest:
 class FakeKiwoomRest:
     def __init__(self, appkey: str, secretkey: str, *, seed: int | None = 0, page_size: int = 20,
                  token_ttl_s: float = 86400.0, limits: tuple[tuple[int, float], ...] = ((5, 1.0),),
-                 step_s: float = 1.0, quotes: Callable[[Mapping[str, str]], list[Quote]] | None = None) -> None:
+                 step_s: float = 1.0, quotes: Callable[[Mapping[str, str]], list[Quote]] | None = None,
+                 min_spacing_s: float = 0.0) -> None:
         self._keys = (appkey, secretkey)
         self.market = SimMarket(seed)
         self.faults = RestFaults()
         self.page_size = page_size
         self.token_ttl_s = token_ttl_s
         self.limits = limits
+        #: Refuse (1700) any call, token calls included, that arrives sooner than this after the previous one:
+        #: Kiwoom's examples space their calls 0.2 s apart, and a server may count it that way.
+        self.min_spacing_s = min_spacing_s
+        self._last_call = -float("inf")
+        #: Calls refused for arriving too soon after the previous one.
+        self.too_soon = 0
         self._step_s = step_s
         self._last_step = time.monotonic()
         #: Replaces the market model: quotes for a query (tests feeding exact numbers), any TR.
@@ -121,6 +131,8 @@ class FakeKiwoomRest:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if self.faults.delay_s:
             await asyncio.sleep(self.faults.delay_s)
+        if self.faults.token_delay_s and scope["path"] == TOKEN_PATH:
+            await asyncio.sleep(self.faults.token_delay_s)
         with self._lock:
             status, payload, extra = self._handle(scope["method"], scope["path"], headers, raw)
         body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
@@ -140,6 +152,13 @@ class FakeKiwoomRest:
         self.seen.append(SeenRequest(path, dict(headers), body))
         if method != "POST":
             return 405, {"return_code": 1501, "return_msg": "POST only"}, []
+        now = time.monotonic()
+        too_soon, self._last_call = now - self._last_call < self.min_spacing_s, now
+        if too_soon:
+            self.too_soon += 1
+            self.refused += 1
+            return 200, _error(1700, "[fake] 허용된 요청 개수를 초과하였습니다 (calls less than "
+                                     f"{self.min_spacing_s:g}s apart)"), []
         if not headers.get("content-type", "").startswith("application/json") or not isinstance(body, dict):
             return 200, _error(1501, "[fake] 요청 본문은 JSON 객체여야 합니다 (Content-Type: application/json)"), []
         if path == TOKEN_PATH:
@@ -259,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--page-size", type=int, default=20)
+    parser.add_argument("--min-spacing", type=float, default=0.2, metavar="S",
+                        help="refuse (1700) calls less than S seconds apart, as Kiwoom's examples space them "
+                             "(default 0.2; 0 turns it off)")
     args = parser.parse_args(argv)
     appkey, secretkey = os.environ.get(APPKEY_ENV), os.environ.get(SECRETKEY_ENV)
     if not appkey or not secretkey:
@@ -266,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn  # noqa: PLC0415 - only when run as a server
 
     print(f"fake Kiwoom REST server on http://{args.host}:{args.port} — {NOTE}", flush=True)
-    uvicorn.run(FakeKiwoomRest(appkey, secretkey, seed=args.seed, page_size=args.page_size), host=args.host,
-                port=args.port, log_level="warning")
+    fake = FakeKiwoomRest(appkey, secretkey, seed=args.seed, page_size=args.page_size, min_spacing_s=args.min_spacing)
+    uvicorn.run(fake, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
