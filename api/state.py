@@ -14,6 +14,7 @@ from api.hub import Hub
 from api.limits import ConnectionCap
 from api.metrics import LatencyHistogram, build_registry
 from api.settings import ApiSettings
+from kiwoom_cache.connect import async_client, async_pool
 from kiwoom_cache.urls import mask_url
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class AppState:
         self.keys: KeyStore | None = None
         self.registry = build_registry(lambda: self.hub, self.latency, lambda: self.cap.rejected if self.cap else 0)
         self._clients: list[aioredis.Redis] = []
-        self._pool: aioredis.BlockingConnectionPool | None = None
+        self._pool: aioredis.ConnectionPool | None = None
 
     def request_exit(self) -> None:
         """The server's exit hook (api.cli): streams end now instead of at the graceful-shutdown timeout."""
@@ -51,14 +52,14 @@ class AppState:
         s = self.settings
         # Commands: a bounded pool (a reconnect storm waits for connections instead of flooding Redis) and
         # short retries, so a dead Redis becomes a 503 in well under a second.
-        pool = aioredis.BlockingConnectionPool.from_url(
+        pool = async_pool(
             s.redis_url, max_connections=s.redis_max_connections, timeout=s.redis_timeout_s,
             socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_timeout=s.redis_timeout_s,
             socket_keepalive=True, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         )
         redis = aioredis.Redis(connection_pool=pool)
         # The subscription: no hidden retry, so the hub sees every loss and refills its rings from the streams.
-        pubsub_redis = aioredis.Redis.from_url(
+        pubsub_redis = async_client(
             s.redis_url, socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_keepalive=True,
             retry=Retry(NoBackoff(), 0),
         )

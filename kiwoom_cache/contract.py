@@ -507,7 +507,8 @@ def _decode_row(raw: Any, schema: RowSchema) -> Row:
 #: KEYS[1] history stream, KEYS[2] latest document, KEYS[3] seq counter, KEYS[4] epoch, KEYS[5] the feed's lease.
 #: ARGV[1] updates channel, ARGV[2] stream MAXLEN (approximate), ARGV[3] body (the document without
 #: ``id``/``seq``/``epoch``), ARGV[4] a fresh random epoch, used only if this write starts a new one, ARGV[5] the
-#: writer's lease id ("" for a writer without one). Returns ``{id, seq, epoch}``.
+#: writer's lease id ("" for a writer without one), ARGV[6] and ARGV[7] the epoch and ``seq`` this writer last
+#: wrote for the feed ("" and 0 when it has written none). Returns ``{id, seq, epoch}``.
 #:
 #: Fencing: the write goes through only if ARGV[5] equals the lease's current value (absent counts as ""), so a
 #: publisher whose lease expired (stalled past its TTL, SIGSTOP) or was taken over writes nothing. The refusal
@@ -515,9 +516,12 @@ def _decode_row(raw: Any, schema: RowSchema) -> Row:
 #: effect at all, so ``seq`` stays gap-free.
 #:
 #: Epoch: when the stream or the epoch key is absent, the history readers knew is gone, so the script takes
-#: ARGV[4] as the new epoch and restarts ``seq`` at 1. (The candidate comes from the caller so the script
-#: stays deterministic and needs no TIME: the publisher's Redis user runs only the commands listed in
-#: deploy/redis-users.acl.)
+#: ARGV[4] as the new epoch and restarts ``seq`` at 1. So it does when the epoch is the one this writer last wrote
+#: but its ``seq`` counter is *below* what this writer last wrote: rankings it was told were written are gone
+#: while the epoch key survived (a failover to a replica that lagged, a restore of an older snapshot), and
+#: counting on would hand readers a ``seq`` they already saw with other content. (The candidate comes from the
+#: caller so the script stays deterministic and needs no TIME: the publisher's Redis user runs only the commands
+#: listed in deploy/redis-users.acl.)
 #: Scripts are not rolled back on error, so XADD (the only call that can fail, e.g. WRONGTYPE) comes before
 #: any other write: a refused ranking leaves no trace and ``seq`` stays gap-free. The document gets ``"id"``,
 #: ``"seq"`` and ``"epoch"`` spliced in front exactly as :func:`splice_document` does, so snapshot, stream
@@ -532,6 +536,10 @@ local seq
 if epoch and redis.call('EXISTS', KEYS[1]) == 1 then
   seq = tonumber(redis.call('GET', KEYS[3]) or '0')
   if not seq then return redis.error_reply('ERR ' .. KEYS[3] .. ' does not hold an integer') end
+  if epoch == ARGV[6] and seq < tonumber(ARGV[7]) then
+    epoch = ARGV[4]
+    seq = 0
+  end
   seq = seq + 1
 else
   epoch = ARGV[4]
@@ -558,13 +566,14 @@ def fenced_holder(error: str) -> str | None:
 
 
 def write_ranking_args(ranking: Ranking, maxlen: int = DEFAULT_HISTORY_MAXLEN,
-                       lease: str = "") -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV for :data:`WRITE_RANKING_LUA`; ``lease`` is the writer's lease id ("" without a lease)."""
+                       lease: str = "", last: tuple[str, int] = ("", 0)) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV for :data:`WRITE_RANKING_LUA`; ``lease`` is the writer's lease id ("" without a lease),
+    ``last`` the (epoch, seq) this writer last wrote for the feed."""
     if maxlen < 1:
         raise ContractError(f"history maxlen must be >= 1, got {maxlen}")
     feed = ranking.feed
     keys = [history_key(feed), latest_key(feed), seq_key(feed), epoch_key(feed), lease_key(feed)]
-    return keys, [updates_channel(feed), maxlen, encode_body(ranking), new_epoch(), lease]
+    return keys, [updates_channel(feed), maxlen, encode_body(ranking), new_epoch(), lease, last[0], last[1]]
 
 
 #: Renew a lease its holder still holds: KEYS[1] the lease, ARGV[1] the holder's id, ARGV[2] TTL in ms.

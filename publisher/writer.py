@@ -28,6 +28,7 @@ from redis.backoff import EqualJitterBackoff
 
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
+from kiwoom_cache.connect import sync_client
 from kiwoom_cache.contract import FeedInfo, PublisherRole, PublisherStatus, Ranking
 from kiwoom_cache.errors import ContractError
 from publisher.lease import Elector, LeasePolicy
@@ -109,7 +110,7 @@ class RedisWriter:
     ) -> None:
         if status_ttl_s <= heartbeat_s:
             raise ValueError(f"status TTL ({status_ttl_s}s) must exceed the heartbeat period ({heartbeat_s}s)")
-        self._client = client or redis.Redis.from_url(
+        self._client = client or sync_client(
             redis_url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
             retry=None, health_check_interval=0,
         )
@@ -126,6 +127,9 @@ class RedisWriter:
         self._pending: OrderedDict[str, Ranking] = OrderedDict()
         # The ranking the thread took out of ``_pending`` and is writing (or about to retry); still pending.
         self._in_flight: Ranking | None = None
+        #: Per feed, the (epoch, seq) of this writer's last ranking: the script starts a new epoch rather than
+        #: reuse a seq when Redis no longer holds it (a failover to a replica that lagged).
+        self._last_of_feed: dict[str, tuple[str, int]] = {}
         self._stopping = False
         self._heartbeat_due = False
         self._flush_deadline = float("inf")
@@ -305,9 +309,10 @@ class RedisWriter:
     def _write(self, ranking: Ranking) -> None:
         ranking = replace(ranking, published_at_ms=now_ms())
         token = self._elector.holder if self._elector is not None else ""
-        keys, args = contract.write_ranking_args(ranking, self._maxlen, token)
+        keys, args = contract.write_ranking_args(ranking, self._maxlen, token,
+                                                 self._last_of_feed.get(ranking.feed, ("", 0)))
         try:
-            rid, seq = self._script(keys=keys, args=args)[:2]  # third: the stream's epoch
+            rid, seq, epoch = self._script(keys=keys, args=args)
         except redis.ResponseError as exc:
             holder = contract.fenced_holder(str(exc))
             if holder is None:
@@ -319,7 +324,14 @@ class RedisWriter:
                     self._role_changed()
                 raise Fenced(ranking.feed, holder) from exc
             # Nobody held it (it expired while Redis was away) and it is ours again: this ranking may land.
-            rid, seq = self._script(keys=keys, args=args)[:2]
+            rid, seq, epoch = self._script(keys=keys, args=args)
+        epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        previous = self._last_of_feed.get(ranking.feed)
+        if previous is not None and previous[0] != epoch and int(seq) == 1:
+            log.warning("%s: history replaced in Redis (epoch %s at seq %d -> %s): rankings written before are "
+                        "gone (a failover to a lagging replica, a restore, a flush); readers are told to reset",
+                        ranking.feed, previous[0], previous[1], epoch)
+        self._last_of_feed[ranking.feed] = (epoch, int(seq))
         written = Written(ranking.feed, rid.decode() if isinstance(rid, bytes) else str(rid), int(seq),
                           ranking.published_at_ms)
         with self._lock:

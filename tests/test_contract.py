@@ -223,3 +223,26 @@ def test_status_carries_the_role_and_old_statuses_still_decode() -> None:
 def test_every_way_to_write_a_password_is_masked(url: str, masked: str) -> None:
     assert mask_url(url) == masked
     assert "secret" not in mask_url(url)
+
+
+def test_a_seq_behind_what_the_writer_wrote_starts_a_new_epoch() -> None:
+    """After a failover to a replica that lagged, the epoch key survives but the last rankings are gone: the
+    next write must not reuse their seq (readers saw those seqs with other content); it starts a new epoch."""
+    r = fakeredis.FakeRedis()
+    script = r.register_script(c.WRITE_RANKING_LUA)
+
+    def write(last: tuple[str, int]) -> tuple[str, int, str]:
+        keys, args = c.write_ranking_args(make_ranking(), last=last)
+        rid, seq, epoch = script(keys=keys, args=args)
+        return rid.decode(), int(seq), epoch.decode()
+
+    _, _, epoch = write(("", 0))
+    for n in range(2, 5):
+        assert write((epoch, n - 1))[1:] == (n, epoch), "in step: count on"
+    r.set(c.seq_key("kospi-surge"), 2)  # what a lagging replica holds: seq 2 of the writer's 4
+    rid, seq, fresh = write((epoch, 4))
+    assert (seq, fresh != epoch) == (1, True), "a new epoch at seq 1, never seq 3 again"
+    assert write((fresh, 1))[1:] == (2, fresh)
+    r.set(c.seq_key("kospi-surge"), 9)  # ahead of the writer (another publisher wrote meanwhile): count on
+    assert write((fresh, 2))[1:] == (10, fresh)
+    assert write(("another-epoch", 50))[1:] == (11, fresh), "another epoch's count says nothing about this one"
