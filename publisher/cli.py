@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from kiwoom_cache.contract import PublisherRole, Source
 from kiwoom_cache.errors import KiwoomCacheError
+from publisher.exit_codes import ExitCode
 from publisher.settings import PublisherSettings, load_settings
 
 log = logging.getLogger("publisher")
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, **overrides)
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         print(f"kiwoom-publisher: invalid configuration:\n{exc}", file=sys.stderr)
-        return 2
+        return int(ExitCode.CONFIG)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per REST call is noise
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    replay=responses, loop=not args.once)
     except KiwoomCacheError as exc:
         print(f"kiwoom-publisher: {exc}", file=sys.stderr)
-        return 2
+        return int(ExitCode.CONFIG)
 
 
 def _replay_overrides(responses: Sequence[Any], speed: float, config: str | None) -> dict[str, Any]:
@@ -114,6 +115,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
 
     source = create_source(settings.source, SourceContext(settings, event_loop, replay or (), loop))
     publisher = Publisher(settings, source, event_loop)
+    publisher.exitRequested.connect(lambda _code: event_loop.quit())
     recorder = None
     if record:
         from publisher.recording import Recorder  # noqa: PLC0415
@@ -160,7 +162,9 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     if recorder is not None:
         recorder.close()
         log.info("recorded %d TR answers to %s", recorder.count, record)
-    return 0 if publisher.writer.stats().pending == 0 and not gave_up else 1
+    if publisher.exit_code is not None:
+        return int(publisher.exit_code)
+    return int(ExitCode.OK if publisher.writer.stats().pending == 0 and not gave_up else ExitCode.UNSENT)
 
 
 def _make_loop(settings: PublisherSettings, *, headless: bool) -> Any:

@@ -193,14 +193,15 @@ def test_status_carries_the_role_and_old_statuses_still_decode() -> None:
     status = c.PublisherStatus(
         state="standby", source="rest", account_mode=None, version="0.1.0", host="h", pid=1, started_at_ms=1,
         heartbeat_at_ms=1000, last_success_ms=None, heartbeat_s=5.0, id=pid, role=c.PublisherRole.standby,
-        preferred=True, fenced=2)
+        preferred=True, fenced=2, restarts=3)
     assert c.PublisherStatus.decode(status.encode()) == status
     old = json.loads(status.encode())
-    for name in ("id", "role", "preferred", "fenced"):
+    for name in ("id", "role", "preferred", "fenced", "restarts"):
         del old[name]
     back = c.PublisherStatus.decode(json.dumps(old))
-    assert (back.id, back.role, back.preferred, back.fenced) == (None, None, False, 0)
+    assert (back.id, back.role, back.preferred, back.fenced, back.restarts) == (None, None, False, 0, 0)
     for bad, reason in (({"role": "boss"}, "boss"), ({"id": "Not An Id"}, "invalid publisher id"),
-                        ({"fenced": "2"}, "'fenced' must be an integer")):
+                        ({"fenced": "2"}, "'fenced' must be an integer"),
+                        ({"restarts": True}, "'restarts' must be an integer")):
         with pytest.raises(ContractError, match=reason):
             c.PublisherStatus.decode(json.dumps({**json.loads(status.encode()), **bad}))
