@@ -7,6 +7,11 @@ Examples::
     kiwoom-publisher --source sim --record day.jsonl --duration 600
     kiwoom-publisher --source replay day.jsonl --speed 5
     kiwoom-publisher --source rest      # Kiwoom's REST API; keys in $KIWOOM_PUBLISHER_REST_APPKEY/_SECRETKEY
+    kiwoom-publisher doctor --source kiwoom                  # check this PC before the first run
+    kiwoom-publisher supervise -- --source kiwoom            # restart after Kiwoom's version update or a crash
+
+Exit status: 0 stopped as asked, 1 rankings left unsent, 2 bad configuration (do not restart: fix it),
+75 restart me (Kiwoom's version update, logins refused in a row).
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def check_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The publisher's arguments, checked; argparse's SystemExit(2) with the reason on stderr when they are bad."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.source == "replay" and not args.recording:
@@ -55,6 +61,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("a FILE argument is only used with --source replay")
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["supervise"]:
+        from publisher.supervisor import main as supervise  # noqa: PLC0415
+
+        return supervise(argv[1:])
+    if argv[:1] == ["doctor"]:
+        from publisher.doctor import main as doctor  # noqa: PLC0415
+
+        return doctor(argv[1:])
+    args = check_arguments(argv)
     overrides: dict[str, Any] = {"source": args.source, "redis_url": args.redis_url, "sim_seed": args.seed,
                                  "log_level": args.log_level}
     try:
