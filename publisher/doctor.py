@@ -422,14 +422,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=[s.value for s in Source], help="the source to check (default: the config's)")
     p.add_argument("--config", metavar="FILE", help="TOML config file (feeds, limits, Redis URL)")
     p.add_argument("--redis-url", help="Redis URL (default redis://127.0.0.1:6379/0 or $KIWOOM_CACHE_REDIS_URL)")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                   help="how long the login and the request may take (default 30s; a first OCX login is slow)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="how long the login and the request may take (default 30s; --source kiwoom: 180s, the time "
+                        "to type the password into Kiwoom's login window)")
     return p
 
 
 def main(argv: Sequence[str], out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    args = build_parser().parse_args(list(argv))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.timeout is not None and args.timeout <= 0:
+        parser.error("--timeout must be positive")
     overrides = {"source": args.source, "redis_url": args.redis_url}
 
     def load() -> PublisherSettings:
@@ -441,7 +445,8 @@ def main(argv: Sequence[str], out: TextIO | None = None) -> int:
         source = Source.sim  # the configuration check says what is wrong
     marks = _marks_for(out)
     failures = 0
-    for check in run_checks(source, load, timeout_s=args.timeout):
+    timeout = args.timeout or (180.0 if source is Source.kiwoom else 30.0)
+    for check in run_checks(source, load, timeout_s=timeout):
         failures += check.outcome is Outcome.failed
         print(check.line(marks), file=out, flush=True)
     print(f"{failures} check(s) failed" if failures else "all checks passed", file=out)
