@@ -4,6 +4,11 @@ The same object runs against every source (the real OCX, the simulated control, 
 API) on the event loop that source needs (Qt or asyncio, :mod:`publisher.loop`): only ``source`` and
 ``loop`` differ.
 
+Logins: a failed one is retried every ``login_retry_s``, except inside Kiwoom's daily maintenance
+(:mod:`publisher.kiwoom_maintenance`: state ``paused`` until it is over), after Kiwoom's version update (-102) and
+after ``login_max_failures`` refusals in a row (-100, REST keys): then the process must end, with the status of
+:mod:`publisher.exit_codes` that tells a supervisor whether to start it again (:attr:`Publisher.exitRequested`).
+
 Leadership (:mod:`publisher.lease`): the publisher polls only while it leads. A standby sends no TR; a hot
 one is logged in and idle, a cold one logs in when it takes over. Losing the lease stops polling at once.
 """
