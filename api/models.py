@@ -99,6 +99,7 @@ class PublisherModel(BaseModel):
     message: str | None = None
     preferred: bool = Field(False, description="Configured to lead whenever it is healthy")
     fenced: int = Field(0, description="Rankings refused by the write script because the lease was not its own")
+    restarts: int = Field(0, description="How often `kiwoom-publisher supervise` restarted this publisher")
     error: str | None = Field(None, description="Why the heartbeat document could not be read")
 
 

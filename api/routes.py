@@ -258,4 +258,5 @@ def publisher_model(status: contract.PublisherStatus, now: int) -> PublisherMode
         heartbeat_age_s=round((now - status.heartbeat_at_ms) / 1000, 3),
         last_success_at=iso_kst(status.last_success_ms) if status.last_success_ms else None,
         message=status.message, preferred=status.preferred, fenced=status.fenced,
+        restarts=status.restarts,
     )

@@ -685,6 +685,8 @@ class PublisherStatus:
     preferred: bool = False
     #: Rankings the write script refused because this publisher no longer held the lease.
     fenced: int = 0
+    #: How often ``kiwoom-publisher supervise`` restarted this publisher (0 without a supervisor).
+    restarts: int = 0
 
     def encode(self) -> bytes:
         last = self.last_success_ms
@@ -697,7 +699,7 @@ class PublisherStatus:
             "heartbeat_s": self.heartbeat_s, "session": self.session, "message": self.message,
             "redis": self.redis, "feeds": {k: dict(v) for k, v in self.feeds.items()},
             "id": self.id, "role": self.role.value if self.role else None, "preferred": self.preferred,
-            "fenced": self.fenced,
+            "fenced": self.fenced, "restarts": self.restarts,
         })
 
     @classmethod
@@ -713,6 +715,9 @@ class PublisherStatus:
             fenced = doc.get("fenced", 0)
             if not isinstance(fenced, int) or isinstance(fenced, bool):
                 raise ContractError("'fenced' must be an integer")
+            restarts = doc.get("restarts", 0)
+            if not isinstance(restarts, int) or isinstance(restarts, bool):
+                raise ContractError("'restarts' must be an integer")
             return cls(
                 state=_req(doc, "state", str),
                 source=_req(doc, "source", str),
@@ -732,6 +737,7 @@ class PublisherStatus:
                 role=PublisherRole(role) if role is not None else None,
                 preferred=doc.get("preferred") is True,
                 fenced=fenced,
+                restarts=restarts,
             )
         except ValueError as exc:  # also PublisherRole's ValueError for an unknown role
             raise ContractError(f"bad publisher status: {exc}", key=STATUS_KEY) from exc

@@ -4,6 +4,11 @@ The same object runs against every source (the real OCX, the simulated control, 
 API) on the event loop that source needs (Qt or asyncio, :mod:`publisher.loop`): only ``source`` and
 ``loop`` differ.
 
+Logins: a failed one is retried every ``login_retry_s``, except inside Kiwoom's daily maintenance
+(:mod:`publisher.kiwoom_maintenance`: state ``paused`` until it is over), after Kiwoom's version update (-102) and
+after ``login_max_failures`` refusals in a row (-100, REST keys): then the process must end, with the status of
+:mod:`publisher.exit_codes` that tells a supervisor whether to start it again (:attr:`Publisher.exitRequested`).
+
 Leadership (:mod:`publisher.lease`): the publisher polls only while it leads. A standby sends no TR; a hot
 one is logged in and idle, a cold one logs in when it takes over. Losing the lease stops polling at once.
 """
@@ -23,6 +28,9 @@ from kiwoom_cache import __version__
 from kiwoom_cache.clock import KST, now_ms
 from kiwoom_cache.contract import PublisherRole, PublisherStatus, Ranking, new_publisher_id
 from kiwoom_cache.errors import KiwoomCacheError
+from publisher.exit_codes import ExitCode
+from publisher.kiwoom_errors import LoginRefusedError, VersionUpdateError
+from publisher.kiwoom_maintenance import Maintenance, maintenance_at
 from publisher.lease import LeasePolicy
 from publisher.limiter import RateLimiter
 from publisher.loop import Loop, Signal
@@ -30,6 +38,7 @@ from publisher.market_session import TRADING_STATES, SessionState, next_transiti
 from publisher.poller import Poller
 from publisher.settings import PublisherSettings, StandbyLogin
 from publisher.sources.base import RankingSource
+from publisher.sources.rest_codes import CredentialsError
 from publisher.writer import RedisWriter, Written
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,10 @@ class Publisher:
         self.stateChanged = Signal()
         #: A human-readable error (also kept in :attr:`recent_errors`).
         self.errorOccurred = Signal()
+        #: The publisher cannot go on in this process (an ExitCode, see :attr:`exit_code`); the CLI quits its loop.
+        self.exitRequested = Signal()
+        #: Why the process should exit, once it should (None: keep running).
+        self.exit_code: ExitCode | None = None
         self.settings = settings
         self.loop = loop
         self._clock = clock
@@ -81,6 +94,9 @@ class Publisher:
         self.id = new_publisher_id()
         self._role = PublisherRole.standby
         self._logged_in = False
+        self._login_refusals = 0
+        #: The maintenance window being waited out (None: not waiting).
+        self._maintenance: Maintenance | None = None
         #: The role changed (a PublisherRole), on the loop's thread.
         self.roleChanged = Signal()
         policy = LeasePolicy(self.id, settings.lease_ttl_s, settings.lease_check_s, settings.prefer_leader,
@@ -128,6 +144,9 @@ class Publisher:
             return
         self._role = role
         self.roleChanged.emit(role)
+        if self._maintenance is not None:
+            self.poller.stop()
+            return  # the login timer logs in once the window is over, whatever the role
         if role is PublisherRole.leader:
             if self._logged_in and self.source.is_connected():
                 self._apply_session(start_polling=True)
@@ -155,12 +174,14 @@ class Publisher:
             timer.stop()
         self.poller.stop()
         self.source.close()
-        self._set_state("stopping")
+        self._set_state("stopping", self._message if self.exit_code is not None else None)  # keep why it exits
         stats = self.writer.stop(flush_timeout_s)
         log.info("publisher stopped: %d written, %d superseded, %d unsent", stats.written, stats.superseded,
                  stats.pending)
 
     def _login(self) -> None:
+        if self._stopped or self.exit_code is not None or self._wait_for_maintenance():
+            return
         self._set_state("connecting", f"logging in ({self.settings.source})")
         try:
             self.source.login()
@@ -169,13 +190,13 @@ class Publisher:
 
     def _on_login(self, error: KiwoomCacheError | None) -> None:
         if error is not None:
-            # Also while polling: a failed login result means the session is gone.
-            retry = self.settings.login_retry_s
-            self._lose_session(f"{error}; retrying in {retry:g}s", retry)
+            self._login_failed(error)  # also while polling: a failed login result means the session is gone
             return
         if self.poller.running:  # a late or repeated login success changes nothing
             return
         self._logged_in = True
+        self._login_refusals = 0
+        self._maintenance = None
         with self._lock:
             self._account_mode = self.source.account_mode
         self._watchdog.start()
@@ -185,6 +206,56 @@ class Publisher:
             return
         log.info("logged in (%s server); polling %d feed(s)", self._account_mode, len(self.poller.feeds))
         self._apply_session(start_polling=True)
+
+    def _login_failed(self, error: KiwoomCacheError) -> None:
+        """Wait out Kiwoom's maintenance; exit on a version update or refusals in a row; else retry later."""
+        if self._wait_for_maintenance(str(error)):
+            return
+        if isinstance(error, VersionUpdateError):
+            self._exit(ExitCode.RESTART, f"{error}: Kiwoom updated OpenAPI+ (버전처리); every program holding the "
+                                         "control must exit and start again")
+            return
+        if isinstance(error, LoginRefusedError | CredentialsError):
+            self._login_refusals += 1
+            if self._login_refusals >= self.settings.login_max_failures:
+                if isinstance(error, CredentialsError):  # REST keys: only a config change helps
+                    self._exit(ExitCode.CONFIG, f"{error}; refused {self._login_refusals} times in a row: check "
+                                                "the REST app key and secret key and rest_mode (real or mock)")
+                else:
+                    self._exit(ExitCode.RESTART, f"{error}; refused {self._login_refusals} times in a row: check "
+                                                 "the saved account password (자동로그인) or log in by hand once")
+                return
+        retry = self.settings.login_retry_s
+        self._lose_session(f"{error}; retrying in {retry:g}s", retry)
+
+    def _exit(self, code: ExitCode, text: str) -> None:
+        """Stop trying in this process: say why, and ask the CLI to end with ``code`` (a supervisor restarts)."""
+        self.exit_code = code
+        self._logged_in = False
+        self.poller.stop()
+        self._watchdog.stop()
+        self._login_timer.stop()
+        self._error(f"{text}; exiting with status {int(code)} ({code.name})")
+        self._set_state("stopping", text)
+        self.exitRequested.emit(code)
+
+    def _wait_for_maintenance(self, reason: str | None = None) -> bool:
+        """Inside Kiwoom's daily maintenance: pause (no login, no TR) and look again later. False outside it."""
+        window = maintenance_at(self._clock()) if self.settings.follows_maintenance() else None
+        if window is None:
+            self._maintenance = None
+            return False
+        if window != self._maintenance:
+            log.warning("%s%s", f"{reason}: " if reason else "", window.describe())
+        self._maintenance = window
+        self._logged_in = False
+        self.poller.stop()
+        self._watchdog.stop()
+        self._set_state("paused", window.describe())
+        # Re-checked at least every login_retry_s, so a clock that jumps past the window is noticed.
+        remaining = (window.resume_at - self._clock()).total_seconds()
+        self._login_timer.start(max(0.0, min(remaining, self.settings.login_retry_s)))
+        return True
 
     def _check_connection(self) -> None:
         if self._logged_in and not self.source.is_connected():
@@ -196,6 +267,8 @@ class Publisher:
 
     def _lose_session(self, text: str, relogin_after_s: float) -> None:
         """Kiwoom never reconnects by itself: stop sending TRs, report it, and log in again later."""
+        if self._wait_for_maintenance(text):
+            return
         self._logged_in = False
         self.poller.stop()
         self._watchdog.stop()
@@ -302,4 +375,5 @@ class Publisher:
                 id=self.id,
                 role=self._role,
                 preferred=self.settings.prefer_leader,
+                restarts=self.settings.supervisor_restarts,
             )

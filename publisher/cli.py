@@ -7,6 +7,11 @@ Examples::
     kiwoom-publisher --source sim --record day.jsonl --duration 600
     kiwoom-publisher --source replay day.jsonl --speed 5
     kiwoom-publisher --source rest      # Kiwoom's REST API; keys in $KIWOOM_PUBLISHER_REST_APPKEY/_SECRETKEY
+    kiwoom-publisher doctor --source kiwoom                  # check this PC before the first run
+    kiwoom-publisher supervise -- --source kiwoom            # restart after Kiwoom's version update or a crash
+
+Exit status: 0 stopped as asked, 1 rankings left unsent, 2 bad configuration (do not restart: fix it),
+75 restart me (Kiwoom's version update, logins refused in a row).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pydantic import ValidationError
 
 from kiwoom_cache.contract import PublisherRole, Source
 from kiwoom_cache.errors import KiwoomCacheError
+from publisher.exit_codes import ExitCode
 from publisher.settings import PublisherSettings, load_settings
 
 log = logging.getLogger("publisher")
@@ -45,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def check_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The publisher's arguments, checked; argparse's SystemExit(2) with the reason on stderr when they are bad."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.source == "replay" and not args.recording:
@@ -54,6 +61,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("a FILE argument is only used with --source replay")
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["supervise"]:
+        from publisher.supervisor import main as supervise  # noqa: PLC0415
+
+        return supervise(argv[1:])
+    if argv[:1] == ["doctor"]:
+        from publisher.doctor import main as doctor  # noqa: PLC0415
+
+        return doctor(argv[1:])
+    args = check_arguments(argv)
     overrides: dict[str, Any] = {"source": args.source, "redis_url": args.redis_url, "sim_seed": args.seed,
                                  "log_level": args.log_level}
     try:
@@ -66,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, **overrides)
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         print(f"kiwoom-publisher: invalid configuration:\n{exc}", file=sys.stderr)
-        return 2
+        return int(ExitCode.CONFIG)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per REST call is noise
@@ -78,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    replay=responses, loop=not args.once)
     except KiwoomCacheError as exc:
         print(f"kiwoom-publisher: {exc}", file=sys.stderr)
-        return 2
+        return int(ExitCode.CONFIG)
 
 
 def _replay_overrides(responses: Sequence[Any], speed: float, config: str | None) -> dict[str, Any]:
@@ -115,6 +136,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     limiter = settings.limiter()  # shared: the poller's requests and the source's own calls (REST tokens)
     source = create_source(settings.source, SourceContext(settings, event_loop, replay or (), loop, limiter))
     publisher = Publisher(settings, source, event_loop, limiter=limiter)
+    publisher.exitRequested.connect(lambda _code: event_loop.quit())
     recorder = None
     if record:
         from publisher.recording import Recorder  # noqa: PLC0415
@@ -161,7 +183,9 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     if recorder is not None:
         recorder.close()
         log.info("recorded %d TR answers to %s", recorder.count, record)
-    return 0 if publisher.writer.stats().pending == 0 and not gave_up else 1
+    if publisher.exit_code is not None:
+        return int(publisher.exit_code)
+    return int(ExitCode.OK if publisher.writer.stats().pending == 0 and not gave_up else ExitCode.UNSENT)
 
 
 def _make_loop(settings: PublisherSettings, *, headless: bool) -> Any:

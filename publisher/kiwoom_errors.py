@@ -203,7 +203,20 @@ class KiwoomApiError(KiwoomCacheError):
 
 
 class LoginError(KiwoomApiError):
-    """``OnEventConnect`` failed (-100..-104); -106 is the :class:`ConnectionClosedError` subclass."""
+    """``OnEventConnect`` failed (-100..-104); -100, -102 and -106 have subclasses of their own."""
+
+
+class LoginRefusedError(LoginError):
+    """-100 (사용자정보 교환 실패): the server refused the login, typically a wrong or stale 자동로그인 password.
+
+    Retrying the same login repeats it; the publisher gives up after ``login_max_failures`` in a row and exits
+    asking to be restarted (docs/kiwoom-openapi.md §8).
+    """
+
+
+class VersionUpdateError(LoginError):
+    """-102 (버전처리 실패): Kiwoom updated OpenAPI+ at login. Every program holding the control must exit and
+    start again before a login can succeed, so the publisher exits at once asking to be restarted."""
 
 
 class ConnectionClosedError(LoginError):
@@ -235,9 +248,9 @@ class SourceUnavailableError(KiwoomCacheError):
 
 _FAMILY: Final[Mapping[int, type[KiwoomApiError]]] = MappingProxyType(
     {
-        OP_ERR_LOGIN: LoginError,
+        OP_ERR_LOGIN: LoginRefusedError,
         OP_ERR_CONNECT: LoginError,
-        OP_ERR_VERSION: LoginError,
+        OP_ERR_VERSION: VersionUpdateError,
         OP_ERR_FIREWALL: LoginError,
         OP_ERR_MEMORY: LoginError,
         OP_ERR_SOCKET_CLOSED: ConnectionClosedError,

@@ -148,11 +148,22 @@ class PublisherSettings(BaseSettings):
     connection_check_s: float = Field(10.0, gt=0)
     #: Seconds between CommConnect() attempts after a failed login or a lost connection.
     login_retry_s: float = Field(30.0, gt=0)
+    #: Logins refused in a row (-100, a wrong or stale 자동로그인 password; REST: app key refused) before the
+    #: publisher exits: with ExitCode.RESTART for the OCX, ExitCode.CONFIG for REST keys.
+    login_max_failures: int = Field(3, ge=1)
+    #: Follow Kiwoom's daily server maintenance (kiwoom_maintenance.py): pause through it instead of retrying.
+    #: Default: for the sources that log in to Kiwoom (kiwoom, rest).
+    respect_maintenance: bool | None = None
+    #: Set by `kiwoom-publisher supervise` for its child: how often it restarted the publisher (in the status).
+    supervisor_restarts: int = Field(0, ge=0)
     #: What the simulated Kiwoom server enforces (default: 5 TR/s and 1,000 TR/h, like Kiwoom).
     sim_limits: list[tuple[int, float]] = Field(default_factory=lambda: [(5, 1.0), (1000, 3600.0)])
     sim_seed: int | None = 1
     #: Simulated minutes per real second in the simulated market.
     sim_step_s: float = Field(1.0, gt=0)
+    #: A file whose presence makes the simulated server demand a version update (-102) at the first login; the
+    #: control deletes it, as Kiwoom's updater replaces its files, so the restarted publisher logs in.
+    sim_version_update_file: Path | None = None
     #: REST source: Kiwoom's real or mock (모의투자) domain. The app key and secret come from the environment only.
     rest_mode: RestMode = RestMode.real
     #: REST source: another base URL instead of the domain (the fake server, ``python -m publisher.sources.rest_fake``).
@@ -202,6 +213,11 @@ class PublisherSettings(BaseSettings):
         if self.respect_market_hours is None:
             return self.source in (Source.kiwoom, Source.rest)  # real market data
         return self.respect_market_hours
+
+    def follows_maintenance(self) -> bool:
+        if self.respect_maintenance is None:
+            return self.source in (Source.kiwoom, Source.rest)
+        return self.respect_maintenance
 
     def calendar(self, today: date | None = None) -> HolidayCalendar:
         """The configured ``holidays``, or KRX's calendar for the years around ``today`` (default: today in KST)."""

@@ -194,15 +194,16 @@ def test_status_carries_the_role_and_old_statuses_still_decode() -> None:
     status = c.PublisherStatus(
         state="standby", source="rest", account_mode=None, version="0.1.0", host="h", pid=1, started_at_ms=1,
         heartbeat_at_ms=1000, last_success_ms=None, heartbeat_s=5.0, id=pid, role=c.PublisherRole.standby,
-        preferred=True, fenced=2)
+        preferred=True, fenced=2, restarts=3)
     assert c.PublisherStatus.decode(status.encode()) == status
     old = json.loads(status.encode())
-    for name in ("id", "role", "preferred", "fenced"):
+    for name in ("id", "role", "preferred", "fenced", "restarts"):
         del old[name]
     back = c.PublisherStatus.decode(json.dumps(old))
-    assert (back.id, back.role, back.preferred, back.fenced) == (None, None, False, 0)
+    assert (back.id, back.role, back.preferred, back.fenced, back.restarts) == (None, None, False, 0, 0)
     for bad, reason in (({"role": "boss"}, "boss"), ({"id": "Not An Id"}, "invalid publisher id"),
-                        ({"fenced": "2"}, "'fenced' must be an integer")):
+                        ({"fenced": "2"}, "'fenced' must be an integer"),
+                        ({"restarts": True}, "'restarts' must be an integer")):
         with pytest.raises(ContractError, match=reason):
             c.PublisherStatus.decode(json.dumps({**json.loads(status.encode()), **bad}))
 
@@ -240,7 +241,7 @@ def test_a_seq_behind_what_the_writer_wrote_starts_a_new_epoch() -> None:
     for n in range(2, 5):
         assert write((epoch, n - 1))[1:] == (n, epoch), "in step: count on"
     r.set(c.seq_key("kospi-surge"), 2)  # what a lagging replica holds: seq 2 of the writer's 4
-    rid, seq, fresh = write((epoch, 4))
+    _, seq, fresh = write((epoch, 4))
     assert (seq, fresh != epoch) == (1, True), "a new epoch at seq 1, never seq 3 again"
     assert write((fresh, 1))[1:] == (2, fresh)
     r.set(c.seq_key("kospi-surge"), 9)  # ahead of the writer (another publisher wrote meanwhile): count on

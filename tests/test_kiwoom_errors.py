@@ -13,8 +13,10 @@ from publisher.kiwoom_errors import (
     ConnectionClosedError,
     KiwoomApiError,
     LoginError,
+    LoginRefusedError,
     RateLimitError,
     RequestInputError,
+    VersionUpdateError,
     check_code,
     describe,
     error_for,
@@ -111,9 +113,9 @@ def test_str_without_context_has_no_trailing_colon():
 @pytest.mark.parametrize(
     ("code", "cls"),
     [
-        (-100, LoginError),
+        (-100, LoginRefusedError),
         (-101, LoginError),
-        (-102, LoginError),
+        (-102, VersionUpdateError),
         (-103, LoginError),
         (-104, LoginError),
         (-105, RequestInputError),

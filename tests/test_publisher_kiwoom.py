@@ -13,6 +13,7 @@ from kiwoom_cache.clock import KST
 from kiwoom_cache.contract import Ranking
 from publisher.controls import ocx
 from publisher.controls.simulated import SimulatedControl
+from publisher.exit_codes import ExitCode
 from publisher.settings import FeedSettings, load_settings
 from publisher.sources.ocx import OcxSource
 from tests.publishers import ocx_publisher
@@ -27,8 +28,10 @@ FEEDS = [FeedSettings(feed="kospi-surge", market="001", interval_s=0.2),
 class Clock:
     def __init__(self, when: datetime) -> None:
         self.now = when
+        self.reads = 0
 
     def __call__(self) -> datetime:
+        self.reads += 1
         return self.now
 
 
@@ -51,8 +54,7 @@ def test_account_mode_from_server_gubun(qtbot) -> None:
         assert source.account_mode == mode
 
 
-@pytest.mark.parametrize(("code", "name"), [(-100, "OP_ERR_LOGIN"), (-101, "OP_ERR_CONNECT"),
-                                            (-102, "OP_ERR_VERSION")])
+@pytest.mark.parametrize(("code", "name"), [(-100, "OP_ERR_LOGIN"), (-101, "OP_ERR_CONNECT")])
 def test_login_error_is_named_reported_and_retried(qtbot, redis_url: str, code: int, name: str) -> None:
     publisher, control, got = make(redis_url)
     control.faults.login_result = code
@@ -218,3 +220,89 @@ def test_missing_holiday_year_is_warned(qtbot, redis_url: str, caplog: pytest.Lo
     caplog.clear()
     make(redis_url, clock=clock, respect_market_hours=True, holidays=["2031-01-01"])
     assert "no dates" not in caplog.text
+
+
+def logins(control: SimulatedControl) -> int:
+    return sum(1 for call, _ in control.calls if call == ocx.COMM_CONNECT)
+
+
+def test_version_update_exits_asking_for_a_restart(qtbot, redis_url: str, redis_client: redis.Redis) -> None:
+    """-102 (버전처리): every program holding the control must exit, so retrying in-process is pointless."""
+    publisher, control, got = make(redis_url)
+    control.require_version_update()
+    exits: list[ExitCode] = []
+    publisher.exitRequested.connect(exits.append)
+    publisher.start()
+    qtbot.waitUntil(lambda: bool(exits), timeout=3000)
+    assert exits == [ExitCode.RESTART] and publisher.exit_code is ExitCode.RESTART
+    assert publisher.state == "stopping" and "OP_ERR_VERSION" in (publisher.status().message or "")
+    assert logins(control) == 1 and not publisher.poller.running and not got
+    publisher.stop()
+    final = c.PublisherStatus.decode(redis_client.hget(c.PUBLISHERS_KEY, publisher.id))
+    assert final.state == "stopped" and "버전처리" in (final.message or "")
+
+
+def test_logins_refused_in_a_row_exit_asking_for_a_restart(qtbot, redis_url: str) -> None:
+    """-100 (a wrong or stale 자동로그인 password) is retried login_max_failures times, not for ever."""
+    publisher, control, got = make(redis_url, login_max_failures=3)
+    control.faults.login_result = -100
+    control.OnEventConnect.connect(lambda code: setattr(control.faults, "login_result", -100))
+    publisher.start()
+    qtbot.waitUntil(lambda: publisher.exit_code is not None, timeout=5000)
+    assert publisher.exit_code is ExitCode.RESTART and logins(control) == 3 and not got
+    assert "refused 3 times in a row" in (publisher.status().message or "")
+    publisher.stop()
+
+
+def test_one_refused_login_then_success_resets_the_count(qtbot, redis_url: str) -> None:
+    publisher, control, got = make(redis_url, login_max_failures=2)
+    control.faults.login_result = -100
+    publisher.start()
+    qtbot.waitUntil(lambda: len(got) >= 1, timeout=5000)
+    control.faults.login_result = -100
+    control.drop_connection()
+    qtbot.waitUntil(lambda: logins(control) == 4 and publisher.state == "running", timeout=5000)
+    assert publisher.exit_code is None
+    publisher.stop()
+
+
+def test_maintenance_window_pauses_and_logs_in_after_it(qtbot, redis_url: str, redis_client: redis.Redis) -> None:
+    """An overnight publisher at Kiwoom's daily maintenance: paused with the reason, never degraded, no login
+    attempts inside the window, polling again after it."""
+    clock = Clock(datetime(2026, 12, 7, 4, 50, tzinfo=KST))  # a Monday: maintenance 05:05-05:10
+    publisher, control, got = make(redis_url, clock=clock, respect_maintenance=True)
+    states: list[str] = []
+    publisher.stateChanged.connect(states.append)
+    publisher.start()
+    qtbot.waitUntil(lambda: len(got) >= 2, timeout=5000)
+    before = logins(control)
+    clock.now = datetime(2026, 12, 7, 5, 5, 20, tzinfo=KST)
+    control.start_maintenance()  # the server drops the session; logins would fail with -101
+    qtbot.waitUntil(lambda: publisher.state == "paused", timeout=3000)
+    status = publisher.status()
+    assert "maintenance" in (status.message or "") and "05:12" in (status.message or "")
+    assert c.publisher_liveness(status, status.heartbeat_at_ms) == "alive"
+    reads = clock.reads
+    qtbot.waitUntil(lambda: clock.reads >= reads + 3, timeout=3000)  # the login timer looked at the clock again
+    assert logins(control) == before and publisher.state == "paused"
+    clock.now = datetime(2026, 12, 7, 5, 12, 5, tzinfo=KST)
+    control.end_maintenance()
+    qtbot.waitUntil(lambda: publisher.state == "running", timeout=5000)
+    count = len(got)
+    qtbot.waitUntil(lambda: len(got) >= count + 2, timeout=5000)
+    assert "degraded" not in states and logins(control) == before + 1
+    publisher.stop()
+
+
+def test_started_inside_the_maintenance_window_waits_for_its_end(qtbot, redis_url: str) -> None:
+    clock = Clock(datetime(2026, 12, 6, 4, 10, tzinfo=KST))  # a Sunday: maintenance 04:00-04:30
+    publisher, control, got = make(redis_url, clock=clock, respect_maintenance=True)
+    publisher.start()
+    assert publisher.state == "paused" and "04:00–04:30" in (publisher.status().message or "")
+    reads = clock.reads
+    qtbot.waitUntil(lambda: clock.reads >= reads + 3, timeout=3000)
+    assert logins(control) == 0
+    clock.now = datetime(2026, 12, 6, 4, 33, tzinfo=KST)
+    qtbot.waitUntil(lambda: len(got) >= 1, timeout=5000)
+    assert logins(control) == 1
+    publisher.stop()

@@ -16,6 +16,7 @@ import redis
 from kiwoom_cache import contract as c
 from publisher.aio_loop import AsyncioLoop
 from publisher.app import Publisher
+from publisher.exit_codes import ExitCode
 from publisher.settings import FeedSettings, load_settings
 from publisher.sources import create_source
 from publisher.sources.base import SourceContext
@@ -87,6 +88,26 @@ async def test_a_token_that_stays_invalid_degrades_then_logs_in_again(
         publisher.stop()
     assert server.tokens_issued >= 3, "first login, the retry's token, the new login"
     assert any("REST_TOKEN_INVALID" in t or "HTTP_UNAUTHORIZED" in t for _, t in publisher.recent_errors)
+
+
+async def test_refused_app_keys_exit_asking_for_a_config_fix(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong key is refused the same way every time: after login_max_failures the publisher exits with
+    ExitCode.CONFIG, which a supervisor does not restart (retrying for ever helps nobody)."""
+    monkeypatch.setenv(APPKEY_ENV, APPKEY)
+    monkeypatch.setenv(SECRETKEY_ENV, "not-the-secret")
+    with serve(seed=4) as (_, url):
+        settings = load_settings(redis_url=redis_url, source="rest", rest_base_url=url, feeds=FEEDS[:1],
+                                 heartbeat_s=0.3, status_ttl_s=2.0, login_retry_s=0.1, login_max_failures=2,
+                                 respect_market_hours=False)
+        loop = AsyncioLoop(asyncio.get_running_loop())
+        publisher = Publisher(settings, create_source(settings.source, SourceContext(settings, loop)), loop)
+        exits: list[ExitCode] = []
+        publisher.exitRequested.connect(exits.append)
+        publisher.start()
+        await async_wait_until(lambda: exits, 20, "the publisher giving up")
+        publisher.stop()
+    assert exits == [ExitCode.CONFIG] and "REST_CREDENTIALS_INVALID" in (publisher.status().message or "")
+    assert "refused 2 times in a row" in (publisher.status().message or "")
 
 
 # Runs the CLI with PyQt5 made unimportable: the REST publisher must not need it.

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PyQt5.QtCore import QObject
 
@@ -23,10 +24,12 @@ from publisher.controls.base import OcxControl
 from publisher.controls.sim_market import SimMarket
 from publisher.controls.sim_ranking import prev_value_ranks, ranked, raw_fields
 from publisher.kiwoom_errors import (
+    OP_ERR_CONNECT,
     OP_ERR_NONE,
     OP_ERR_RQ_STRING_FAIL,
     OP_ERR_RQ_STRUCT_FAIL,
     OP_ERR_SISE_OVERFLOW,
+    OP_ERR_VERSION,
 )
 from publisher.sources.trs import PAGE_ROWS, TRS, TrSpec
 
@@ -89,6 +92,9 @@ class SimulatedControl(OcxControl):
     # --- the OCX surface ----------------------------------------------------------------------
 
     def login_result(self) -> int:
+        session_fault = self._session_fault()
+        if session_fault is not None:
+            return session_fault
         result, self.faults.login_result = self.faults.login_result, 0
         return result
 
@@ -129,6 +135,39 @@ class SimulatedControl(OcxControl):
             return OP_ERR_NONE
         self.answer_later(screen, rqname, trcode, rows, message="[00Z310] 모의투자 조회가 완료되었습니다")
         return OP_ERR_NONE
+
+    # --- session faults: Kiwoom's version update and its daily maintenance -----------------------
+
+    _version_outdated = False
+    _in_maintenance = False
+
+    def require_version_update(self) -> None:
+        """Kiwoom released a new OpenAPI+: the next login runs the update and fails with -102 (버전처리), and so
+        does every later login through this control, which is outdated now; only a new process logs in."""
+        self._version_outdated = True
+
+    def version_update_from(self, marker: Path) -> None:
+        """:meth:`require_version_update` if ``marker`` exists, deleting it: the update is installed by this run, so
+        the restarted publisher's control is current (a file, because the restart is another process)."""
+        if marker.exists():
+            marker.unlink()
+            self.require_version_update()
+
+    def start_maintenance(self) -> None:
+        """The daily maintenance begins: the session drops (GetConnectState() 0, requests -106) and every login
+        fails with -101 (server connection failed) until :meth:`end_maintenance`."""
+        self._in_maintenance = True
+        self.drop_connection()
+
+    def end_maintenance(self) -> None:
+        self._in_maintenance = False
+
+    def _session_fault(self) -> int | None:
+        if self._version_outdated:
+            return OP_ERR_VERSION
+        if self._in_maintenance:
+            return OP_ERR_CONNECT
+        return None
 
     # --- faults and inspection ------------------------------------------------------------------
 

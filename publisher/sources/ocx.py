@@ -155,6 +155,8 @@ def create_sim(context: SourceContext) -> OcxSource:
 
     s = context.settings
     control = SimulatedControl(s.sim_seed, step_s=s.sim_step_s, limits=tuple(s.sim_limits))
+    if s.sim_version_update_file is not None:
+        control.version_update_from(s.sim_version_update_file)
     return OcxSource(cast(Control, control), account_mode=Source.sim.value)  # pyqtBoundSignal is a SignalLike
 
 
