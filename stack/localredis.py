@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -120,10 +121,12 @@ class LocalRedis:
     """A redis-server child process on 127.0.0.1; ``persist=True`` keeps data in ``data_dir``."""
 
     def __init__(self, data_dir: str | Path, port: int | None = None, *, persist: bool = False,
-                 executable: str | None = None, aclfile: Path | None = None) -> None:
+                 executable: str | None = None, aclfile: Path | None = None, args: Sequence[str] = ()) -> None:
         self.data_dir = Path(data_dir)
         #: Redis users (``deploy/redis-users.acl`` rendered by ``stack.redisacl``); None: the open default user.
         self.aclfile = aclfile
+        #: More server options, e.g. ``("--replicaof", "127.0.0.1", "6379")``.
+        self.args = tuple(args)
         self.port = port or free_port()
         self.persist = persist
         self.executable = executable or find_redis_server()
@@ -142,6 +145,7 @@ class LocalRedis:
         args += ["--appendonly", "yes", "--save", "60 1"] if self.persist else ["--appendonly", "no", "--save", ""]
         if self.aclfile is not None:
             args += ["--aclfile", str(self.aclfile)]
+        args += self.args
         # Its own process group (stack.launch): a terminal's Ctrl-C reaches only our process, which stops Redis last.
         self.proc = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout

@@ -36,6 +36,10 @@ class Role(StrEnum):
     API = "api"
     #: Operators and the tests' clean-up.
     ADMIN = "admin"
+    #: A Redis replica copying the primary (masteruser): replication only.
+    REPLICA = "replica"
+    #: The sentinels watching and reconfiguring the data nodes (sentinel auth-user).
+    SENTINEL = "sentinel"
 
     @property
     def user(self) -> str:
