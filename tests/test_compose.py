@@ -70,7 +70,7 @@ def test_compose_is_secured() -> None:
         assert "KIWOOM_CACHE_REDIS_URL" not in services[service].get("environment", {}), service
     acl = (ROOT / "deploy" / "redis-users.acl").read_text().splitlines()
     assert [line.split()[1] for line in acl if line.startswith("user ")] == [
-        "default", "kiwoom-publisher", "kiwoom-api", "kiwoom-admin"]
+        "default", "kiwoom-publisher", "kiwoom-api", "kiwoom-replica", "kiwoom-sentinel", "kiwoom-admin"]
 
 
 def test_mounted_and_copied_files_exist() -> None:

@@ -34,12 +34,13 @@ TEST_ENV = {
 class Replica:
     """One ``python -m api`` process."""
 
-    def __init__(self, redis_url: str, log_path: Path, env: dict[str, str], nofile: int | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self, redis_url: str, log_path: Path, env: dict[str, str], nofile: int | None = None, *,
+                 host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://{host}:{self.port}"
         self.log_path = log_path
         full_env = {**os.environ, **TEST_ENV, **env, "KIWOOM_CACHE_REDIS_URL": redis_url,
-                    "KIWOOM_API_PORT": str(self.port), "KIWOOM_API_HOST": "127.0.0.1"}
+                    "KIWOOM_API_PORT": str(self.port), "KIWOOM_API_HOST": host}
         self._log = log_path.open("wb")
         # util-linux's prlimit sets the descriptor limit and execs the command (same pid)
         limit = ["prlimit", f"--nofile={nofile}:{nofile}"] if nofile else []
