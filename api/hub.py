@@ -494,6 +494,10 @@ class Hub:
         return bool(st.stalled_since) and status is not None and \
             self.loop.time() - st.stalled_since > 2 * status.heartbeat_s
 
+    def deadline(self) -> asyncio.Timeout:
+        """The bound of one read path's Redis calls (``KIWOOM_API_READ_DEADLINE_S``); past it, TimeoutError."""
+        return asyncio.timeout(self.settings.read_deadline_s)
+
     def outage(self) -> str | None:
         """The stale-if-error reason while Redis is unreachable and memory may still answer, else None."""
         lost_at, window = self.lost_at, self.settings.stale_if_error_s

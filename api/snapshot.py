@@ -204,8 +204,9 @@ class Prepared:
     __slots__ = ("body_message", "etag", "headers_200", "headers_304", "start_200", "start_304")
 
     def __init__(self, headers: list[tuple[bytes, bytes]], body: bytes, rid: str) -> None:
-        self.headers_304 = [h for h in headers if h[0] not in NOT_ON_304]
-        self.headers_200 = [*headers, (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        # Tuples: shared by every answer, so a layer that edits headers must copy them (Starlette's do).
+        self.headers_304 = tuple(h for h in headers if h[0] not in NOT_ON_304)
+        self.headers_200 = (*headers, (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)))
         # Sent as they are, request after request: nothing between the replica and uvicorn changes a message.
         self.start_200: Message = {"type": "http.response.start", "status": 200, "headers": self.headers_200}
         self.start_304: Message = {"type": "http.response.start", "status": 304, "headers": self.headers_304}
