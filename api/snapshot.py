@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Message
 
 from api.hub import Hub
+from api.public import clip
 from api.ring import FeedState, Snapshot
 from kiwoom_cache import contract
 
@@ -34,7 +35,8 @@ class QueryError(Exception):
 
     def __init__(self, name: str, msg: str, value: object) -> None:
         super().__init__(msg)
-        self.detail = [{"type": "value_error", "loc": ["query", name], "msg": msg, "input": value}]
+        # The input as sent, clipped: a 5,000-character parameter is not echoed back whole.
+        self.detail = [{"type": "value_error", "loc": ["query", name], "msg": msg, "input": clip(str(value))}]
 
 
 def parse_snapshot_query(query_string: bytes) -> tuple[int | None, tuple[str, ...] | None]:

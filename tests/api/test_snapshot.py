@@ -169,6 +169,17 @@ def test_cors_vary_stays_bounded_across_many_origins(redis_url: str, writer: Wri
     assert len(last.headers.raw) < 30 and sum(len(k) + len(v) for k, v in last.headers.raw) < 2000
 
 
+@pytest.mark.parametrize("fast_path", ["true", "false"])
+def test_long_bad_parameters_are_not_echoed_whole(redis_url: str, writer: Writer, replica, fast_path: str) -> None:
+    """Issue 22 item 5: a 5,000-character fields= or limit= came back whole in the 422."""
+    writer.write()
+    rep = replica(redis_url, fast_path=fast_path)
+    for name, value in (("fields", "x" * 5000), ("limit", "9" * 5000)):
+        r = httpx.get(rep.url + "/v1/rankings/kospi-surge", params={name: value})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", name]
+        assert r.json()["detail"][0]["input"].endswith("(5000 chars)") and len(r.content) < 1000, len(r.content)
+
+
 def test_fastapi_route_matches_fast_path(redis_url: str, writer: Writer, replica) -> None:
     """With the fast path off, FastAPI's declared routes answer through the same code."""
     rid = writer.write(n=4)
