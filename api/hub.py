@@ -29,7 +29,7 @@ from collections import OrderedDict
 
 import redis.asyncio as aioredis
 from redis.backoff import EqualJitterBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from api.frames import EVENT_RANKING, event_frame
 from api.replies import bytes_value
@@ -167,7 +167,16 @@ class Hub:
     async def read(self, feed: str, *, low: str = "-", high: str = "+", count: int,
                    newest_first: bool = False) -> Page:
         """:func:`api.stream.read_entries`, with every skipped entry counted once and shown in /v1/feeds."""
-        page = await read_entries(self.redis, feed, low=low, high=high, count=count, newest_first=newest_first)
+        try:
+            page = await read_entries(self.redis, feed, low=low, high=high, count=count, newest_first=newest_first)
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            # Redis is up; the key holds something else. A contract fault (502, /v1/feeds shows it), not a 503.
+            st, reason = self.state(feed), f"{contract.history_key(feed)} is not a stream"
+            if st.error != reason:
+                self._contract_error(st, reason, "history key")
+            raise ContractError(reason) from exc
         if page.bad:
             st = self.state(feed)
             for rid, reason in page.bad:
@@ -179,6 +188,14 @@ class Hub:
                     self._bad_ids.popitem(last=False)
                 self._contract_error(st, reason, f"stream entry {rid}")
         return page
+
+    async def _read_or_empty(self, feed: str, *, low: str = "-", count: int, newest_first: bool = False) -> Page:
+        """:meth:`read` for the sync: a history key that is not a stream holds no entries (the snapshot still
+        serves, and a ring that mirrored the stream restarts, so its clients get a reset instead of silence)."""
+        try:
+            return await self.read(feed, low=low, count=count, newest_first=newest_first)
+        except ContractError:
+            return Page()
 
     def request_sync(self, feed: str) -> asyncio.Task[None]:
         """Catch the feed's ring and snapshot up with Redis; one sync per feed at a time."""
@@ -231,7 +248,7 @@ class Hub:
         ref: Frame | Snapshot | None = st.ring[-1] if st.ring else st.snapshot
         if ref is None:
             return
-        page = await self.read(st.feed, count=8, newest_first=True)
+        page = await self._read_or_empty(st.feed, count=8, newest_first=True)
         tail = page.entries[0] if page.entries else None
         if tail is None:
             if st.ring and not page.read:  # the ring mirrors a stream that is gone
@@ -244,7 +261,7 @@ class Hub:
 
     async def _fill(self, st: FeedState) -> int:
         """An empty ring: the newest ``ring_size`` entries of the newest epoch."""
-        page = await self.read(st.feed, count=self.settings.ring_size, newest_first=True)
+        page = await self._read_or_empty(st.feed, count=self.settings.ring_size, newest_first=True)
         entries = page.entries
         if entries:
             epoch = entries[0].epoch
@@ -256,7 +273,7 @@ class Hub:
         page_size = self.settings.replay_page
         after = st.ring[-1].id
         while True:
-            page = await self.read(st.feed, low="(" + after, count=page_size)
+            page = await self._read_or_empty(st.feed, low="(" + after, count=page_size)
             for entry in page.entries:
                 if entry.epoch != st.ring[-1].epoch:  # the epoch changed under us: start over from the tail
                     self._restart(st, f"epoch changed to {entry.epoch} while catching up")
