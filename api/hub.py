@@ -449,6 +449,11 @@ class Hub:
                 log.warning("ignoring bad feed registration %r: %s", name, exc)
                 continue
             registry[info.feed] = info
+        for name, info in self.registry.items():
+            # Registration gone (FLUSHALL, a restarted Redis the publisher has not re-registered in yet) while
+            # this replica still serves the feed's snapshot: keep listing it, as the snapshot route answers it.
+            if name not in registry and (st := self.feeds.get(name)) is not None and st.snapshot is not None:
+                registry[name] = info
         self.registry = registry
         publishers = []
         for pid, raw in raw_publishers.items():

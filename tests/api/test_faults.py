@@ -125,6 +125,18 @@ def test_lost_history_is_a_reset_with_its_reason(redis_url: str, writer: Writer,
     col.join(10)
 
 
+def test_feeds_keeps_listing_what_snapshots_serve_after_flushall(redis_url: str, writer: Writer, replica) -> None:
+    """Issue 22 item 5: after FLUSHALL /v1/feeds answered an empty list while the snapshot route still served
+    the feed from memory, until the publisher registered again."""
+    rid = writer.write()
+    rep = replica(redis_url)
+    assert [f["feed"] for f in httpx.get(rep.url + "/v1/feeds").json()["feeds"]] == [FEED]
+    writer.client.flushall()
+    listing = httpx.get(rep.url + "/v1/feeds").json()["feeds"]  # reads the (now empty) registry itself
+    assert [(f["feed"], f["last_id"]) for f in listing] == [(FEED, rid)]
+    assert httpx.get(f"{rep.url}/v1/rankings/{FEED}").json()["id"] == rid
+
+
 def test_junk_stream_entry_is_skipped_and_counted(redis_url: str, writer: Writer, replica) -> None:
     ids = [writer.write() for _ in range(3)]
     junk = writer.client.xadd(c.history_key(FEED), {"oops": "not a ranking"}).decode()
