@@ -71,6 +71,8 @@ class Hub:
         self.exit_requested = False
         #: loop.time() when the subscription was lost (None while live or before the first connection).
         self.lost_at: float | None = None
+        #: Loop time the subscription came back after a loss (see :meth:`_status_pending`).
+        self.recovered_at: float | None = None
         self.reconnects = 0
         self.contract_errors = 0
         #: Times a feed's history was found lost or replaced (new epoch, ids going backwards).
@@ -396,6 +398,8 @@ class Hub:
                     self.reconnects += 1
                     log.info("redis subscription restored; %d feeds caught up from their streams", len(feeds))
                 connected_before = True
+                if self.lost_at is not None:
+                    self.recovered_at = self.loop.time()
                 self.live, self.last_error, self.lost_at = True, None, None
                 failures = 0
                 idle = 0.0
@@ -462,6 +466,8 @@ class Hub:
             except ContractError as exc:
                 log.warning("ignoring bad publisher entry %r: %s", pid, exc)
         self.publishers = sorted(publishers, key=lambda p: (p.role is not contract.PublisherRole.leader, p.id or ""))
+        if raw_status is None and self._status_pending():
+            return  # the last status stays, and reads "stale" (late), not a false "dead"
         try:
             self.status = contract.PublisherStatus.decode(raw_status) if raw_status is not None else None
             self.status_error = None
@@ -519,6 +525,16 @@ class Hub:
     def deadline(self) -> asyncio.Timeout:
         """The bound of one read path's Redis calls (``KIWOOM_API_READ_DEADLINE_S``); past it, TimeoutError."""
         return asyncio.timeout(self.settings.read_deadline_s)
+
+    def _status_pending(self) -> bool:
+        """No heartbeat key, but Redis was just lost or is just back (restarted empty, or the key expired while
+        the publisher could not reach it): the publisher gets two of its heartbeat periods to write again."""
+        status = self.status
+        if status is None:
+            return False
+        if self.lost_at is not None:
+            return True
+        return self.recovered_at is not None and self.loop.time() - self.recovered_at < 2 * status.heartbeat_s
 
     def outage(self) -> str | None:
         """The stale-if-error reason while Redis is unreachable and memory may still answer, else None."""
