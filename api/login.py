@@ -37,11 +37,11 @@ def safe_next(target: str) -> str:
 def cross_site(request: Request) -> bool:
     """A form posted from another site (login CSRF: it would log the victim in with the attacker's key).
 
-    Browsers send ``Sec-Fetch-Site`` on every request (same-origin, same-site, cross-site, none); it decides when
-    present. Without it (older browsers) an ``Origin`` naming another host, or ``null``, refuses the post. A
-    client sending neither (curl) is no browser driven by a foreign page, so it passes. Only the host name of the Origin is compared with ``Host``:
-    behind a TLS-terminating proxy the replica sees http while the page is https, and a proxy passing nginx's
-    ``$host`` drops the port; another port of the same host is caught by ``Sec-Fetch-Site`` (same-site).
+    Browsers send ``Sec-Fetch-Site`` on every request (same-origin, same-site, cross-site, none); it decides
+    when present. Without it (older browsers) an ``Origin`` naming another host, or ``null``, refuses the
+    post. A client sending neither (curl) is no browser driven by a foreign page, so it passes. Only the host
+    name of the Origin is compared with ``Host``: behind a TLS-terminating proxy the replica sees http while
+    the page is https, and nginx's ``$host`` drops the port.
     """
     site = request.headers.get("sec-fetch-site")
     if site is not None:  # decisive when present: the page's no-referrer policy makes Origin "null" on a POST
