@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from api.hub import Hub
 from api.ring import FeedState, Frame, ResetReason, Snapshot, StreamId
 from kiwoom_cache import contract
+from kiwoom_cache.errors import ContractError
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class FeedCursor:
         except RedisError as exc:
             log.warning("feed %s: replay after %s failed (%s); the client should retry", st.feed, resume_id, exc)
             return False
+        except ContractError:  # the history key is not a stream (Hub.read logged it): the id means nothing now
+            await self.send_reset(out, ResetReason.epoch)
         return True
 
     async def _replay(self, out: Output, sid: StreamId, rid: str, epoch: str | None) -> None:

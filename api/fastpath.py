@@ -129,7 +129,7 @@ class FastPath:
             await self.snapshot(hub, scope, send, feed)
         except ServiceUnavailable as exc:
             await self.reply(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
-        except RedisError as exc:
+        except (RedisError, TimeoutError) as exc:  # TimeoutError: the read deadline (Hub.deadline) passed
             log.warning("%s: redis unavailable: %s: %s", scope["path"][:200], type(exc).__name__, exc)
             await self.reply(send, 503, {"detail": REDIS_UNAVAILABLE}, [(b"retry-after", b"1")])
         except QueryError as exc:
@@ -140,7 +140,8 @@ class FastPath:
     async def _feed(self, hub: Hub, feed: str, send: Send) -> Any:
         if not hub.live:  # the hub logs why (hub.last_error); clients learn only what failed
             raise ServiceUnavailable(REDIS_UNAVAILABLE)
-        st = await hub.lookup(feed)
+        async with hub.deadline():
+            st = await hub.lookup(feed)
         if st is None:
             await self.reply(send, 404, {"detail": f"unknown feed {clip(feed)!r}"})
         return st
@@ -157,7 +158,8 @@ class FastPath:
                 return
         snap = st.snapshot
         if snap is None:  # nothing valid cached: ask Redis, so a bad document is reported, not hidden
-            raw = bytes_value(await hub.redis.get(contract.latest_key(feed)))
+            async with hub.deadline():
+                raw = bytes_value(await hub.redis.get(contract.latest_key(feed)))
             if raw is None:
                 await self.reply(send, 404, {"detail": f"feed {feed!r} has no ranking yet"})
                 return
@@ -184,11 +186,13 @@ class FastPath:
             self.current[PREFIX + feed] = Current(hub, st, snap, prepared, since=now,
                                                   until=answer_until(hub, feed, snap, stale=stale, now_ms=now))
         inm = _header(scope, b"if-none-match")
+        # A new start message per answer (the CORS middleware rewrites its headers in place), over the prepared
+        # headers, which are tuples: no layer can change what the next request is sent.
         if inm is not None and (inm == prepared.etag or etag_matches(inm, snap.id)):
-            await send(prepared.start_304)
+            await send({**prepared.start_304})
             await send(EMPTY_BODY)
             return
-        await send(prepared.start_200)
+        await send({**prepared.start_200})
         await send(prepared.body_message)
 
     async def events(self, hub: Hub, scope: Scope, receive: Receive, send: Send, feed: str, *,
@@ -248,12 +252,13 @@ class FastPath:
                 raise ServiceUnavailable(REDIS_UNAVAILABLE)
             states = []
             unknown = []
-            for feed in feeds:
-                st = await hub.lookup(feed)
-                if st is None:
-                    unknown.append(feed)
-                else:
-                    states.append(st)
+            async with hub.deadline():
+                for feed in feeds:
+                    st = await hub.lookup(feed)
+                    if st is None:
+                        unknown.append(feed)
+                    else:
+                        states.append(st)
             if unknown:
                 await self.reply(send, 404, {"detail": f"unknown feed(s): {', '.join(unknown)}"})
                 return
@@ -266,8 +271,8 @@ class FastPath:
             await serve_mux(hub, states, last_event_id, receive, send, positions=positions)
         except ServiceUnavailable as exc:
             await self.reply(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
-        except RedisError as exc:
-            log.warning("%s: redis unavailable: %s: %s", scope["path"], type(exc).__name__, exc)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("%s: redis unavailable: %s: %s", scope["path"][:200], type(exc).__name__, exc)
             await self.reply(send, 503, {"detail": REDIS_UNAVAILABLE}, [(b"retry-after", b"1")])
 
 

@@ -29,7 +29,7 @@ from collections import OrderedDict
 
 import redis.asyncio as aioredis
 from redis.backoff import EqualJitterBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from api.frames import EVENT_RANKING, event_frame
 from api.replies import bytes_value
@@ -71,6 +71,8 @@ class Hub:
         self.exit_requested = False
         #: loop.time() when the subscription was lost (None while live or before the first connection).
         self.lost_at: float | None = None
+        #: Loop time the subscription came back after a loss (see :meth:`_status_pending`).
+        self.recovered_at: float | None = None
         self.reconnects = 0
         self.contract_errors = 0
         #: Times a feed's history was found lost or replaced (new epoch, ids going backwards).
@@ -167,7 +169,16 @@ class Hub:
     async def read(self, feed: str, *, low: str = "-", high: str = "+", count: int,
                    newest_first: bool = False) -> Page:
         """:func:`api.stream.read_entries`, with every skipped entry counted once and shown in /v1/feeds."""
-        page = await read_entries(self.redis, feed, low=low, high=high, count=count, newest_first=newest_first)
+        try:
+            page = await read_entries(self.redis, feed, low=low, high=high, count=count, newest_first=newest_first)
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            # Redis is up; the key holds something else. A contract fault (502, /v1/feeds shows it), not a 503.
+            st, reason = self.state(feed), f"{contract.history_key(feed)} is not a stream"
+            if st.error != reason:
+                self._contract_error(st, reason, "history key")
+            raise ContractError(reason) from exc
         if page.bad:
             st = self.state(feed)
             for rid, reason in page.bad:
@@ -179,6 +190,14 @@ class Hub:
                     self._bad_ids.popitem(last=False)
                 self._contract_error(st, reason, f"stream entry {rid}")
         return page
+
+    async def _read_or_empty(self, feed: str, *, low: str = "-", count: int, newest_first: bool = False) -> Page:
+        """:meth:`read` for the sync: a history key that is not a stream holds no entries (the snapshot still
+        serves, and a ring that mirrored the stream restarts, so its clients get a reset instead of silence)."""
+        try:
+            return await self.read(feed, low=low, count=count, newest_first=newest_first)
+        except ContractError:
+            return Page()
 
     def request_sync(self, feed: str) -> asyncio.Task[None]:
         """Catch the feed's ring and snapshot up with Redis; one sync per feed at a time."""
@@ -231,7 +250,7 @@ class Hub:
         ref: Frame | Snapshot | None = st.ring[-1] if st.ring else st.snapshot
         if ref is None:
             return
-        page = await self.read(st.feed, count=8, newest_first=True)
+        page = await self._read_or_empty(st.feed, count=8, newest_first=True)
         tail = page.entries[0] if page.entries else None
         if tail is None:
             if st.ring and not page.read:  # the ring mirrors a stream that is gone
@@ -244,7 +263,7 @@ class Hub:
 
     async def _fill(self, st: FeedState) -> int:
         """An empty ring: the newest ``ring_size`` entries of the newest epoch."""
-        page = await self.read(st.feed, count=self.settings.ring_size, newest_first=True)
+        page = await self._read_or_empty(st.feed, count=self.settings.ring_size, newest_first=True)
         entries = page.entries
         if entries:
             epoch = entries[0].epoch
@@ -256,7 +275,7 @@ class Hub:
         page_size = self.settings.replay_page
         after = st.ring[-1].id
         while True:
-            page = await self.read(st.feed, low="(" + after, count=page_size)
+            page = await self._read_or_empty(st.feed, low="(" + after, count=page_size)
             for entry in page.entries:
                 if entry.epoch != st.ring[-1].epoch:  # the epoch changed under us: start over from the tail
                     self._restart(st, f"epoch changed to {entry.epoch} while catching up")
@@ -379,6 +398,8 @@ class Hub:
                     self.reconnects += 1
                     log.info("redis subscription restored; %d feeds caught up from their streams", len(feeds))
                 connected_before = True
+                if self.lost_at is not None:
+                    self.recovered_at = self.loop.time()
                 self.live, self.last_error, self.lost_at = True, None, None
                 failures = 0
                 idle = 0.0
@@ -432,6 +453,11 @@ class Hub:
                 log.warning("ignoring bad feed registration %r: %s", name, exc)
                 continue
             registry[info.feed] = info
+        for name, info in self.registry.items():
+            # Registration gone (FLUSHALL, a restarted Redis the publisher has not re-registered in yet) while
+            # this replica still serves the feed's snapshot: keep listing it, as the snapshot route answers it.
+            if name not in registry and (st := self.feeds.get(name)) is not None and st.snapshot is not None:
+                registry[name] = info
         self.registry = registry
         publishers = []
         for pid, raw in raw_publishers.items():
@@ -440,6 +466,8 @@ class Hub:
             except ContractError as exc:
                 log.warning("ignoring bad publisher entry %r: %s", pid, exc)
         self.publishers = sorted(publishers, key=lambda p: (p.role is not contract.PublisherRole.leader, p.id or ""))
+        if raw_status is None and self._status_pending():
+            return  # the last status stays, and reads "stale" (late), not a false "dead"
         try:
             self.status = contract.PublisherStatus.decode(raw_status) if raw_status is not None else None
             self.status_error = None
@@ -493,6 +521,20 @@ class Hub:
         status = self.status
         return bool(st.stalled_since) and status is not None and \
             self.loop.time() - st.stalled_since > 2 * status.heartbeat_s
+
+    def deadline(self) -> asyncio.Timeout:
+        """The bound of one read path's Redis calls (``KIWOOM_API_READ_DEADLINE_S``); past it, TimeoutError."""
+        return asyncio.timeout(self.settings.read_deadline_s)
+
+    def _status_pending(self) -> bool:
+        """No heartbeat key, but Redis was just lost or is just back (restarted empty, or the key expired while
+        the publisher could not reach it): the publisher gets two of its heartbeat periods to write again."""
+        status = self.status
+        if status is None:
+            return False
+        if self.lost_at is not None:
+            return True
+        return self.recovered_at is not None and self.loop.time() - self.recovered_at < 2 * status.heartbeat_s
 
     def outage(self) -> str | None:
         """The stale-if-error reason while Redis is unreachable and memory may still answer, else None."""

@@ -13,7 +13,7 @@ import html
 import re
 from pathlib import Path
 from typing import Final
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -34,6 +34,25 @@ def safe_next(target: str) -> str:
     return target
 
 
+def cross_site(request: Request) -> bool:
+    """A form posted from another site (login CSRF: it would log the victim in with the attacker's key).
+
+    Browsers send ``Sec-Fetch-Site`` on every request (same-origin, same-site, cross-site, none); it decides
+    when present. Without it (older browsers) an ``Origin`` naming another host, or ``null``, refuses the
+    post. A client sending neither (curl) is no browser driven by a foreign page, so it passes. Only the host
+    name of the Origin is compared with ``Host``: behind a TLS-terminating proxy the replica sees http while
+    the page is https, and nginx's ``$host`` drops the port.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:  # decisive when present: the page's no-referrer policy makes Origin "null" on a POST
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    host = urlsplit("//" + request.headers.get("host", "")).hostname
+    return origin == "null" or urlsplit(origin).hostname != host
+
+
 def build_login_router(keys: KeyStore, *, cookie_max_age_s: int, cookie_secure: bool) -> APIRouter:
     router = APIRouter(tags=["auth"])
 
@@ -52,7 +71,10 @@ def build_login_router(keys: KeyStore, *, cookie_max_age_s: int, cookie_secure: 
     @router.post("/login", responses={303: {"description": "Logged in: the cookie is set"},
                                       401: {"description": "Invalid key: the form again"}})
     async def login(request: Request) -> Response:
-        """Form fields ``key`` and ``next``: a valid key sets the ``kiwoom_key`` cookie and redirects."""
+        """Form fields ``key`` and ``next``: a valid key sets the ``kiwoom_key`` cookie and redirects.
+        A post from another site (``Origin``/``Sec-Fetch-Site``) is refused with 403."""
+        if cross_site(request):
+            return page("Log in from this site's own login page.", "/", 403)
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -74,7 +96,9 @@ def build_login_router(keys: KeyStore, *, cookie_max_age_s: int, cookie_secure: 
 
     @router.post("/logout", responses={303: {"description": "The cookie is cleared"}})
     async def logout(request: Request) -> Response:
-        """Forget the key cookie."""
+        """Forget the key cookie (not from another site's page: 403)."""
+        if cross_site(request):
+            return page("Log out from this site's own pages.", "/", 403)
         response = RedirectResponse("/login", status_code=303)
         response.raw_headers.append((b"set-cookie", clear_cookie(secure=secure(request))))
         return response

@@ -11,6 +11,8 @@ import secrets
 from typing import Final
 
 REDIS_UNAVAILABLE: Final = "redis unavailable"
+#: The stale reason when Redis did not answer within the read deadline (frozen or overloaded, not refusing).
+REDIS_SLOW: Final = "redis did not answer in time, served from this replica's memory"
 #: Characters of client input an error body may repeat.
 ECHO_LIMIT: Final = 64
 

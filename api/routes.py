@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Annotated, Any, Literal
@@ -16,6 +15,7 @@ from api.auth import ApiKey
 from api.fastpath import FastPath, MuxResponse, RawResponse
 from api.gate import KEY_SCOPE
 from api.history import HistoryQueryError, bounds, read_page
+from api.hub import FeedState
 from api.models import (
     ErrorModel,
     FeedLinks,
@@ -27,9 +27,9 @@ from api.models import (
     ReadyModel,
     SnapshotModel,
 )
-from api.public import REDIS_UNAVAILABLE, clip
+from api.public import REDIS_SLOW, REDIS_UNAVAILABLE, clip
 from api.snapshot import MAX_LIMIT, freshness
-from api.state import AppState
+from api.state import AppState, ServiceUnavailable
 from kiwoom_cache import contract
 from kiwoom_cache.clock import iso_kst, now_ms
 
@@ -59,21 +59,29 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
         ``stale_reason`` (and ``X-Kiwoom-Stale-Reason``, ``Cache-Control: no-store``)."""
         hub = state.require_hub()
         outage: str | None = None
+        key: ApiKey | None = request.scope.get(KEY_SCOPE)
+        states: dict[str, FeedState | None] = {}
         try:
-            await hub.refresh_registry()  # fresh, not the last poll: this route is not on a hot path
-        except (RedisError, OSError):
-            outage = hub.outage()
+            async with hub.deadline():  # one bound for every Redis call of this answer
+                await hub.refresh_registry()  # fresh, not the last poll: this route is not on a hot path
+                for name in sorted(hub.registry):
+                    if key is None or key.may_read(name):
+                        states[name] = await hub.lookup(name)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Frozen or slow (TimeoutError) or refusing: memory answers, flagged, while the window allows.
+            outage = hub.outage() or (REDIS_SLOW if isinstance(exc, TimeoutError) else None)
             if outage is None:
                 raise
             response.headers["Cache-Control"] = "no-store"
             response.headers["X-Kiwoom-Stale-Reason"] = outage
-        key: ApiKey | None = request.scope.get(KEY_SCOPE)
+            states = {name: hub.feeds.get(name) for name in sorted(hub.registry)
+                      if key is None or key.may_read(name)}
         now = now_ms()
         items = []
-        for name, info in sorted(hub.registry.items()):
-            if key is not None and not key.may_read(name):
+        for name, st in states.items():
+            info = hub.registry.get(name)
+            if info is None:  # dropped by the registry poll meanwhile
                 continue
-            st = hub.feeds.get(name) if outage else await hub.lookup(name)
             snap = st.snapshot if st else None
             stale, _ = freshness(hub, name, snap, now) if snap else ("no ranking yet", "")
             base = f"/v1/rankings/{name}"
@@ -184,14 +192,18 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
         if limit is None:
             limit = settings.history_default_limit
         hub = state.require_hub()
-        if await hub.lookup(feed) is None:
-            raise HTTPException(404, f"unknown feed {clip(feed)!r}")
         try:
             low, high = bounds(after=after, before=before, since=since, until=until)
         except HistoryQueryError as exc:
             return _query_error(exc.name, str(exc), exc.value)
-        docs, cursor, skipped = await read_page(hub, feed, low=low, high=high, limit=limit,
-                                                newest_first=order == "desc")
+        try:
+            async with hub.deadline():
+                if await hub.lookup(feed) is None:
+                    raise HTTPException(404, f"unknown feed {clip(feed)!r}")
+                docs, cursor, skipped = await read_page(hub, feed, low=low, high=high, limit=limit,
+                                                        newest_first=order == "desc")
+        except TimeoutError as exc:
+            raise ServiceUnavailable(REDIS_UNAVAILABLE) from exc
         next_url = None
         if cursor is not None:
             next_url = str(request.url.remove_query_params(["after", "before"]).include_query_params(
@@ -213,7 +225,8 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
             body = ReadyModel(ready=False, subscription_live=False, redis="unknown", reason="not serving")
             return JSONResponse(body.model_dump(), status_code=503)
         try:
-            await asyncio.wait_for(hub.redis.ping(), timeout=settings.redis_timeout_s)
+            async with hub.deadline():
+                await hub.redis.ping()
             redis_state, reason = "ok", None
         except (RedisError, OSError, TimeoutError) as exc:  # the detail goes to the log, not to the prober
             log.warning("readyz: redis unavailable: %s: %s", type(exc).__name__, exc)

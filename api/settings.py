@@ -33,6 +33,9 @@ class ApiSettings(BaseSettings):
     #: Connections the command pool may open; further requests wait for one instead of flooding Redis.
     redis_max_connections: int = Field(64, ge=2)
     redis_timeout_s: float = Field(5.0, gt=0)
+    #: The bound on every read path's Redis calls (feeds, snapshot, history, readyz, an event stream's start):
+    #: past it the answer comes from memory (stale) or is a 503 with Retry-After, never a hang on a frozen Redis.
+    read_deadline_s: float = Field(1.0, gt=0, le=30)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     #: Worker processes sharing the port (SO_REUSEPORT), each with its own hub and Redis subscription:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Message
 
 from api.hub import Hub
+from api.public import clip
 from api.ring import FeedState, Snapshot
 from kiwoom_cache import contract
 
@@ -34,7 +35,8 @@ class QueryError(Exception):
 
     def __init__(self, name: str, msg: str, value: object) -> None:
         super().__init__(msg)
-        self.detail = [{"type": "value_error", "loc": ["query", name], "msg": msg, "input": value}]
+        # The input as sent, clipped: a 5,000-character parameter is not echoed back whole.
+        self.detail = [{"type": "value_error", "loc": ["query", name], "msg": msg, "input": clip(str(value))}]
 
 
 def parse_snapshot_query(query_string: bytes) -> tuple[int | None, tuple[str, ...] | None]:
@@ -204,8 +206,9 @@ class Prepared:
     __slots__ = ("body_message", "etag", "headers_200", "headers_304", "start_200", "start_304")
 
     def __init__(self, headers: list[tuple[bytes, bytes]], body: bytes, rid: str) -> None:
-        self.headers_304 = [h for h in headers if h[0] not in NOT_ON_304]
-        self.headers_200 = [*headers, (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        # Tuples: shared by every answer, so a layer that edits headers must copy them (Starlette's do).
+        self.headers_304 = tuple(h for h in headers if h[0] not in NOT_ON_304)
+        self.headers_200 = (*headers, (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)))
         # Sent as they are, request after request: nothing between the replica and uvicorn changes a message.
         self.start_200: Message = {"type": "http.response.start", "status": 200, "headers": self.headers_200}
         self.start_304: Message = {"type": "http.response.start", "status": 304, "headers": self.headers_304}

@@ -131,6 +131,24 @@ def test_browser_login_cookie_streams_and_resumes_with_last_event_id(
         assert out.status_code == 303 and f"{COOKIE}=;" in out.headers["set-cookie"]
 
 
+def test_login_posted_from_another_site_is_refused(secured) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22 item 5: a foreign page could post the login form and log the victim in with the attacker's key
+    (login CSRF). Origin or Sec-Fetch-Site naming another site is refused; the site's own form still works."""
+    with httpx.Client(base_url=secured.url) as browser:
+        for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
+                        {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                        {"Origin": secured.url, "Sec-Fetch-Site": "cross-site"},
+                        {"Origin": "http://evil.example:" + secured.url.rsplit(":", 1)[1]}):
+            r = browser.post("/login", data={"key": READER, "next": "/"}, headers=headers)
+            assert r.status_code == 403 and "set-cookie" not in r.headers and not browser.cookies, headers
+        # the site's own form: Chromium sends Origin "null" under the page's Referrer-Policy: no-referrer
+        own = browser.post("/login", data={"key": READER, "next": "/"},
+                           headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+        assert own.status_code == 303 and browser.cookies[COOKIE] == READER
+        foreign_out = browser.post("/logout", headers={"Origin": "https://evil.example"})
+        assert foreign_out.status_code == 403 and "set-cookie" not in foreign_out.headers
+
+
 def test_cors_with_auth_allows_credentials_for_listed_origins_only(
         redis_url: str, writer: Writer, replica, keys_file: Path) -> None:  # type: ignore[no-untyped-def]
     writer.write()

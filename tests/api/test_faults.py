@@ -125,6 +125,42 @@ def test_lost_history_is_a_reset_with_its_reason(redis_url: str, writer: Writer,
     col.join(10)
 
 
+def test_feeds_keeps_listing_what_snapshots_serve_after_flushall(redis_url: str, writer: Writer, replica) -> None:
+    """Issue 22 item 5: after FLUSHALL /v1/feeds answered an empty list while the snapshot route still served
+    the feed from memory, until the publisher registered again."""
+    rid = writer.write()
+    rep = replica(redis_url)
+    assert [f["feed"] for f in httpx.get(rep.url + "/v1/feeds").json()["feeds"]] == [FEED]
+    writer.client.flushall()
+    listing = httpx.get(rep.url + "/v1/feeds").json()["feeds"]  # reads the (now empty) registry itself
+    assert [(f["feed"], f["last_id"]) for f in listing] == [(FEED, rid)]
+    assert httpx.get(f"{rep.url}/v1/rankings/{FEED}").json()["id"] == rid
+
+
+def test_publisher_is_not_reported_dead_while_redis_comes_back_empty(own_redis, replica) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22 item 5: after Redis came back (empty, before the publisher wrote its heartbeat again) the
+    publisher read "dead" for about a second. Its last heartbeat now stays and is judged by its age (here
+    seconds old, within two 60 s periods: "alive")."""
+    server = own_redis(persist=False)
+    writer = Writer(server.url)
+    writer.register()
+    writer.heartbeat(heartbeat_s=60.0)
+    writer.write()
+    rep = replica(server.url)
+    assert httpx.get(rep.url + "/v1/feeds").json()["publisher"]["liveness"] == "alive"
+    server.stop()
+    wait_until(lambda: httpx.get(rep.url + "/readyz").status_code == 503, what="readiness false")
+    server.start()
+    wait_until(lambda: httpx.get(rep.url + "/readyz").status_code == 200, what="ready again, Redis empty")
+    publisher = httpx.get(rep.url + "/v1/feeds").json()["publisher"]
+    assert publisher["liveness"] == "alive" and publisher["heartbeat_at"] is not None
+    writer.close()
+    back = Writer(server.url)
+    back.heartbeat(heartbeat_s=60.0)
+    assert httpx.get(rep.url + "/v1/feeds").json()["publisher"]["liveness"] == "alive"
+    back.close()
+
+
 def test_junk_stream_entry_is_skipped_and_counted(redis_url: str, writer: Writer, replica) -> None:
     ids = [writer.write() for _ in range(3)]
     junk = writer.client.xadd(c.history_key(FEED), {"oops": "not a ranking"}).decode()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
 from api.models import HistoryPageModel
+from kiwoom_cache import contract as c
+from tests.api.sse_client import read_events
 from tests.api.writer import Writer
 
 pytestmark = pytest.mark.integration
@@ -60,3 +64,23 @@ def test_history_bad_params_422(redis_url: str, writer: Writer, replica, params:
     r = httpx.get(rep.url + "/v1/rankings/kospi-surge/history", params=params)
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"][0] == "query"
+
+
+def test_history_key_that_is_not_a_stream_is_a_contract_fault(redis_url: str, writer: Writer, replica) -> None:
+    """Issue 22 item 5: a history key of another type answered 503 "redis unavailable" though Redis was up,
+    and a resuming client got headers, then a close. Now: 502 naming the key, a reset for the resume, the
+    snapshot still served and the fault shown in /v1/feeds."""
+    rid = writer.write()
+    rep = replica(redis_url)
+    base = f"{rep.url}/v1/rankings/kospi-surge"
+    assert httpx.get(base).json()["id"] == rid
+    key = c.history_key("kospi-surge")
+    writer.client.delete(key)
+    writer.client.set(key, "not a stream")
+    r = httpx.get(base + "/history")
+    assert r.status_code == 502 and r.json()["reason"] == f"{key} is not a stream", r.text
+    resumed = read_events(base + "/events", 1, headers={"Last-Event-ID": "1-0"})  # older than the ring: a replay
+    assert resumed[0].event == "reset" and json.loads(resumed[0].data)["reset_reason"] == "epoch"
+    assert httpx.get(base).json()["id"] == rid
+    feed = httpx.get(rep.url + "/v1/feeds").json()["feeds"][0]
+    assert feed["error"] == f"{key} is not a stream"

@@ -27,8 +27,8 @@ def prepared(body: bytes = b"{}") -> Prepared:
 
 def test_prepared_answer_holds_both_header_lists_and_the_etag() -> None:
     p = prepared(b'{"stale":false}')
-    assert p.headers_304 == [(b"etag", b'W/"1-0"')]
-    assert p.headers_200[-2:] == [(b"content-type", b"application/json"), (b"content-length", b"15")]
+    assert p.headers_304 == ((b"etag", b'W/"1-0"'),)
+    assert p.headers_200[-2:] == ((b"content-type", b"application/json"), (b"content-length", b"15"))
     assert p.body_message == {"type": "http.response.body", "body": b'{"stale":false}'}
     assert p.start_200 == {"type": "http.response.start", "status": 200, "headers": p.headers_200}
     assert p.start_304 == {"type": "http.response.start", "status": 304, "headers": p.headers_304}
@@ -45,7 +45,7 @@ def test_a_304_leaves_out_what_its_etag_already_says() -> None:
     assert [name for name, _ in p.headers_304] == [b"etag", b"cache-control", b"x-kiwoom-stale",
                                                    b"x-kiwoom-publisher", b"x-kiwoom-stale-reason",
                                                    b"x-kiwoom-replica"]
-    assert p.headers_200[:len(headers)] == headers
+    assert list(p.headers_200[:len(headers)]) == headers
 
 
 def test_a_new_snapshot_drops_the_feeds_entries() -> None:

@@ -148,6 +148,38 @@ def test_cors_headers_on_fast_path(redis_url: str, writer: Writer, replica) -> N
     assert pre.status_code == 200
 
 
+def test_cors_vary_stays_bounded_across_many_origins(redis_url: str, writer: Writer, replica) -> None:
+    """Issue 22 item 3: the CORS layer edited the prepared snapshot's shared header list in place, so Vary grew
+    by one Origin per request. Prepared answers are tuples behind a fresh start message now."""
+    rid = writer.write()
+    origins = [f"http://site-{i}.test" for i in range(20)]
+    rep = replica(redis_url, cors_origins=",".join(origins))
+    url = rep.url + "/v1/rankings/kospi-surge"
+    with httpx.Client() as client:
+        for i in range(300):
+            origin = origins[i % len(origins)] if i % 3 else f"http://other-{i}.test"
+            headers = {"Origin": origin, **({"If-None-Match": f'W/"{rid}"'} if i % 5 == 0 else {})}
+            r = client.get(url, headers=headers)
+            assert r.status_code in (200, 304)
+            vary = [v.strip() for v in r.headers.get_list("vary") for v in v.split(",")]
+            assert vary.count("Origin") <= 1, (i, r.headers.get_list("vary"))
+            if origin in origins:
+                assert r.headers["access-control-allow-origin"] == origin and vary.count("Origin") == 1
+        last = client.get(url, headers={"Origin": origins[0]})
+    assert len(last.headers.raw) < 30 and sum(len(k) + len(v) for k, v in last.headers.raw) < 2000
+
+
+@pytest.mark.parametrize("fast_path", ["true", "false"])
+def test_long_bad_parameters_are_not_echoed_whole(redis_url: str, writer: Writer, replica, fast_path: str) -> None:
+    """Issue 22 item 5: a 5,000-character fields= or limit= came back whole in the 422."""
+    writer.write()
+    rep = replica(redis_url, fast_path=fast_path)
+    for name, value in (("fields", "x" * 5000), ("limit", "9" * 5000)):
+        r = httpx.get(rep.url + "/v1/rankings/kospi-surge", params={name: value})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", name]
+        assert r.json()["detail"][0]["input"].endswith("(5000 chars)") and len(r.content) < 1000, len(r.content)
+
+
 def test_fastapi_route_matches_fast_path(redis_url: str, writer: Writer, replica) -> None:
     """With the fast path off, FastAPI's declared routes answer through the same code."""
     rid = writer.write(n=4)
