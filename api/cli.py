@@ -12,6 +12,7 @@ import uvicorn
 
 from api import accesslog
 from api.app import ApiApp, create_app
+from api.deadline import protocol_with_deadline
 from api.gate import MAX_HEAD
 from api.settings import AccessLog, ApiSettings
 from api.workers import Workers
@@ -46,6 +47,8 @@ def serve(settings: ApiSettings, sock: socket.socket | None = None) -> None:
         timeout_graceful_shutdown=math.ceil(settings.graceful_shutdown_s) or None, lifespan="on",
         # The hub streams to thousands of idle sockets; uvicorn's default keep-alive is for short requests.
         timeout_keep_alive=30,
+        # uvicorn has no deadline for a request head that never completes (a slow-header client holds its fd).
+        http=protocol_with_deadline(settings.header_timeout_s),
         # The h11 parser's cap on one request head; with httptools (the default) api.gate enforces the limits.
         h11_max_incomplete_event_size=MAX_HEAD,
         # /v1/ws: a client message is a small JSON op (api.ws answers larger ones up to ws_max_message with an

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.deadline import COUNTERS as DEADLINES
 from api.hub import Hub
 
 BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -92,7 +93,11 @@ class ApiCollector(Collector):
             restarts.add_metric([], hub.restarts)
             ready.add_metric([], 1.0 if hub.live else 0.0)
         rejected.add_metric([], self._get_rejected())
-        yield from (clients, multi, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected)
+        head_timeouts = CounterMetricFamily("kiwoom_api_request_head_timeouts",
+                                            "Connections closed with 408: request head not complete in time")
+        head_timeouts.add_metric([], DEADLINES.expired)
+        yield from (clients, multi, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected,
+                    head_timeouts)
         latency = HistogramMetricFamily("kiwoom_api_request_seconds", "Request latency (SSE: until headers sent)",
                                         labels=["route"])
         for route, observed in sorted(self._latency.routes.items()):

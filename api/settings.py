@@ -64,6 +64,9 @@ class ApiSettings(BaseSettings):
     #: Open connections this replica accepts before answering 503 (``Retry-After``); /healthz and /readyz
     #: always answer. 0 = derived from the process's file-descriptor limit, with headroom.
     max_connections: int = Field(0, ge=0)
+    #: A connection whose request head (line and headers) is not complete this many seconds after it opened, or
+    #: after its request began, is answered 408 and closed (api/deadline.py).
+    header_timeout_s: float = Field(10.0, gt=0)
     #: While Redis is unreachable, snapshots and /v1/feeds are answered from memory, flagged stale, for up
     #: to this long after the last successful contact (RFC 5861 stale-if-error); 0 turns it off.
     stale_if_error_s: float = Field(3600.0, ge=0)
