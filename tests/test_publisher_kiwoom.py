@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from datetime import datetime
 
@@ -214,3 +215,14 @@ def test_missing_holiday_year_is_warned(qtbot, redis_url: str, caplog: pytest.Lo
     caplog.clear()
     make(redis_url, clock=clock, respect_market_hours=True, holidays=["2031-01-01"])
     assert "no dates" not in caplog.text
+
+
+def test_headless_kiwoom_keeps_the_native_qt_platform(qtbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--headless --source kiwoom must not force QT_QPA_PLATFORM=offscreen: the ActiveX control needs a window."""
+    from publisher import cli
+
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    cli._make_loop(load_settings(source="kiwoom", feeds=FEEDS[:1]), headless=True)
+    assert "QT_QPA_PLATFORM" not in os.environ
+    cli._make_loop(load_settings(source="sim", feeds=FEEDS[:1]), headless=True)
+    assert os.environ.get("QT_QPA_PLATFORM") == "offscreen"
