@@ -156,7 +156,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     try:
         event_loop.run()
     finally:
-        publisher.stop()  # a no-op when closing the window already stopped it
+        publisher.stop()  # a no-op when closing the window already stopped it; releases the leases
         close = getattr(event_loop, "close", None)
         if close is not None:
             close()
