@@ -1,5 +1,5 @@
 # One image for the API replicas and the publisher on the simulated or REST source. The OCX publisher runs on a
-# Windows desktop with 32-bit Python instead (see README), never in a container.
+# Windows desktop with 32-bit Python instead (see docs/publisher.md), never in a container.
 FROM python:3.11-slim
 # Qt's offscreen platform (publisher, headless) links against these.
 RUN apt-get update \

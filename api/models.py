@@ -133,7 +133,7 @@ class FeedModel(BaseModel):
 class FeedsModel(BaseModel):
     publisher: PublisherModel = Field(description="The leading publisher (the status key), the one writing")
     publishers: list[PublisherModel] = Field(
-        default_factory=list, description="Every publisher heartbeating, leader first (README \"High availability\")")
+        default_factory=list, description="Every publisher heartbeating, leader first (docs/high-availability.md)")
     feeds: list[FeedModel]
     stale: bool = Field(False, description="Redis is unreachable: answered from this replica's memory")
     stale_reason: str | None = None

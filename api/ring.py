@@ -11,9 +11,9 @@ instead of waiting for ids that will never come (the freeze of issue 10).
 A single-feed SSE client that is caught up and whose server exposes a chunked HTTP/1.1 transport is
 **parked** (:meth:`FeedState.park`): its task sleeps until a disconnect and the fan-out writes every new frame
 to its transport itself, one pre-built chunk shared by all (:meth:`FeedState.push`), with no task wake-up, no
-coroutine step and no copy per client: that per-client work was most of the replica's CPU per event (README
-"Benchmarks"). Whatever is not the plain case (a reset, a client behind or with bytes still queued, shutdown)
-wakes the task, which handles it through the ordinary path and parks again once caught up.
+coroutine step and no copy per client: that per-client work was most of the replica's CPU per event
+(bench/README.md). Whatever is not the plain case (a reset, a client behind or with bytes still queued,
+shutdown) wakes the task, which handles it through the ordinary path and parks again once caught up.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ The replica runs as shipped (``python -m api``) inside a small wrapper that star
 snapshot when the harness asks (a control file, polled by a thread: uvloop runs no Python signal handler while it
 waits). The difference between the snapshot before the streams connect and the one after is split by owner: the
 replica's code (any frame in ``api/``), uvicorn, asyncio, the rest; then the biggest allocation sites. tracemalloc
-itself makes the process bigger, so the figures are Python heap per stream, not RSS (README "Benchmarks").
+itself makes the process bigger, so the figures are Python heap per stream, not RSS (bench/README.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How long a standby publisher takes to take over, with the simulated source (README "High availability").
+"""How long a standby publisher takes to take over, with the simulated source (docs/high-availability.md).
 
 Starts Redis (least-privilege users), a leading publisher and a standby (the demo stack's own launcher,
 ``stack.Stack``), then repeatedly stops the leader — ``SIGKILL`` (a crash: the standby waits out the lease) or

@@ -36,7 +36,7 @@ script therefore creates a new epoch whenever the feed's stream or epoch key is 
 anything else means the history was lost or replaced and a reader must reset. The SSE ``id:`` is
 ``<ranking id>@<epoch>`` (:func:`event_id`) so a browser's automatic ``Last-Event-ID`` carries both.
 
-**Leases and fencing** (README "High availability"): several publishers may run; one leads. The leader holds
+**Leases and fencing** (docs/high-availability.md): several publishers may run; one leads. The leader holds
 every feed's lease (``SET lease id NX PX ttl``, renewed with its heartbeat) and passes its id to the write
 script, which refuses the ranking (a ``FENCED`` error) unless the id is the lease's current value. A lease per
 feed, not one lease mirrored into each feed: the check and the lease are then the same key in the feed's
@@ -652,7 +652,7 @@ PUBLISHER_STATES: Final = ("starting", "connecting", "standby", "running", "paus
 
 
 class PublisherRole(StrEnum):
-    """Whether a publisher holds the feeds' leases (README "High availability")."""
+    """Whether a publisher holds the feeds' leases (docs/high-availability.md)."""
 
     #: Holds every feed's lease: polls Kiwoom and writes.
     leader = "leader"

@@ -32,7 +32,7 @@ class RestMode(StrEnum):
 
 
 class StandbyLogin(StrEnum):
-    """When a standby publisher logs in to its source (README "High availability")."""
+    """When a standby publisher logs in to its source (docs/high-availability.md)."""
 
     #: Logged in and idle: takes over with polling at once.
     hot = "hot"

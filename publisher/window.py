@@ -94,7 +94,7 @@ class OperatorWindow(QMainWindow):
         self.state_label = QLabel()
         self.state_label.setFont(ui_font(12))
         self.session_label = QLabel()
-        #: Leader or standby (README "High availability"), with this publisher's lease id.
+        #: Leader or standby (docs/high-availability.md), with this publisher's lease id.
         self.role_label = QLabel()
         self.role_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message_label = QLabel()

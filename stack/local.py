@@ -161,7 +161,7 @@ class Stack:
 
     def start_publisher(self, name: str = "publisher", source: Literal["sim", "rest"] | None = None,
                         env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """One more publisher on the same feeds and Redis user (a standby, README "High availability"); its log is
+        """One more publisher on the same feeds and Redis user (a standby, docs/high-availability.md); its log is
         ``<name>.log``. ``env`` adds ``KIWOOM_PUBLISHER_*`` settings; a REST one uses the fake Kiwoom REST server."""
         if name in self.publishers and _running(self.publishers[name]):
             raise RuntimeError(f"publisher {name} is already running")

@@ -1,6 +1,6 @@
 """Two real publisher processes on one real redis-server (least-privilege users) and a real replica: one leads,
-the other stands by; SIGKILL, SIGSTOP/SIGCONT, SIGTERM and a preferred publisher move the lead (README "High
-availability"). Conditions are waited for with deadlines; the deadlines bound failures, not speed."""
+the other stands by; SIGKILL, SIGSTOP/SIGCONT, SIGTERM and a preferred publisher move the lead
+(docs/high-availability.md). Conditions are waited for with deadlines; the deadlines bound failures, not speed."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def assert_continuous(admin: redis.Redis, collector: Collector, feed: str = "kos
 
 
 def record(kind: str, seconds: float) -> None:
-    """Takeover times for README "High availability" (set KIWOOM_TAKEOVER_LOG to collect them)."""
+    """Takeover times for docs/high-availability.md (set KIWOOM_TAKEOVER_LOG to collect them)."""
     if TAKEOVERS is not None:
         with TAKEOVERS.open("a", encoding="utf-8") as out:
             out.write(json.dumps({"kind": kind, "seconds": round(seconds, 3)}) + "\n")

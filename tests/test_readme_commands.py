@@ -1,12 +1,13 @@
-"""README's commands work as written against the demo.
+"""The documentation's commands work as written against the demo.
 
-Convention: a ```sh block right after an HTML comment starting with ``<!-- demo-tested`` is run here, against
-the demo stack (Redis, the simulated publisher, two replicas, the balancer), from the repository root with
-``.venv`` activated as README says. The only changes are the ports: the demo's 127.0.0.1:8080 and Redis's
-6379 become free ports (tests never bind fixed ones). Each block runs in one bash (``set -e -o pipefail``,
-so variables flow from line to line); every command must exit 0 and its output must pass the check below
-that matches it. Streaming commands (``curl -N``, ``SUBSCRIBE``) run until a "Ctrl-C" (SIGINT) after a few
-seconds, which is how README says to end them.
+Pages: README.md, every docs/*.md and bench/README.md (:data:`PAGES`). Convention: a ```sh block right after
+an HTML comment starting with ``<!-- demo-tested`` is run here, against the demo stack (Redis, the simulated
+publisher, two replicas, the balancer), from the repository root with ``.venv`` activated as README's Quick
+start says. Setup blocks (``<!-- demo-tested: setup``), from any page, run before each block. The only changes
+are the ports: the demo's 127.0.0.1:8080 and Redis's 6379 become free ports (tests never bind fixed ones).
+Each block runs in one bash (``set -e -o pipefail``, so variables flow from line to line); every command must
+exit 0 and its output must pass the check below that matches it. Streaming commands (``curl -N``,
+``SUBSCRIBE``) run until a "Ctrl-C" (SIGINT) after a few seconds, which is how the pages say to end them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -24,7 +26,10 @@ from stack import Stack
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+#: Every page whose commands are collected, as paths from the repository root.
+PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")),
+         "bench/README.md"]
+TEXTS = {page: (ROOT / page).read_text(encoding="utf-8") for page in PAGES}
 TESTED = re.compile(r"<!-- demo-tested([^>]*)-->\n```sh\n(.*?)```", re.S)
 ANY_SH = re.compile(r"```sh\n(.*?)```", re.S)
 STREAMING = re.compile(r"\bcurl -N\b|\bP?SUBSCRIBE\b")
@@ -35,13 +40,30 @@ def commands(block: str) -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-def readme_blocks() -> list[list[str]]:
-    return [commands(block) for note, block in TESTED.findall(README) if "setup" not in note]
+class Block(NamedTuple):
+    """A tested block: the page it is on, its number among that page's tested blocks, its commands."""
+
+    page: str
+    number: int
+    lines: list[str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.page}#{self.number}"
+
+
+def demo_blocks() -> list[Block]:
+    blocks = []
+    for page, text in TEXTS.items():
+        found = [commands(block) for note, block in TESTED.findall(text) if "setup" not in note]
+        blocks += [Block(page, number, lines) for number, lines in enumerate(found, 1)]
+    return blocks
 
 
 def setup_lines() -> list[str]:
     """Blocks marked ``<!-- demo-tested: setup ... -->`` (activate .venv, redis-cli's password) run first."""
-    return [line for note, block in TESTED.findall(README) if "setup" in note for line in commands(block)]
+    return [line for text in TEXTS.values() for note, block in TESTED.findall(text) if "setup" in note
+            for line in commands(block)]
 
 
 class Raced(Exception):
@@ -106,7 +128,7 @@ def history(order: str) -> Callable[[str, dict[str, str]], None]:
     return check
 
 
-# (pattern on the command as written in README, check on its output). Every tested command needs one.
+# (pattern on the command as written on its page, check on its output). Every tested command needs one.
 CHECKS: list[tuple[str, Callable[[str, dict[str, str]], None]]] = [
     (r"--raw GET 'kiwoom:\{kospi-surge\}:latest'", is_json("feed", "kospi-surge")),
     (r"XREVRANGE 'kiwoom:\{kospi-surge\}:history'", contains("seq", '"feed":"kospi-surge"')),
@@ -132,19 +154,28 @@ CHECKS: list[tuple[str, Callable[[str, dict[str, str]], None]]] = [
 def check_for(command: str) -> Callable[[str, dict[str, str]], None]:
     code = re.split(r"\s+# ", command, maxsplit=1)[0].strip()
     found = [check for pattern, check in CHECKS if re.search(pattern, code)]
-    assert found, f"README command without a check in {Path(__file__).name}: {command}"
+    assert found, f"documented command without a check in {Path(__file__).name}: {command}"
     return found[0]
 
 
 def test_every_block_that_talks_to_the_demo_is_tested() -> None:
-    untested = [b for b in ANY_SH.findall(README) if re.search(r"127\.0\.0\.1:8080|localhost:8080|redis-cli ", b)
-                and not any(commands(b) == lines for lines in [*readme_blocks(), setup_lines()])]
-    assert not untested, "mark these README blocks <!-- demo-tested --> (and give their commands a check):\n" + \
+    known = [*(block.lines for block in demo_blocks()), setup_lines()]
+    untested = [f"{page}:\n{b}" for page, text in TEXTS.items() for b in ANY_SH.findall(text)
+                if re.search(r"127\.0\.0\.1:8080|localhost:8080|redis-cli ", b)
+                and not any(commands(b) == lines for lines in known)]
+    assert not untested, "mark these blocks <!-- demo-tested --> (and give their commands a check):\n" + \
         "\n".join(untested)
-    assert len(readme_blocks()) >= 6 and any("REDISCLI_AUTH" in line for line in setup_lines())
-    for block in readme_blocks():
-        for command in block:
+    assert len(demo_blocks()) >= 6 and any("REDISCLI_AUTH" in line for line in setup_lines())
+    for block in demo_blocks():
+        for command in block.lines:
             check_for(command)
+
+
+def test_the_pages_are_collected() -> None:
+    """The split pages are read: README's setup, the contract's redis-cli block, the API's curl blocks."""
+    pages = {block.page for block in demo_blocks()}
+    assert {"docs/contract.md", "docs/api.md"} <= pages, pages
+    assert "README.md" in PAGES and "bench/README.md" in PAGES and "docs/security.md" in PAGES
 
 
 @pytest.fixture(scope="module")
@@ -178,12 +209,12 @@ def run_block(block: list[str], stack: Stack, workdir: Path) -> tuple[list[str],
     return [part.removesuffix("\n") for part in parts[1:-1]], {name: (workdir / name).read_text() for name in names}
 
 
-@pytest.mark.parametrize("block", readme_blocks(), ids=lambda b: b[0][:60])
-def test_readme_block_runs_against_the_demo(demo: Stack, block: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", demo_blocks(), ids=lambda b: b.name)
+def test_documented_block_runs_against_the_demo(demo: Stack, block: Block, tmp_path: Path) -> None:
     for _attempt in range(5):
-        outputs, env = run_block(block, demo, tmp_path)
+        outputs, env = run_block(block.lines, demo, tmp_path)
         try:
-            for command, out in zip(block, outputs, strict=True):
+            for command, out in zip(block.lines, outputs, strict=True):
                 check_for(command)(out, env)
         except Raced:
             continue

@@ -1,8 +1,9 @@
 """Every reference in the repository's text resolves inside the repository (or is a public URL).
 
 Checked in every tracked text file: markdown files, paths under the repository's top-level directories,
-test files named without their directory, pytest node ids (``path::name``) and numbered sections (``§2``)
-of the repository's own markdown files.
+test files named without their directory, pytest node ids (``path::name``), numbered sections (``§2``)
+of the repository's own markdown files, and a markdown link's ``#anchor``: a heading of the page it names, as
+GitHub spells the heading's anchor.
 Private notes outside the repository must never be cited: their facts belong in ``docs/`` with public sources.
 """
 
@@ -30,7 +31,27 @@ _NODE_ID = re.compile(r"(?<![\w./-])([\w./-]+\.py)::(\w+)")
 _HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)*)\.?\s", re.MULTILINE)
 #: Sphinx cross-references in docstrings (``:func:`error_for```, ``:class:`~api.hub.Hub```).
 _ROLE = re.compile(r":(?:func|class|meth|data|attr|exc|mod):`~?([\w.]+)`")
+#: A markdown link to a heading: ``[text](<page>#anchor)`` or ``[text](#anchor)``.
+_ANCHOR_LINK = re.compile(r"\]\(([^)\s#]*)#([^)\s]+)\)")
+_MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
 _DEFINED = re.compile(r"^\s*(?:(?:async\s+)?(?:def|class)\s+(\w+)|(?:self\.)?(\w+)\s*(?::[^=\n]+)?=)", re.MULTILINE)
+
+
+def anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the page's headings: lower case, punctuation dropped, spaces as hyphens, and
+    ``-1``, ``-2``... on repeats (headings inside code fences are not headings)."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (heading := _MD_HEADING.match(line)):
+            text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.group(1)).lower()
+            slug = re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+            found.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+            seen[slug] = seen.get(slug, 0) + 1
+    return found
 
 
 def repo_files(root: Path = ROOT) -> list[Path]:
@@ -103,6 +124,11 @@ def dangling_references(root: Path, files: Iterable[Path]) -> list[str]:
                 local = "." not in target or target.split(".")[0] in packages
                 if local and target not in modules and target.split(".")[-1] not in defined:
                     problems.append(f"{where}: {target} is defined nowhere in the repository")
+            for path, anchor in _ANCHOR_LINK.findall(line) if rel.suffix == ".md" else ():
+                page = resolve(path, rel) if path else rel.as_posix()
+                if page is not None and page.endswith(".md") and \
+                        anchor not in anchors((root / page).read_text(encoding="utf-8")):
+                    problems.append(f"{where}: {page} has no heading #{anchor}")
             for path, name in _NODE_ID.findall(line):
                 target = resolve(path, rel)
                 if target is None:
@@ -138,8 +164,8 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def scan(root: Path, source: str) -> list[str]:
-    (root / "pkg" / f"mod{PY}").write_text(source, encoding="utf-8")
+def scan(root: Path, source: str, name: str = f"mod{PY}") -> list[str]:
+    (root / "pkg" / name).write_text(source, encoding="utf-8")
     files = [p.relative_to(root) for p in root.rglob("*") if p.is_file()]
     return dangling_references(root, files)
 
@@ -168,3 +194,23 @@ def test_dangling_references_are_reported(tree: Path, source: str, reason: str) 
     problems = scan(tree, source)
     assert problems and all(p.startswith(f"pkg/mod{PY}:1: ") for p in problems)
     assert any(reason in p for p in problems), problems
+
+
+def test_links_to_headings_resolve(tree: Path) -> None:
+    page = f"[limits](../kb/guide{MD}#1-limits), [screens](../kb/guide{MD}#12-screens), [top](#notes)\n\n# Notes\n"
+    assert scan(tree, page, f"notes{MD}") == []
+
+
+@pytest.mark.parametrize(("link", "reason"), [
+    (f"[x](../kb/guide{MD}#limits)", f"kb/guide{MD} has no heading #limits"),
+    ("[x](#nowhere)", f"pkg/notes{MD} has no heading #nowhere"),
+])
+def test_links_to_missing_headings_are_reported(tree: Path, link: str, reason: str) -> None:
+    problems = scan(tree, link + "\n", f"notes{MD}")
+    assert problems and all(reason in p for p in problems), problems
+
+
+def test_anchors_follow_githubs_spelling() -> None:
+    page = ("# The API (`api/`)\n## `GET /v1/rankings/{feed}` — the snapshot\n"
+            "```\n# not a heading\n```\n## Notes\n## Notes\n")
+    assert anchors(page) == {"the-api-api", "get-v1rankingsfeed--the-snapshot", "notes", "notes-1"}

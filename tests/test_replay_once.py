@@ -63,5 +63,5 @@ def test_replay_without_redis_says_so_and_fails(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     first_warning = next(line for line in proc.stderr.splitlines() if " WARNING " in line)
     assert "Redis unreachable" in first_warning, proc.stderr
-    # It cannot take the feeds' leases (README "High availability"), so it sends no TR and ends, saying why.
+    # It cannot take the feeds' leases (docs/high-availability.md), so it sends no TR and ends, saying why.
     assert "a one-shot replay cannot take the feeds' leases; nothing was replayed" in proc.stderr

@@ -100,7 +100,7 @@ def test_closing_the_window_stops_the_publisher(qtbot, make) -> None:
 
 def test_window_shows_the_role_and_closing_it_hands_over(qtbot, make, redis_client: redis.Redis) -> None:
     """Two publishers, one window each: the leader's says so, the standby's too; closing the leader's window
-    releases the leases and the standby's window turns leader (README "High availability")."""
+    releases the leases and the standby's window turns leader (docs/high-availability.md)."""
     leader, leader_window = make(lease_ttl_s=30.0, lease_check_s=0.1)
     qtbot.waitUntil(lambda: leader.writer.stats().written >= 1, timeout=10000)
     standby, standby_window = make(lease_ttl_s=30.0, lease_check_s=0.1)

@@ -356,7 +356,7 @@ function onHello(hello) {
   reconcile();
 }
 
-/** Close codes (README): 4401 not logged in, 1001 replica shutting down, 1006 dropped or lost, 1013 busy. */
+/** Close codes (docs/api.md, /v1/ws): 4401 not logged in, 1001 replica shutting down, 1006 dropped or lost, 1013 busy. */
 function onSocketClosed(event) {
   const wasOpen = state.helloSeen;
   state.socket = null;

@@ -63,7 +63,7 @@ def test_non_reading_clients_are_dropped_and_their_fds_released(redis_url: str, 
         wait_until(lambda: open_fds(pid) <= base_fds + 50 + 10, what="their fds released")
         rss_growth = rss_kb(pid) - base_rss
         assert rss_growth < 150_000, "RSS grew by more than 150 MB"
-        # the figures README's Guarantees quotes (pytest -s shows them; never asserted as times)
+        # the figures docs/guarantees.md quotes (pytest -s shows them; never asserted as times)
         print(f"\nslow clients: 200 dropped {dropped_after:.1f}s after the first ranking; fds {slow_fds} -> "
               f"{open_fds(pid)} (before them {base_fds}); RSS +{rss_growth // 1024} MB over 50 clients")
     finally:

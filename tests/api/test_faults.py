@@ -73,7 +73,7 @@ def test_future_id_then_restart_without_persistence_resets_everyone(own_redis, r
                    what="a reset, then live rankings, on every connected client")
         assert resets(col)[0].data and json.loads(resets(col)[0].data)["reset_reason"] == "epoch"
         col.stop()
-    # the figure README's Guarantees quotes (pytest -s shows it; never asserted as a time)
+    # the figure docs/guarantees.md quotes (pytest -s shows it; never asserted as a time)
     print(f"\nafter a restart without persistence: reset + live ranking on 2 replicas "
           f"{time.monotonic() - restarted:.1f}s after Redis came back")
     for rep in reps:

@@ -61,7 +61,7 @@ class Ws:
 
 class ResumingWs(threading.Thread):
     """Subscribes to feeds and, whenever the connection ends, reconnects and resubscribes with each feed's last id,
-    as the README's client does; records every feed event it receives and every hello."""
+    as the client in docs/api.md does; records every feed event it receives and every hello."""
 
     def __init__(self, http_url: str, feeds: list[str]) -> None:
         super().__init__(daemon=True)
