@@ -126,6 +126,9 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     if not spec.qt and not headless:
         log.info("--source %s runs without Qt: no operator window (headless)", settings.source)
         headless = True
+    if headless and settings.source == Source.kiwoom:
+        log.warning("--headless with --source kiwoom: no operator window, but Qt keeps its native platform "
+                    "(the OpenAPI+ ActiveX control needs a real window; 'offscreen' would break it)")
     if not headless and not _has_display():
         log.info("no display: running headless (the operator window needs a desktop)")
         headless = True
@@ -176,7 +179,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     try:
         event_loop.run()
     finally:
-        publisher.stop()  # a no-op when closing the window already stopped it
+        publisher.stop()  # a no-op when closing the window already stopped it; releases the leases
         close = getattr(event_loop, "close", None)
         if close is not None:
             close()
@@ -190,7 +193,8 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
 
 def _make_loop(settings: PublisherSettings, *, headless: bool) -> Any:
     """A Qt application and loop: ActiveX and the window need a QApplication, headless sim/replay only an event loop."""
-    if headless:
+    if headless and settings.source != Source.kiwoom:
+        # Never for the real control: hosting an ActiveX control needs a native window (QAxWidget).
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PyQt5.QtCore import QCoreApplication  # noqa: PLC0415 - Qt starts only when we run
     from PyQt5.QtWidgets import QApplication  # noqa: PLC0415

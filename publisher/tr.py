@@ -14,11 +14,14 @@ class TrRequest:
     #: (Kiwoom input name, value) in SetInputValue order.
     inputs: tuple[tuple[str, str], ...]
     prev_next: int = 0
+    #: The source's request counter: makes each sRQName unique, so a late answer to a timed-out request is
+    #: recognised as such and never credited to the resend.
+    seq: int = 0
 
     @property
     def rqname(self) -> str:
-        # The control echoes sRQName back; carrying the feed in it routes the answer without state.
-        return f"{tr_spec(self.trcode).rqname}:{self.feed}"
+        # The control echoes sRQName back; the feed routes the answer, the counter names this one request.
+        return f"{tr_spec(self.trcode).rqname}:{self.feed}#{self.seq}"
 
 
 @dataclass(frozen=True, slots=True)

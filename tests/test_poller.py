@@ -12,6 +12,7 @@ from publisher.poller import Poller
 from publisher.qt_loop import QtLoop
 from publisher.settings import FeedSettings
 from publisher.sources.ocx import OcxSource
+from publisher.tr import TrRequest
 
 FEEDS = [FeedSettings(feed="kospi-surge", market="001", interval_s=1.0),
          FeedSettings(feed="kosdaq-surge", market="101", interval_s=1.0),
@@ -45,7 +46,7 @@ def test_every_feed_polled_with_exact_calls(qtbot) -> None:
     calls = [c for c in control.calls if c[0] in (ocx.SET_INPUT_VALUE, ocx.COMM_RQ_DATA)]
     assert [a[0] for _, a in calls[:7]] == [
         "시장구분", "정렬구분", "시간구분", "거래량구분", "시간", "종목조건", "가격구분"]
-    assert calls[7] == (ocx.COMM_RQ_DATA, ("거래량급증요청:kospi-surge", "opt10023", 0, "2000"))
+    assert calls[7] == (ocx.COMM_RQ_DATA, ("거래량급증요청:kospi-surge#1", "opt10023", 0, "2000"))
     assert (ocx.DISCONNECT_REAL_DATA, ("2000",)) in control.calls
 
 
@@ -95,6 +96,26 @@ def test_lost_answer_times_out_and_retries(qtbot) -> None:
     poller.stop()
     assert poller.feeds["kospi-surge"].errors == 1
     assert not client.pending_feeds()
+
+
+def test_late_answer_is_discarded_not_credited_to_the_resend(qtbot) -> None:
+    """Issue 23 #1: an answer arriving after its request was given up must not fill the feed's resend."""
+    control, client, _poller, _got = make(qtbot, feeds=FEEDS[:1])
+    req = TrRequest(feed=FEEDS[0].feed, trcode=FEEDS[0].tr, inputs=FEEDS[0].inputs())
+    arrivals: list[str] = []
+    control.OnReceiveTrData.connect(lambda _screen, rqname, *_: arrivals.append(rqname))
+    published_after: list[int] = []
+    client.responseReceived.connect(lambda _r: published_after.append(len(arrivals)))
+    limiter = RateLimiter(with_margin(((5, 1.0),), 1.0))
+    control.faults.delay_ms.extend([200, 600])  # the first answer lands while the resend is still pending
+    client.request(req, limiter)
+    client.forget(req.feed)  # the poller's timeout gave it up
+    client.request(req, limiter)
+    qtbot.waitUntil(lambda: len(arrivals) == 2, timeout=5000)
+    # The source's slot runs before the test's (connected first): 1 = published on the second arrival.
+    assert published_after == [1], "only the resend's own (second) answer is published"
+    assert client.late_answers == 1
+    assert len(set(arrivals)) == 2, "each request carries its own sRQName"
 
 
 def test_malformed_rows_are_dropped_and_reported(qtbot) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from datetime import datetime
 
@@ -306,3 +307,36 @@ def test_started_inside_the_maintenance_window_waits_for_its_end(qtbot, redis_ur
     qtbot.waitUntil(lambda: len(got) >= 1, timeout=5000)
     assert logins(control) == 1
     publisher.stop()
+
+def test_headless_kiwoom_keeps_the_native_qt_platform(qtbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--headless --source kiwoom must not force QT_QPA_PLATFORM=offscreen: the ActiveX control needs a window."""
+    from publisher import cli
+
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    cli._make_loop(load_settings(source="kiwoom", feeds=FEEDS[:1]), headless=True)
+    assert "QT_QPA_PLATFORM" not in os.environ
+    cli._make_loop(load_settings(source="sim", feeds=FEEDS[:1]), headless=True)
+    assert os.environ.get("QT_QPA_PLATFORM") == "offscreen"
+
+
+def test_console_close_releases_the_leases_like_sigterm(qtbot, redis_url: str, redis_client: redis.Redis) -> None:
+    """Issue 23 #6: Windows console close/log-off/shutdown take the SIGTERM path (leases released at once).
+    The handler's callback runs here on its own thread, as Windows calls it; the ctypes SetConsoleCtrlHandler
+    registration itself runs only on Windows."""
+    import threading
+
+    publisher, _control, got = make(redis_url)
+    publisher.start()
+    qtbot.waitUntil(lambda: len(got) >= 2 and all(redis_client.exists(c.lease_key(f.feed)) for f in FEEDS[:2]),
+                    timeout=5000)
+    loop = publisher.loop
+    answered: list[bool] = []
+    handler = threading.Thread(target=lambda: answered.append(loop.on_console_event(2)))  # CTRL_CLOSE_EVENT
+    handler.start()
+    loop.timer(loop.quit, interval_s=10.0).start()  # deadline: a loop the handler never stops must not hang the suite
+    loop.run()  # returns once the handler asked the loop to quit
+    publisher.stop()
+    assert not any(redis_client.exists(c.lease_key(f.feed)) for f in FEEDS[:2]), "leases handed over, not left to TTL"
+    loop.close()
+    handler.join(timeout=10)
+    assert answered == [True]

@@ -91,7 +91,7 @@ def test_every_tr_fills_its_row_schema_and_the_core() -> None:
 def test_each_request_carries_its_trs_request_name_and_the_control_its_record(qtbot) -> None:
     """The request name was opt10023's whatever the TR: each TR now sends its own, and the answer routes back."""
     req = TrRequest(feed="value", trcode="opt10032", inputs=FEEDS[3].inputs())
-    assert req.rqname == "거래대금상위요청:value" and feed_of(req.rqname) == "value"
+    assert req.rqname == "거래대금상위요청:value#0" and feed_of(req.rqname) == "value"
     control = SimulatedControl(seed=2, latency_ms=1, login_delay_ms=1)
     with qtbot.waitSignal(control.OnEventConnect, timeout=2000):
         control.dynamicCall(ocx.COMM_CONNECT)

@@ -72,7 +72,7 @@ class OcxControl(QObject):
     # --- helpers ----------------------------------------------------------------------------------
 
     def answer_later(self, screen: str, rqname: str, trcode: str, rows: Sequence[dict[str, str]], *,
-                     prev_next: str = "0", message: str | None = None) -> None:
+                     prev_next: str = "0", message: str | None = None, extra_delay_ms: int = 0) -> None:
         """Emit OnReceiveTrData after the latency, with ``rows`` readable only during that signal."""
         def answer() -> None:
             self._current = (rqname, trcode, rows)
@@ -83,7 +83,7 @@ class OcxControl(QObject):
             if message:
                 self.OnReceiveMsg.emit(screen, rqname, trcode, message)
 
-        QTimer.singleShot(self.latency_ms, answer)
+        QTimer.singleShot(self.latency_ms + extra_delay_ms, answer)
 
     # --- the shared OCX behaviour -----------------------------------------------------------------
 

@@ -55,6 +55,8 @@ class SimFaults:
     quirk_rate: float = 0.02
     #: Result code of the next CommConnect's OnEventConnect (0 = success).
     login_result: int = 0
+    #: Answer the next requests this many ms late each (past the publisher's timeout: a late answer).
+    delay_ms: deque[int] = field(default_factory=deque)
 
 
 class SimulatedControl(OcxControl):
@@ -133,7 +135,8 @@ class SimulatedControl(OcxControl):
         if self.faults.swallow > 0:
             self.faults.swallow -= 1
             return OP_ERR_NONE
-        self.answer_later(screen, rqname, trcode, rows, message="[00Z310] 모의투자 조회가 완료되었습니다")
+        self.answer_later(screen, rqname, trcode, rows, message="[00Z310] 모의투자 조회가 완료되었습니다",
+                          extra_delay_ms=self._late_by())
         return OP_ERR_NONE
 
     # --- session faults: Kiwoom's version update and its daily maintenance -----------------------
@@ -168,6 +171,10 @@ class SimulatedControl(OcxControl):
         if self._in_maintenance:
             return OP_ERR_CONNECT
         return None
+
+    def _late_by(self) -> int:
+        """Extra delay for this answer: the real server sometimes answers after the caller gave up."""
+        return self.faults.delay_ms.popleft() if self.faults.delay_ms else 0
 
     # --- faults and inspection ------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import cast
 
 from kiwoom_cache.clock import now_ms
@@ -41,6 +42,9 @@ class OcxSource:
         self._screen_of: dict[str, str] = {}
         self._pending: dict[str, tuple[TrRequest, int]] = {}
         self._warned_pages = False
+        self._seq = 0
+        #: Answers that came after their request was given up (timed out, forgotten): counted, never published.
+        self.late_answers = 0
         control.OnEventConnect.connect(self._on_event_connect)
         control.OnReceiveTrData.connect(self._on_receive_tr_data)
         control.OnReceiveMsg.connect(self._on_receive_msg)
@@ -87,6 +91,8 @@ class OcxSource:
     def request(self, req: TrRequest, limiter: RateLimiter) -> None:
         """SetInputValue for each input in order, then CommRqData; raises the Kiwoom error family on refusal."""
         screen = self.screen_for(req.feed)
+        self._seq += 1
+        req = replace(req, seq=self._seq)
         for name, value in req.inputs:
             self.control.dynamicCall(ocx.SET_INPUT_VALUE, name, value)
         code = int(self.control.dynamicCall(ocx.COMM_RQ_DATA, req.rqname, req.trcode, req.prev_next, screen))
@@ -103,7 +109,12 @@ class OcxSource:
                             *_unused: object) -> None:
         pending = self._pending.pop(rqname, None)
         if pending is None:
-            log.warning("ignoring unexpected TR answer %s %s on screen %s", trcode, rqname, screen)
+            if feed_of(rqname) is not None:
+                self.late_answers += 1
+                log.warning("discarding a late TR answer %s %s on screen %s (its request was given up)",
+                            trcode, rqname, screen)
+            else:
+                log.warning("ignoring unexpected TR answer %s %s on screen %s", trcode, rqname, screen)
             return
         req, requested_at = pending
         received_at = now_ms()
@@ -137,7 +148,8 @@ class OcxSource:
 
 def feed_of(rqname: str) -> str | None:
     """The feed a sRQName we sent belongs to (see TrRequest.rqname), else None."""
-    head, sep, feed = rqname.partition(":")
+    head, sep, rest = rqname.partition(":")
+    feed = rest.rpartition("#")[0]
     return feed if sep and spec_by_rqname(head) is not None and feed else None
 
 
