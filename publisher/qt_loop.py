@@ -69,14 +69,23 @@ class QtLoop(QObject):
         # Log-off/shutdown through Qt's session manager (GUI applications only): the same clean stop.
         commit = getattr(app, "commitDataRequest", None)
         if commit is not None:
-            commit.connect(lambda *_: self.quit())
+            commit.connect(self._session_ending)
         if sys.platform == "win32":
             self._install_console_handler()
         # Python runs signal handlers only between bytecodes; an idle Qt loop never yields to it without this.
         pulse = self.timer(lambda: None, interval_s=0.2, repeat=True)
         pulse.start()
-        app.exec_()
-        pulse.stop()
+        try:
+            app.exec_()
+        finally:
+            pulse.stop()
+            if commit is not None:
+                # The application outlives this loop (tests run many): a connection left behind would reach a
+                # deleted loop.
+                commit.disconnect(self._session_ending)
+
+    def _session_ending(self, *_: Any) -> None:
+        self.quit()
 
     def close(self) -> None:
         """The caller finished its clean stop: a waiting console handler may now let Windows end the process."""

@@ -333,8 +333,10 @@ def test_console_close_releases_the_leases_like_sigterm(qtbot, redis_url: str, r
     answered: list[bool] = []
     handler = threading.Thread(target=lambda: answered.append(loop.on_console_event(2)))  # CTRL_CLOSE_EVENT
     handler.start()
-    loop.timer(loop.quit, interval_s=10.0).start()  # deadline: a loop the handler never stops must not hang the suite
+    deadline = loop.timer(loop.quit, interval_s=10.0)  # a loop the handler never stops must not hang the suite
+    deadline.start()
     loop.run()  # returns once the handler asked the loop to quit
+    deadline.stop()  # left running, it would quit a later test's loop
     publisher.stop()
     assert not any(redis_client.exists(c.lease_key(f.feed)) for f in FEEDS[:2]), "leases handed over, not left to TTL"
     loop.close()
