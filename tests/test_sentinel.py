@@ -10,18 +10,14 @@ instead), and every client ends with the surviving stream's ids after an explici
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
-from httpx_sse import connect_sse
 
 from kiwoom_cache import contract as c
 from kiwoom_cache.connect import parse_sentinel_url, sync_client
@@ -30,50 +26,12 @@ from stack.launch import spawn, terminate
 from stack.redisacl import Role
 from stack.sentinel import SentinelGroup
 from tests.api.conftest import Replica
+from tests.api.sse_client import ResumingSse
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 FEED = "kospi-surge"
-
-
-class ResumingSse(threading.Thread):
-    """EventSource: reconnects with its last id as Last-Event-ID; records every ranking, snapshot and reset."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.events: list[tuple[str, dict]] = []
-        self.last_id: str | None = None
-        self._stop_flag = threading.Event()
-        self.lock = threading.Lock()
-
-    def run(self) -> None:
-        while not self._stop_flag.is_set():
-            headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
-            try:
-                with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as client, \
-                        connect_sse(client, "GET", self.url, headers=headers) as source:
-                    if source.response.status_code != 200:
-                        time.sleep(0.1)
-                        continue
-                    for event in source.iter_sse():
-                        if event.event in ("snapshot", "ranking", "reset") and event.data:
-                            with self.lock:
-                                self.events.append((event.event, json.loads(event.data)))
-                                if event.id:
-                                    self.last_id = event.id
-                        if self._stop_flag.is_set():
-                            return
-            except (httpx.HTTPError, OSError):
-                time.sleep(0.1)
-
-    def rankings(self) -> list[dict]:
-        with self.lock:
-            return [doc for kind, doc in self.events if kind == "ranking"]
-
-    def stop(self) -> None:
-        self._stop_flag.set()
 
 
 def publisher_config(path: Path) -> Path:
