@@ -14,7 +14,7 @@ from api.hub import Hub
 from api.limits import ConnectionCap
 from api.metrics import LatencyHistogram, build_registry
 from api.settings import ApiSettings
-from kiwoom_cache.connect import async_client, async_pool
+from kiwoom_cache.connect import async_client, async_commands
 from kiwoom_cache.urls import mask_url
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,11 @@ class AppState:
         s = self.settings
         # Commands: a bounded pool (a reconnect storm waits for connections instead of flooding Redis) and
         # short retries, so a dead Redis becomes a 503 in well under a second.
-        pool = async_pool(
+        redis, pool = async_commands(
             s.redis_url, max_connections=s.redis_max_connections, timeout=s.redis_timeout_s,
             socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_timeout=s.redis_timeout_s,
             socket_keepalive=True, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         )
-        redis = aioredis.Redis(connection_pool=pool)
         # The subscription: no hidden retry, so the hub sees every loss and refills its rings from the streams.
         pubsub_redis = async_client(
             s.redis_url, socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_keepalive=True,

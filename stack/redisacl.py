@@ -5,6 +5,11 @@ once and kept (mode 600) in the data dir, the ACL file Redis loads carries only 
 gets a URL for its own user::
 
     python -m stack.redisacl --dir /secrets --redis-host redis     # compose: writes users.acl, *.env, *.password
+
+With ``--sentinels HOST:PORT,…`` (compose's ``sentinel`` profile) it also writes each role's
+``<role>.sentinel.env`` (a ``redis+sentinel://`` URL), ``sentinel.conf`` for the sentinels (they log in to the data
+nodes as ``kiwoom-sentinel``) and ``replica.conf`` (``masteruser``/``masterauth``: how a data node replicates from
+whichever node is primary, including the old primary after a failover).
 """
 
 from __future__ import annotations
@@ -97,6 +102,16 @@ def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
     tmp.replace(path)
 
 
+def sentinel_conf(users: RedisUsers, service: str, host: str, port: int, quorum: int = 2) -> str:
+    """A sentinel's configuration for compose: the primary by host name (``resolve-hostnames``), announced by name
+    too, so clients in other containers reach what the sentinels name. Sentinel rewrites its file: each copies it."""
+    return (f"sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\n"
+            f"sentinel monitor {service} {host} {port} {quorum}\n"
+            f"sentinel down-after-milliseconds {service} 5000\nsentinel failover-timeout {service} 60000\n"
+            f"sentinel parallel-syncs {service} 1\nsentinel auth-user {service} {Role.SENTINEL.user}\n"
+            f"sentinel auth-pass {service} {users.passwords[Role.SENTINEL]}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack.redisacl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--template", type=Path, default=TEMPLATE, help=f"the ACL template (default {TEMPLATE})")
     parser.add_argument("--redis-host", default="127.0.0.1")
     parser.add_argument("--redis-port", type=int, default=6379)
+    parser.add_argument("--sentinels", default="",
+                        help="HOST:PORT,... of the sentinels: also write <role>.sentinel.env, sentinel.conf and "
+                             "replica.conf")
+    parser.add_argument("--service", default="kiwoom", help="the Sentinel service name (default kiwoom)")
     parser.add_argument("--mode", type=lambda s: int(s, 8), default=0o600,
                         help="file mode of the outputs (compose: 644, the volume is shared by other users' uids)")
     args = parser.parse_args(argv)
@@ -112,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     for role in Role:
         _write_private(args.dir / f"{role.value}.env",
                        f"KIWOOM_CACHE_REDIS_URL={users.url(base, role)}\n", args.mode)
+    if args.sentinels:
+        sentinel_base = f"redis+sentinel://{args.sentinels}/{args.service}/0"
+        for role in Role:
+            _write_private(args.dir / f"{role.value}.sentinel.env",
+                           f"KIWOOM_CACHE_REDIS_URL={users.url(sentinel_base, role)}\n", args.mode)
+        _write_private(args.dir / "sentinel.conf", sentinel_conf(users, args.service, args.redis_host,
+                                                                 args.redis_port), args.mode)
+        _write_private(args.dir / "replica.conf", f"masteruser {Role.REPLICA.user}\n"
+                       f"masterauth {users.passwords[Role.REPLICA]}\n", args.mode)
     for path in args.dir.iterdir():
         path.chmod(args.mode)
     print(f"redis users ready in {args.dir}: {', '.join(r.user for r in Role)}", file=sys.stderr)

@@ -5,21 +5,18 @@ the replicas listen on 127.0.0.2, .3 and .4 with the same port, as containers wo
 
 from __future__ import annotations
 
-import json
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
-from httpx_sse import connect_sse
 
 from kiwoom_cache import contract as c
 from stack import nginx
 from stack.localredis import free_port
 from tests.api.conftest import Replica
+from tests.api.sse_client import ResumingSse
 from tests.api.writer import DEFAULT_FEED, BackgroundWriter, Writer
 from tests.fake_dns import FakeDns
 from tests.tools import Tool, needs
@@ -27,49 +24,6 @@ from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, needs(Tool.NGINX)]
 NAME = "api.kiwoom.test"
-
-
-class Client(threading.Thread):
-    """An EventSource through the balancer: resumes with Last-Event-ID; records rankings and which replica said
-    hello on each connection."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.ids: list[str] = []
-        self.replicas: list[str] = []
-        self.last_id: str | None = None
-        self._stop_flag = threading.Event()
-        self.lock = threading.Lock()
-
-    def run(self) -> None:
-        while not self._stop_flag.is_set():
-            headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
-            try:
-                with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)) as http, \
-                        connect_sse(http, "GET", self.url, headers=headers) as source:
-                    if source.response.status_code != 200:
-                        time.sleep(0.1)
-                        continue
-                    for event in source.iter_sse():
-                        with self.lock:
-                            if event.event == "hello":
-                                self.replicas.append(json.loads(event.data)["replica"])
-                            elif event.event in ("ranking", "snapshot") and event.id:
-                                self.last_id = event.id
-                                if event.event == "ranking":
-                                    self.ids.append(event.id.split("@")[0])
-                        if self._stop_flag.is_set():
-                            return
-            except (httpx.HTTPError, OSError):
-                time.sleep(0.1)
-
-    def on(self) -> str | None:
-        with self.lock:
-            return self.replicas[-1] if self.replicas else None
-
-    def stop(self) -> None:
-        self._stop_flag.set()
 
 
 def test_nginx_follows_replicas_added_and_removed_under_sse_load(tmp_path: Path, redis_url: str) -> None:
@@ -91,21 +45,21 @@ def test_nginx_follows_replicas_added_and_removed_under_sse_load(tmp_path: Path,
                             tmp_path / "nginx.log")
         base = f"http://127.0.0.1:{lb_port}"
         writer = BackgroundWriter(redis_url, period=0.1)
-        clients: list[Client] = []
+        clients: list[ResumingSse] = []
         try:
             wait_until(lambda: httpx.get(base + "/readyz", timeout=2).status_code == 200, 30, "nginx up")
             writer.start()
             url = f"{base}/v1/rankings/{DEFAULT_FEED}/events"
 
-            def connect(n: int) -> list[Client]:
-                made = [Client(url) for _ in range(n)]
+            def connect(n: int) -> list[ResumingSse]:
+                made = [ResumingSse(url, read_timeout=10.0) for _ in range(n)]
                 for client in made:
                     client.start()
                 clients.extend(made)
                 return made
 
             first = connect(4)
-            wait_until(lambda: all(cl.on() == "a" and len(cl.ids) >= 3 for cl in first), 30, "clients on a")
+            wait_until(lambda: all(cl.on() == "a" and len(cl.ids()) >= 3 for cl in first), 30, "clients on a")
 
             # Scale up: the name gets two more addresses; new clients spread over all three.
             add("b", "127.0.0.3")
@@ -116,7 +70,7 @@ def test_nginx_follows_replicas_added_and_removed_under_sse_load(tmp_path: Path,
                        "nginx asking the DNS again")
             # nginx starts each new connection at a random one of the addresses (it rotates a cached answer), so
             # clients come in batches until both new replicas have some (30 clients miss one with p < 1e-5).
-            later: list[Client] = []
+            later: list[ResumingSse] = []
             for _ in range(10):
                 batch = connect(3)
                 wait_until(lambda b=batch: all(cl.on() for cl in b), 30, "the batch connected")
@@ -132,14 +86,14 @@ def test_nginx_follows_replicas_added_and_removed_under_sse_load(tmp_path: Path,
                        "nginx asking the DNS again")
             replicas.pop("a").stop()
             wait_until(lambda: all(cl.on() in ("b", "c") for cl in clients), 30, "every client off the removed one")
-            before = {id(cl): len(cl.ids) for cl in clients}
-            wait_until(lambda: all(len(cl.ids) >= before[id(cl)] + 3 for cl in clients), 30,
+            before = {id(cl): len(cl.ids()) for cl in clients}
+            wait_until(lambda: all(len(cl.ids()) >= before[id(cl)] + 3 for cl in clients), 30,
                        "every client still receiving (none stuck)")
             written = writer.stop()
             r = redis.Redis.from_url(redis_url)
             history = [i.decode() for i, _ in r.xrange(c.history_key(DEFAULT_FEED))]
             r.close()
-            wait_until(lambda: all(cl.ids and cl.ids[-1] == history[-1] for cl in clients), 30,
+            wait_until(lambda: all(cl.ids() and cl.ids()[-1] == history[-1] for cl in clients), 30,
                        "every client at the last ranking")
         finally:
             for client in clients:
@@ -155,5 +109,6 @@ def test_nginx_follows_replicas_added_and_removed_under_sse_load(tmp_path: Path,
             setup.close()
     assert written, "the writer wrote"
     for client in clients:  # resumed across replicas without a gap or a repeat
-        start = history.index(client.ids[0])
-        assert client.ids == history[start:start + len(client.ids)], client.replicas
+        start = history.index(client.ids()[0])
+        ids = client.ids()
+        assert ids == history[start:start + len(ids)], client.hellos

