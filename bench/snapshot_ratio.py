@@ -23,9 +23,7 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,8 @@ from run import (
     Publisher,
     Server,
     bare_asgi,
+    heartbeat,
+    heartbeating,
     probe,
     replica,
     usage,
@@ -55,36 +55,6 @@ def seed(client: redis.Redis, rows: int, interval_s: float) -> None:
     # between polls; a short one (the SSE runs' 0.5 s) makes it stale after 3 periods, the stale path.
     client.hset(c.FEEDS_KEY, FEED, c.FeedInfo(FEED, "bench", "opt10023", {"market": "001"}, interval_s).encode())
     heartbeat(client)
-
-
-def heartbeat(client: redis.Redis, started_at_ms: int | None = None) -> None:
-    """The publisher's status as a running one writes it (every 5 s; late after 10 s without)."""
-    now = int(time.time() * 1000)
-    status = c.PublisherStatus(state="running", source="sim", account_mode=None, version="bench", host="localhost",
-                               pid=1, started_at_ms=started_at_ms or now, heartbeat_at_ms=now, last_success_ms=now,
-                               heartbeat_s=5.0, session="regular")
-    client.set(c.STATUS_KEY, status.encode(), px=3_600_000)
-
-
-@contextlib.contextmanager
-def heartbeating(redis_url: str) -> Iterator[None]:
-    """A live publisher's heartbeat for the whole run, so the replicas' answers stay fresh (not "publisher stale")."""
-    client = redis.Redis.from_url(redis_url)
-    started = int(time.time() * 1000)
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(2.0):
-            heartbeat(client, started)
-
-    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
-        client.close()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
