@@ -1,7 +1,9 @@
 """The whole comparison in one run: SSE fan-out against nginx + nchan and the naive pattern, snapshots under wrk.
 
-    python bench/run.py                 # full run (< 10 min on 2 cores), results in bench/results/
+    python bench/run.py                 # full run, 3 interleaved batches (~20 min on 2 cores), results in
+                                        # bench/results/ and bench/README.md's results section rewritten
     python bench/run.py --smoke         # a few clients and events, seconds (tests/test_bench_smoke.py)
+    python bench/run.py --quick         # reduced run (N = 200, a few minutes) into /tmp: not results
     python bench/run.py --transports    # only single-feed SSE vs multiplexed SSE vs WebSocket (bench/transports.py)
 
 Loopback only. The server under test is pinned to core 0 (``taskset``); the C loader (bench/loader.c, built
@@ -62,6 +64,8 @@ RECORD = struct.Struct("<IId")
 #: The API key the ``replica-auth`` runs accept (``KIWOOM_API_AUTH_KEYS`` holds only its digest).
 BENCH_KEY = "bench-" + "0" * 40
 BENCH_KEY_SPEC = json.dumps([{"name": "bench", "sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest()}])
+#: Where a full run's reports go (bench/figures.py reads them from there).
+RESULTS = ROOT / "bench" / "results"
 #: Stem of the reports written to --out (``.json``, ``.md``), next to ``sse.png``.
 REPORT = "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -885,7 +889,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-heartbeat", dest="heartbeat", action="store_false",
                         help="write the publisher's status once instead of every 2 s (the pre-issue-26 set-up, "
                              "whose snapshot answers go stale: the freshness check then fails the run)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the reports go (default bench/results/, whose run also rewrites "
+                             "bench/README.md's results section, --transports only its own; --smoke and --quick "
+                             "default to a temporary directory, so a reduced run never replaces the published "
+                             "results)")
     parser.add_argument("--transports", action="store_true",
                         help="only the bounded comparison of single-feed SSE, multiplexed SSE and WebSocket "
                              "(bench/transports.py), its reports written to --out")
@@ -899,15 +907,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="reduced run for developing the harness: N = 200, 3-s windows, 2-s wrk runs, 3 "
                              "batches (a few minutes); its figures are not results")
     args = parser.parse_args(argv)
+    # the reduced modes change the defaults; an option given on the command line still wins
+    reduced: dict[str, Any] = {}
     if args.smoke:
-        args.ns, args.window, args.rate, args.settle, args.stall = "5", 1.0, 4.0, 0.2, 3.0
-        args.wrk_seconds, args.wrk_conns, args.publish_n, args.warm = 1, 4, 20, 4
-        args.batches = args.batches or 1
-        args.skip_granian, args.skip_log_variants, args.workers = True, True, False
+        reduced = {"ns": "5", "window": 1.0, "rate": 4.0, "settle": 0.2, "stall": 3.0, "wrk_seconds": 1,
+                   "wrk_conns": 4, "publish_n": 20, "warm": 4, "batches": 1, "skip_granian": True,
+                   "skip_log_variants": True}
     elif args.quick:
-        args.ns, args.window, args.settle, args.wrk_seconds, args.publish_n, args.warm = "200", 3.0, 0.5, 2, 100, 32
-        args.skip_granian, args.workers = True, False
+        reduced = {"ns": "200", "window": 3.0, "settle": 0.5, "wrk_seconds": 2, "publish_n": 100, "warm": 32,
+                   "skip_granian": True}
+    for name, value in reduced.items():
+        if getattr(args, name) == parser.get_default(name):
+            setattr(args, name, value)
     args.batches = args.batches or 3
+    published = args.out is None and not (args.smoke or args.quick or args.transports)
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="kiwoom-bench-out-")) if reduced else RESULTS
     hard = raise_nofile()
     if args.transports:
         sys.path.insert(0, str(ROOT / "bench"))
@@ -977,6 +992,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (args.out / f"{REPORT}.md").write_text(markdown(report))
     if report["sse"]:
         plot(report, args.out / "sse.png")
+    flagged = [f"batch {r['batch'] + 1} {r['server']} N={r['n']:,}: {'; '.join(r['problems'])}"
+               for r in report["sse"] if r["problems"]]
+    if flagged:
+        print(f"{len(flagged)} SSE runs failed their checks (left out of the figures):", *flagged, sep="\n  ")
+    if published:
+        figures.main(["--write"])
     print(f"done in {report['duration_s']} s: {args.out}/{REPORT}.md, .json, sse.png")
     return report
 
