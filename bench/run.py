@@ -1,6 +1,6 @@
 """The whole comparison in one run: SSE fan-out against nginx + nchan and the naive pattern, snapshots under wrk.
 
-    python bench/run.py                 # full run, 3 interleaved batches (~20 min on 2 cores), results in
+    python bench/run.py                 # full run, 3 interleaved batches (~17 min on 2 cores), results in
                                         # bench/results/ and bench/README.md's results section rewritten
     python bench/run.py --smoke         # a few clients and events, seconds (tests/test_bench_smoke.py)
     python bench/run.py --quick         # reduced run (N = 200, a few minutes) into /tmp: not results
