@@ -1,7 +1,9 @@
 """The whole comparison in one run: SSE fan-out against nginx + nchan and the naive pattern, snapshots under wrk.
 
-    python bench/run.py                 # full run (< 10 min on 2 cores), results in bench/results/
+    python bench/run.py                 # full run, 3 interleaved batches (~17 min on 2 cores), results in
+                                        # bench/results/ and bench/README.md's results section rewritten
     python bench/run.py --smoke         # a few clients and events, seconds (tests/test_bench_smoke.py)
+    python bench/run.py --quick         # reduced run (N = 200, a few minutes) into /tmp: not results
     python bench/run.py --transports    # only single-feed SSE vs multiplexed SSE vs WebSocket (bench/transports.py)
 
 Loopback only. The server under test is pinned to core 0 (``taskset``); the C loader (bench/loader.c, built
@@ -25,12 +27,14 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +50,9 @@ from stack.launch import terminate  # noqa: E402
 from stack.localredis import LocalRedis, free_port  # noqa: E402
 from tests.api.writer import make_ranking  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+import figures  # noqa: E402  (bench/figures.py: the published figures from a results file)
+
 FEED = "kospi-surge"
 EVENTS_PATH = f"/v1/rankings/{FEED}/events"
 SNAPSHOT_PATH = f"/v1/rankings/{FEED}"
@@ -57,6 +64,8 @@ RECORD = struct.Struct("<IId")
 #: The API key the ``replica-auth`` runs accept (``KIWOOM_API_AUTH_KEYS`` holds only its digest).
 BENCH_KEY = "bench-" + "0" * 40
 BENCH_KEY_SPEC = json.dumps([{"name": "bench", "sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest()}])
+#: Where a full run's reports go (bench/figures.py reads them from there).
+RESULTS = ROOT / "bench" / "results"
 #: Stem of the reports written to --out (``.json``, ``.md``), next to ``sse.png``.
 REPORT = "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -367,6 +376,46 @@ class Publisher:
             self.nchan.close()
 
 
+def heartbeat(client: redis.Redis, started_at_ms: int | None = None) -> None:
+    """The publisher's status as a running one writes it (every 5 s; late after 10 s without)."""
+    now = int(time.time() * 1000)
+    status = c.PublisherStatus(state="running", source="sim", account_mode=None, version="bench", host="localhost",
+                               pid=1, started_at_ms=started_at_ms or now, heartbeat_at_ms=now, last_success_ms=now,
+                               heartbeat_s=5.0, session="regular")
+    client.set(c.STATUS_KEY, status.encode(), px=3_600_000)
+
+
+@contextlib.contextmanager
+def heartbeating(redis_url: str, enabled: bool = True) -> Iterator[None]:
+    """A live publisher's heartbeat for the whole run, so the replicas' answers stay fresh (not "publisher stale").
+
+    ``enabled=False`` writes the status once, as the full run did before issue 26 (the stale set-up)."""
+    client = redis.Redis.from_url(redis_url)
+    started = int(time.time() * 1000)
+    heartbeat(client, started)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(2.0):
+            heartbeat(client, started)
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    if enabled:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if enabled:
+            thread.join(5)
+        client.close()
+
+
+def set_poll_period(client: redis.Redis, interval_s: float) -> None:
+    """The feed's poll period: the replica calls a snapshot stale after 3 periods without a write."""
+    client.hset(c.FEEDS_KEY, FEED, c.FeedInfo(FEED, "bench", "opt10023", {"market": "001"}, interval_s).encode())
+
+
 def seq_of(doc: bytes) -> int:
     return int(re.search(rb'"seq":(\d+)', doc).group(1))  # type: ignore[union-attr]
 
@@ -377,7 +426,26 @@ def percentile(ordered: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
 
 
-def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe: Path) -> dict[str, Any]:
+#: Servers whose every client must get every event (ours); a peer's shortfall is reported as its result.
+OURS = ("replica", "replica-auth", "replica-granian", "replica-1w", "replica-2w")
+#: A loader busier than this share of its core in the window may have delayed what it measured.
+LOADER_BUSY_MAX = 0.9
+
+
+def sse_checks(kind: str, r: dict[str, Any]) -> list[str]:
+    """Why a run's figures cannot stand (empty: they can)."""
+    problems = []
+    if r["loader_busy"] >= LOADER_BUSY_MAX:
+        problems.append(f"loader saturated: {r['loader_cpu_window_s']} s CPU in a {r['window_s']} s window")
+    if r["connected"] < r["n"]:
+        problems.append(f"{r['n'] - r['connected']} of {r['n']} clients not connected")
+    if kind in OURS and r["short_clients"]:
+        problems.append(f"{r['short_clients']} clients missed events")
+    return problems
+
+
+def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe: Path,
+              batch: int = 0) -> dict[str, Any]:
     phase_start = time.monotonic()
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-{n}-", dir=tmp))
@@ -395,6 +463,10 @@ def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe
         loader = None
         try:
             seed = publisher.seed()
+            # Warm: fill the replica's resume ring (256 frames) and nchan's message buffer (256) before the
+            # idle baseline, so RSS per client counts the clients only, not the history every server keeps.
+            for _ in range(args.warm - 1):
+                publisher.publish()
             time.sleep(0.3)
             assert server.proc is not None
             _, rss_idle = usage(server.proc.pid)
@@ -421,8 +493,11 @@ def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe
                 published[seq_of(doc)] = t0
                 if i == events // 2:
                     redis_clients = int(client.info("clients")["connected_clients"]) - 1  # minus this one
+            last_publish = time.time()
             loader.wait_events(before_events + connected * events, deadline_s=args.drain)
+            drained = loader.status["events"] >= before_events + connected * events
             elapsed = time.time() - start
+            drain_s = time.time() - last_publish
             cpu1, rss = usage(server.proc.pid)
             lcpu1, _ = usage(loader.proc.pid)
             still = loader.status["connected"]
@@ -435,23 +510,29 @@ def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe
             server.stop()
             client.close()
     lat = sorted((t - published[s]) * 1000 for _, s, t in records if s in published)
+    per_client = Counter(cl for cl, s, _ in records if s in published)
     delivered = len(lat)
     expected = connected * events
     result = {
-        "server": kind, "n": n, "connected": connected, "connected_at_end": still, "connect_s": round(connect_s, 1),
+        "batch": batch, "server": kind, "n": n, "connected": connected, "connected_at_end": still,
+        "connect_s": round(connect_s, 1),
         "failed": summary.get("failed", 0), "events": events, "expected": expected, "delivered": delivered,
+        "short_clients": connected - sum(1 for v in per_client.values() if v >= events),
         "gaps": summary.get("gaps", 0), "duplicates": summary.get("duplicates", 0),
         "p50_ms": round(percentile(lat, 0.50), 2), "p99_ms": round(percentile(lat, 0.99), 2),
         "max_ms": round(lat[-1], 2) if lat else float("nan"),
-        "window_s": round(elapsed, 2), "server_cpu_s": round(cpu1 - cpu0, 3),
+        "window_s": round(elapsed, 2), "drain_s": round(drain_s, 2) if drained else None,
+        "server_cpu_s": round(cpu1 - cpu0, 3),
         "cpu_us_per_event": round((cpu1 - cpu0) / max(1, delivered) * 1e6, 2),
         "rss_idle_mib": round(rss_idle / 1024, 1), "rss_mib": round(rss / 1024, 1),
         "rss_per_client_kib": round((rss - rss_idle) / max(1, connected), 2),
         "redis_clients": redis_clients, "loader_cpu_window_s": round(lcpu1 - lcpu0, 3),
+        "loader_busy": round((lcpu1 - lcpu0) / max(elapsed, 1e-9), 3),
         "loader_cpu_total_s": round(summary.get("cpu_user_s", 0) + summary.get("cpu_sys_s", 0), 3),
         "doc_bytes": len(seed), "phase_s": round(time.monotonic() - phase_start, 1),
         "loadavg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
+    result["problems"] = sse_checks(kind, result)
     shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -485,56 +566,122 @@ def wrk(port: int, seconds: float, conns: int, headers: dict[str, str] | None = 
             "p99_ms": round(float(p99.group(1)) * UNITS[p99.group(2)], 3) if p99 else float("nan")}
 
 
-def snapshot_phase(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
+class StaleAnswers(RuntimeError):
+    """A snapshot run served something other than the fresh document: its req/s measure another path."""
+
+
+class FreshnessSampler:
+    """Asks the target for the snapshot every ``period_s`` while wrk runs; every answer must be the fresh one.
+
+    Fresh: status 200, the body of the fresh document's size (a stale answer carries its reason, so it is
+    longer) and, from the replica, ``X-Kiwoom-Stale: false``."""
+
+    def __init__(self, port: int, fresh_bytes: int, period_s: float = 0.25) -> None:
+        self.port, self.fresh_bytes, self.period_s = port, fresh_bytes, period_s
+        self.samples = 0
+        self.bad: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="freshness", daemon=True)
+
+    def check(self) -> None:
+        try:
+            status, headers, body = probe(self.port)
+        except (OSError, http.client.HTTPException) as exc:
+            self.bad.append(f"no answer: {exc}")
+            return
+        self.samples += 1
+        stale = headers.get("x-kiwoom-stale", "false")
+        if status != 200 or len(body) != self.fresh_bytes or stale != "false":
+            reason = headers.get("x-kiwoom-stale-reason", "")
+            self.bad.append(f"status {status}, {len(body)} bytes (fresh: {self.fresh_bytes}), "
+                            f"X-Kiwoom-Stale {stale} {reason}".strip())
+
+    def _run(self) -> None:
+        while True:
+            self.check()
+            if self.stop.wait(self.period_s):
+                return
+
+    def __enter__(self) -> FreshnessSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.check()  # and once more after the run
+
+
+def snapshot_targets(args: argparse.Namespace, rds: LocalRedis, tmp: Path,
+                     doc_path: Path) -> list[tuple[str, str, Any]]:
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    with LocalRedis(tmp / "snap-redis") as rds:
+    targets: list[tuple[str, str, Any]] = [
+        ("replica, defaults (log level info, access log sparse)", "info", lambda: replica(rds.url)),
+        ("nginx static file", "-", lambda: nginx(tmp, redis_port=None, nofile=nofile, static_doc=doc_path)),
+        ("bare ASGI, cached bytes (uvicorn httptools+uvloop, no access log)", "-", lambda: bare_asgi(doc_path)),
+    ]
+    if not args.skip_log_variants:
+        targets += [("replica, access log on every request (KIWOOM_API_ACCESS_LOG=all)", "info",
+                     lambda: replica(rds.url, name="replica-log-all", access_log="all")),
+                    ("replica, log level warning (no access log)", "warning",
+                     lambda: replica(rds.url, name="replica-warning", log_level="warning"))]
+    if not args.skip_granian:
+        targets.append(("replica under granian (log level warning)", "warning", lambda: replica_granian(rds.url)))
+    if args.workers:
+        targets += [("replica, KIWOOM_API_WORKERS=1, unpinned (defaults otherwise)", "info",
+                     lambda: replica_workers(rds.url, 1)),
+                    ("replica, KIWOOM_API_WORKERS=2, unpinned (defaults otherwise)", "info",
+                     lambda: replica_workers(rds.url, 2))]
+    return targets
+
+
+def snapshot_phase(args: argparse.Namespace, tmp: Path, batch: int = 0) -> list[dict[str, Any]]:
+    """Every target once under wrk (200, then 304), each run sampled for freshness: StaleAnswers otherwise.
+
+    The feed's poll period is ``--snapshot-poll`` (60 s: fresh all run, as a live feed is between polls) and
+    a heartbeat thread keeps the publisher's status live; the order of the targets alternates by batch."""
+    results: list[dict[str, Any]] = []
+    work = tmp / f"snap-{batch}"
+    work.mkdir()
+    with LocalRedis(work / "redis") as rds:
         client = redis.Redis.from_url(rds.url)
         publisher = Publisher(client, args.rows)
         publisher.seed()
-        now = int(time.time() * 1000)
-        status = c.PublisherStatus(state="running", source="sim", account_mode=None, version="bench",
-                                   host="localhost", pid=1, started_at_ms=now, heartbeat_at_ms=now,
-                                   last_success_ms=now, heartbeat_s=5.0, session="regular")
-        client.set(c.STATUS_KEY, status.encode(), px=3_600_000)
-        doc_path = tmp / "snapshot.json"
-        targets: list[tuple[str, str, Any]] = [
-            ("replica, defaults (log level info, access log sparse)", "info", lambda: replica(rds.url)),
-            ("replica, access log on every request (KIWOOM_API_ACCESS_LOG=all)", "info",
-             lambda: replica(rds.url, name="replica-log-all", access_log="all")),
-            ("replica, log level warning (no access log)", "warning",
-             lambda: replica(rds.url, name="replica-warning", log_level="warning")),
-            ("nginx static file", "-", lambda: nginx(tmp, redis_port=None, nofile=nofile, static_doc=doc_path)),
-            ("bare ASGI, cached bytes (uvicorn httptools+uvloop, no access log)", "-", lambda: bare_asgi(doc_path)),
-        ]
-        if not args.skip_granian:
-            targets.append(("replica under granian (log level warning)", "warning", lambda: replica_granian(rds.url)))
-        if not args.skip_workers:
-            targets += [("replica, KIWOOM_API_WORKERS=1, unpinned (defaults otherwise)", "info",
-                         lambda: replica_workers(rds.url, 1)),
-                        ("replica, KIWOOM_API_WORKERS=2, unpinned (defaults otherwise)", "info",
-                         lambda: replica_workers(rds.url, 2))]
-        for label, log_level, make in targets:
-            server = make()
-            server.start(tmp / f"snap-{server.port}.log")
-            try:
-                status_code, headers, body = probe(server.port)
-                if status_code != 200:
-                    raise RuntimeError(f"{label}: GET answered {status_code}")
-                if not doc_path.exists():  # the replica's own 200 body is what the others serve
-                    doc_path.write_bytes(body)
-                etag = headers["etag"]
-                not_modified = probe(server.port, {"If-None-Match": etag})[0]
-                if not_modified != 304:
-                    raise RuntimeError(f"{label}: If-None-Match answered {not_modified}")
-                ok = wrk(server.port, args.wrk_seconds, args.wrk_conns)
-                nm = wrk(server.port, args.wrk_seconds, args.wrk_conns, {"If-None-Match": etag})
-            finally:
-                server.stop()
-            results.append({"target": label, "server": server.name, "log_level": log_level, "bytes": len(body),
-                            "rps_200": ok["rps"], "p99_200_ms": ok["p99_ms"], "rps_304": nm["rps"],
-                            "p99_304_ms": nm["p99_ms"]})
-            print(f"  snapshot {label}: 200 {ok['rps']:.0f} req/s, 304 {nm['rps']:.0f} req/s", flush=True)
+        set_poll_period(client, args.snapshot_poll)
+        publisher.publish()  # the write after the poll period was set: fresh from here on
+        doc_path = work / "snapshot.json"
+        targets = snapshot_targets(args, rds, work, doc_path)
+        # the replica first (its 200 body is what the others serve), then the rest in alternating order
+        targets = targets[:1] + (targets[1:] if batch % 2 == 0 else targets[:0:-1])
+        with heartbeating(rds.url, enabled=args.heartbeat):
+            for label, log_level, make in targets:
+                server = make()
+                server.start(work / f"snap-{server.port}.log")
+                try:
+                    status_code, headers, body = probe(server.port)
+                    if status_code != 200:
+                        raise RuntimeError(f"{label}: GET answered {status_code}")
+                    if not doc_path.exists():  # the replica's own 200 body is what the others serve
+                        doc_path.write_bytes(body)
+                    fresh_bytes = len(doc_path.read_bytes())
+                    etag = headers["etag"]
+                    not_modified = probe(server.port, {"If-None-Match": etag})[0]
+                    if not_modified != 304:
+                        raise RuntimeError(f"{label}: If-None-Match answered {not_modified}")
+                    with FreshnessSampler(server.port, fresh_bytes) as fresh:
+                        ok = wrk(server.port, args.wrk_seconds, args.wrk_conns)
+                        nm = wrk(server.port, args.wrk_seconds, args.wrk_conns, {"If-None-Match": etag})
+                finally:
+                    server.stop()
+                if fresh.bad:
+                    raise StaleAnswers(f"{label}: {len(fresh.bad)} of {fresh.samples} sampled answers were not the "
+                                       f"fresh document, first: {fresh.bad[0]}")
+                results.append({"batch": batch, "target": label, "server": server.name, "log_level": log_level,
+                                "bytes": len(body), "fresh_samples": fresh.samples, "problems": [],
+                                "rps_200": ok["rps"], "p99_200_ms": ok["p99_ms"], "rps_304": nm["rps"],
+                                "p99_304_ms": nm["p99_ms"]})
+                print(f"  snapshot {label}: 200 {ok['rps']:.0f} req/s, 304 {nm['rps']:.0f} req/s, "
+                      f"{fresh.samples} answers sampled, all fresh", flush=True)
         publisher.close()
         client.close()
     return results
@@ -581,67 +728,53 @@ def versions() -> dict[str, str]:
     }
 
 
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "–"
+SSE_HEAD = ("| batch | server | N | connected | delivered / expected | clients short | gaps | p50 ms | p99 ms | max ms "
+            "| window s | drain s | server CPU s | CPU µs / event | RSS / client KiB | Redis conns | loader CPU s "
+            "| loader busy | problems |")
 
 
 def sse_rows(rows: list[dict[str, Any]]) -> list[str]:
-    return [f"| {r['server']} | {r['n']:,} | {r['connected']:,} | {r['delivered']:,} / {r['expected']:,} "
-            f"| {r['gaps']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['window_s']} | {r['server_cpu_s']} "
-            f"| {r['cpu_us_per_event']} | {r['rss_per_client_kib']} | {r['redis_clients']} "
-            f"| {r['loader_cpu_window_s']} |" for r in rows]
+    return [SSE_HEAD, "|" + "---|" * (SSE_HEAD.count("|") - 1)] + [
+        f"| {r['batch'] + 1} | {r['server']} | {r['n']:,} | {r['connected']:,} | {r['delivered']:,} / "
+        f"{r['expected']:,} | {r['short_clients']} | {r['gaps']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} "
+        f"| {r['window_s']} | {'deadline' if r['drain_s'] is None else r['drain_s']} | {r['server_cpu_s']} "
+        f"| {r['cpu_us_per_event']} | {r['rss_per_client_kib']} | {r['redis_clients']} | {r['loader_cpu_window_s']} "
+        f"| {r['loader_busy']:.0%} | {'; '.join(r['problems']) or 'none'} |" for r in rows]
 
 
 def markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
+    batches = f"{s['batches']} interleaved batch{'' if s['batches'] == 1 else 'es'}"
     lines = [f"# Benchmark results ({report['finished']})", "",
-             f"One run of `python bench/run.py {s['argv']}` ({report['duration_s']:.0f} s). Machine: "
-             f"{report['versions']['machine']}; server pinned to core {SERVER_CORE}, C loader, Redis, publisher and "
-             f"wrk on core {LOADER_CORE}. 1-minute load average {report['loadavg_1m'][0]} at the start, "
-             f"{report['loadavg_1m'][1]} at the end (other jobs shared the machine).", "",
-             f"## SSE fan-out: {s['doc_bytes']:,}-byte ranking at {s['rate']} Hz, {s['window']} s window", "",
+             f"`python bench/run.py {s['argv']}` ({report['duration_s']:.0f} s, {batches}). Machine: "
+             f"{report['versions']['machine']}; server pinned to core {SERVER_CORE}, C loader, "
+             f"Redis, publisher and wrk on core {LOADER_CORE}. 1-minute load average {report['loadavg_1m'][0]} at "
+             f"the start, {report['loadavg_1m'][1]} at the end.", "",
+             "## Figures: median (min–max over the valid runs, each a ratio within one batch)", "",
+             *figures.summary_lines(report), "",
+             f"## SSE fan-out, every run: {s['doc_bytes']:,}-byte ranking at {s['rate']} Hz, {s['window']} s window",
+             "",
              "Latency = publish (the server's input: the Lua write, or nchan's POST) → the event's last byte read by "
-             "the loader. Server CPU and loader CPU are for the window. Replica: `kiwoom-api` defaults (log level "
-             "info, access log sparse). nchan: one nginx worker, Redis storage. Naive: FastAPI + sse-starlette, "
-             "one Redis subscription per client, uvicorn defaults.", "",
-             "| server | N | connected | delivered / expected | gaps | p50 ms | p99 ms | max ms | window s "
-             "| server CPU s | CPU µs / event | RSS / client KiB | Redis conns | loader CPU s |", "|" + "---|" * 14]
-    lines += sse_rows(report["sse"])
-    by = {(r["server"], r["n"]): r for r in report["sse"]}
-    ns = sorted({r["n"] for r in report["sse"]})
-    lines += ["", "### Ratios to nchan at the same N (same run)", "",
-              "| server | N | p99 / nchan | p50 / nchan | server CPU / nchan | CPU per event / nchan "
-              "| RSS per client / nchan |", "|---|---|---|---|---|---|---|"]
-    for n in ns:
-        base = by.get(("nchan", n))
-        if base is None:
-            continue
-        for name in ("replica", "replica-auth", "naive"):
-            r = by.get((name, n))
-            if r is None:
-                continue
-            lines.append(f"| {name} | {n:,} | {ratio(r['p99_ms'], base['p99_ms'])} | "
-                         f"{ratio(r['p50_ms'], base['p50_ms'])} | {ratio(r['server_cpu_s'], base['server_cpu_s'])} | "
-                         f"{ratio(r['cpu_us_per_event'], base['cpu_us_per_event'])} | "
-                         f"{ratio(r['rss_per_client_kib'], base['rss_per_client_kib'])} |")
+             "the loader. Server CPU and loader CPU are for the window; loader busy = its CPU ÷ the window; drain = "
+             "last publish → last event read. RSS per client: (RSS of the server's process tree with every client "
+             f"connected, at the end of the window − the same tree idle after {s['warm']} documents were published, "
+             "before the first client) ÷ connected. Replica: `kiwoom-api` defaults (log level info, access log "
+             "sparse). nchan: one nginx worker, Redis storage. Naive: FastAPI + sse-starlette, one Redis "
+             "subscription per client, uvicorn defaults.", "", *sse_rows(report["sse"])]
     if report.get("workers"):
-        lines += ["", "### One replica process vs two (`KIWOOM_API_WORKERS`, unpinned, defaults otherwise)", "",
-                  "Both cores are available to the server; the loader, Redis and the publisher share them.", "",
-                  "| server | N | connected | delivered / expected | gaps | p50 ms | p99 ms | max ms | window s "
-                  "| server CPU s | CPU µs / event | RSS / client KiB | Redis conns | loader CPU s |",
-                  "|" + "---|" * 14, *sse_rows(report["workers"])]
+        lines += ["", "### One replica process vs two (`KIWOOM_API_WORKERS`, unpinned)", "",
+                  report.get("workers_note", "Server on every core; the loader, Redis and the publisher share them."),
+                  "", *sse_rows(report["workers"])]
     if report.get("snapshot"):
-        snaps = report["snapshot"]
-        nginx_rps = next((r["rps_200"] for r in snaps if r["server"] == "nginx-static"), 0)
-        bare = next((r["rps_200"] for r in snaps if r["server"] == "bare-asgi"), 0)
-        lines += ["", f"## Snapshot `GET {SNAPSHOT_PATH}` (wrk -t1 -c{s['wrk_conns']} -d{s['wrk_seconds']}s, "
-                  "server pinned, wrk on the other core)", "",
-                  "| target | bytes | 200 req/s | p99 ms | 304 req/s | p99 ms | 200 / nginx | 200 / bare ASGI "
-                  "| 304 / 200 |", "|---|---|---|---|---|---|---|---|---|"]
-        for r in snaps:
-            lines.append(f"| {r['target']} | {r['bytes']:,} | {r['rps_200']:,.0f} | {r['p99_200_ms']} | "
-                         f"{r['rps_304']:,.0f} | {r['p99_304_ms']} | {ratio(r['rps_200'], nginx_rps)} | "
-                         f"{ratio(r['rps_200'], bare)} | {ratio(r['rps_304'], r['rps_200'])} |")
+        lines += ["", f"## Snapshot `GET {SNAPSHOT_PATH}`, every run (wrk -t1 -c{s['wrk_conns']} "
+                  f"-d{s['wrk_seconds']}s, server pinned, wrk on the other core; feed poll period "
+                  f"{s['snapshot_poll_s']} s, heartbeat {'every 2 s' if s['heartbeat'] else 'once'}; every answer "
+                  "sampled during the run was the fresh document)", "",
+                  "| batch | target | bytes | fresh samples | 200 req/s | p99 ms | 304 req/s | p99 ms |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in report["snapshot"]:
+            lines.append(f"| {r['batch'] + 1} | {r['target']} | {r['bytes']:,} | {r['fresh_samples']} | "
+                         f"{r['rps_200']:,.0f} | {r['p99_200_ms']} | {r['rps_304']:,.0f} | {r['p99_304_ms']} |")
     if report.get("publish_path"):
         pp = report["publish_path"]
         lines += ["", f"## Publisher path ({pp['rows']}-row ranking, {pp['bytes']:,}-byte document, n = {pp['n']})",
@@ -663,16 +796,19 @@ def plot(report: dict[str, Any], path: Path) -> bool:
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, style in (("nchan", "o-"), ("replica", "s-"), ("replica-auth", "d:"), ("naive", "^--")):
-        rows = sorted((r for r in report["sse"] if r["server"] == name), key=lambda r: r["n"])
-        if not rows:
+        runs = [r for r in report["sse"] if r["server"] == name]
+        ns = sorted({r["n"] for r in runs})
+        if not ns:
             continue
-        ns = [r["connected"] for r in rows]
-        ax1.plot(ns, [r["p99_ms"] for r in rows], style, label=name)
-        ax2.plot(ns, [r["server_cpu_s"] / r["window_s"] * 100 for r in rows], style, label=name)
+        # the median over the batches at each N
+        at = {n: [r for r in runs if r["n"] == n] for n in ns}
+        ax1.plot(ns, [statistics.median(r["p99_ms"] for r in at[n]) for n in ns], style, label=name)
+        ax2.plot(ns, [statistics.median(r["server_cpu_s"] / r["window_s"] * 100 for r in at[n]) for n in ns], style,
+                 label=name)
     s = report["settings"]
-    ax1.set(xlabel="connected SSE clients", ylabel="p99 publish → receive (ms)", yscale="log",
+    ax1.set(xlabel="SSE clients", ylabel="p99 publish → receive (ms)", yscale="log",
             title="p99 latency")
-    ax2.set(xlabel="connected SSE clients", ylabel="server CPU (% of one core)", title="server CPU in the window")
+    ax2.set(xlabel="SSE clients", ylabel="server CPU (% of one core)", title="server CPU in the window")
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
         ax.legend()
@@ -735,10 +871,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--publish-n", type=int, default=500)
     parser.add_argument("--skip-snapshot", action="store_true")
     parser.add_argument("--skip-granian", action="store_true", help="no granian run of the replica (snapshot)")
-    parser.add_argument("--skip-workers", action="store_true", help="no 1- vs 2-worker runs")
-    parser.add_argument("--workers-n", type=int, default=4000,
-                        help="SSE clients for the 1- vs 2-worker comparison (unpinned, loader shares the cores)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--skip-log-variants", action="store_true",
+                        help="snapshot: only the replica's defaults, nginx and the bare ASGI app (no log variants)")
+    parser.add_argument("--workers", action="store_true",
+                        help="also 1 vs 2 workers (KIWOOM_API_WORKERS), unpinned: on fewer than 4 cores the loader "
+                             "shares the workers' cores, so these runs are recorded but never published")
+    parser.add_argument("--workers-n", type=int, default=4000, help="SSE clients for the 1- vs 2-worker comparison")
+    parser.add_argument("--batches", type=int, default=None,
+                        help="interleaved batches (default 3; --smoke 1): every server at every N (and every "
+                             "snapshot target) once per batch, the order reversed every other batch; a figure is "
+                             "the range over batches")
+    parser.add_argument("--warm", type=int, default=256,
+                        help="documents published before the idle RSS baseline (fills the 256-frame resume ring "
+                             "and nchan's 256-message buffer)")
+    parser.add_argument("--snapshot-poll", type=float, default=60.0,
+                        help="the snapshot feed's poll period, s (60: fresh all run; 0.5: stale after 1.5 s)")
+    parser.add_argument("--no-heartbeat", dest="heartbeat", action="store_false",
+                        help="write the publisher's status once instead of every 2 s (the pre-issue-26 set-up, "
+                             "whose snapshot answers go stale: the freshness check then fails the run)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the reports go (default bench/results/, whose run also rewrites "
+                             "bench/README.md's results section, --transports only its own; --smoke and --quick "
+                             "default to a temporary directory, so a reduced run never replaces the published "
+                             "results)")
     parser.add_argument("--transports", action="store_true",
                         help="only the bounded comparison of single-feed SSE, multiplexed SSE and WebSocket "
                              "(bench/transports.py), its reports written to --out")
@@ -746,12 +901,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--transport-feeds", type=int, default=8, help="--transports: feeds each client wants")
     parser.add_argument("--transport-events", type=int, default=20, help="--transports: rankings per feed")
     parser.add_argument("--smoke", action="store_true",
-                        help="a few clients, a few events, 1-s wrk runs: checks the harness, not the servers")
+                        help="a few clients, a few events, 1-s wrk runs, one batch: checks the harness, not the "
+                             "servers (seconds)")
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced run for developing the harness: N = 200, 3-s windows, 2-s wrk runs, 3 "
+                             "batches (a few minutes); its figures are not results")
     args = parser.parse_args(argv)
+    # the reduced modes change the defaults; an option given on the command line still wins
+    reduced: dict[str, Any] = {}
     if args.smoke:
-        args.ns, args.window, args.rate, args.settle, args.stall = "5", 1.0, 4.0, 0.2, 3.0
-        args.wrk_seconds, args.wrk_conns, args.publish_n = 1, 4, 20
-        args.skip_granian = args.skip_workers = True
+        reduced = {"ns": "5", "window": 1.0, "rate": 4.0, "settle": 0.2, "stall": 3.0, "wrk_seconds": 1,
+                   "wrk_conns": 4, "publish_n": 20, "warm": 4, "batches": 1, "skip_granian": True,
+                   "skip_log_variants": True}
+    elif args.quick:
+        reduced = {"ns": "200", "window": 3.0, "settle": 0.5, "wrk_seconds": 2, "publish_n": 100, "warm": 32,
+                   "skip_granian": True}
+    for name, value in reduced.items():
+        if getattr(args, name) == parser.get_default(name):
+            setattr(args, name, value)
+    args.batches = args.batches or 3
+    published = args.out is None and not (args.smoke or args.quick or args.transports)
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="kiwoom-bench-out-")) if reduced else RESULTS
     hard = raise_nofile()
     if args.transports:
         sys.path.insert(0, str(ROOT / "bench"))
@@ -774,34 +945,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.monotonic()
     load_start = os.getloadavg()[0]
     report: dict[str, Any] = {"sse": [], "workers": [], "snapshot": [], "publish_path": None}
+    if args.workers and (os.cpu_count() or 1) < 4:
+        report["workers_note"] = (f"not a result: {os.cpu_count()} cores, so the workers share theirs with the "
+                                  "loader, Redis and the publisher")
+    snapshot = not args.skip_snapshot and shutil.which("wrk") is not None
+    if not args.skip_snapshot and not snapshot:
+        print("wrk missing (apt-get install wrk, or bash bench/setup.sh): snapshot skipped", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="kiwoom-bench-") as tmp_name, loader_core():
         tmp = Path(tmp_name)
         exe = build_loader(tmp)
-        for n in ns:
-            for kind in servers:
-                if (kind == "naive" and n > args.naive_max) or (kind == "replica-auth" and n > args.auth_max):
-                    continue
-                print(f"SSE {kind} N={n:,} ...", flush=True)
-                r = sse_phase(kind, n, args, tmp, exe)
-                report["sse"].append(r)
-                print(f"  connected {r['connected']:,} delivered {r['delivered']:,}/{r['expected']:,} gaps "
-                      f"{r['gaps']} p50 {r['p50_ms']} p99 {r['p99_ms']} ms, server CPU {r['server_cpu_s']} s, "
-                      f"{r['rss_per_client_kib']} KiB/client, loader CPU {r['loader_cpu_window_s']} s", flush=True)
-        if not args.skip_workers:
-            for kind in ("replica-1w", "replica-2w"):
-                print(f"SSE {kind} N={args.workers_n:,} (unpinned) ...", flush=True)
-                r = sse_phase(kind, args.workers_n, args, tmp, exe)
-                report["workers"].append(r)
-                print(f"  connected {r['connected']:,} delivered {r['delivered']:,}/{r['expected']:,} p99 "
-                      f"{r['p99_ms']} ms, server CPU {r['server_cpu_s']} s", flush=True)
-        if not args.skip_snapshot:
-            if shutil.which("wrk"):
-                report["snapshot"] = snapshot_phase(args, tmp)
-            else:
-                print("wrk missing (apt-get install wrk, or bash bench/setup.sh): snapshot skipped", file=sys.stderr)
+        for batch in range(args.batches):
+            # ours and the peer's runs alternate, in reversed order every other batch, so a drift of the
+            # machine's load between runs falls on both sides
+            order = servers if batch % 2 == 0 else servers[::-1]
+            for n in ns:
+                for kind in order:
+                    if (kind == "naive" and n > args.naive_max) or (kind == "replica-auth" and n > args.auth_max):
+                        continue
+                    print(f"batch {batch + 1}/{args.batches}: SSE {kind} N={n:,} ...", flush=True)
+                    r = sse_phase(kind, n, args, tmp, exe, batch)
+                    report["sse"].append(r)
+                    print(f"  connected {r['connected']:,} delivered {r['delivered']:,}/{r['expected']:,} gaps "
+                          f"{r['gaps']} p50 {r['p50_ms']} p99 {r['p99_ms']} ms, server CPU {r['server_cpu_s']} s, "
+                          f"{r['rss_per_client_kib']} KiB/client, loader {r['loader_busy']:.0%} busy, drain "
+                          f"{r['drain_s']} s{'; ' + '; '.join(r['problems']) if r['problems'] else ''}", flush=True)
+            if args.workers:
+                for kind in ("replica-1w", "replica-2w") if batch % 2 == 0 else ("replica-2w", "replica-1w"):
+                    print(f"batch {batch + 1}: SSE {kind} N={args.workers_n:,} (unpinned) ...", flush=True)
+                    r = sse_phase(kind, args.workers_n, args, tmp, exe, batch)
+                    report["workers"].append(r)
+            if snapshot:
+                report["snapshot"] += snapshot_phase(args, tmp, batch)
         report["publish_path"] = publish_path_phase(args.publish_n)
     doc_bytes = report["sse"][0]["doc_bytes"] if report["sse"] else 0
     report["settings"] = {"argv": " ".join(argv if argv is not None else sys.argv[1:]), "ns": ns,
+                          "batches": args.batches, "warm": args.warm, "snapshot_poll_s": args.snapshot_poll,
+                          "heartbeat": args.heartbeat,
                           "servers": servers, "window": args.window, "rate": args.rate, "rows": args.rows,
                           "doc_bytes": doc_bytes, "wrk_seconds": args.wrk_seconds, "wrk_conns": args.wrk_conns,
                           "server_core": SERVER_CORE, "loader_core": LOADER_CORE, "nofile_hard": hard}
@@ -811,7 +990,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["loadavg_1m"] = [round(load_start, 1), round(os.getloadavg()[0], 1)]
     (args.out / f"{REPORT}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (args.out / f"{REPORT}.md").write_text(markdown(report))
-    plot(report, args.out / "sse.png")
+    if report["sse"]:
+        plot(report, args.out / "sse.png")
+    flagged = [f"batch {r['batch'] + 1} {r['server']} N={r['n']:,}: {'; '.join(r['problems'])}"
+               for r in report["sse"] if r["problems"]]
+    if flagged:
+        print(f"{len(flagged)} SSE runs failed their checks (left out of the figures):", *flagged, sep="\n  ")
+    if published:
+        figures.main(["--write"])
     print(f"done in {report['duration_s']} s: {args.out}/{REPORT}.md, .json, sse.png")
     return report
 

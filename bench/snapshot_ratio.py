@@ -9,7 +9,7 @@ targets alike. Single-process servers are pinned to core 0. ``--workers 1,2`` ad
 ``KIWOOM_API_WORKERS`` = 1 and 2, unpinned (wrk then shares the cores with it). Prints, per target, the median req/s and
 server CPU µs per request (``/proc``, the whole process tree), each with its ratio to the bare-ASGI app in the
 same rounds (for CPU: bare ÷ target, so > 1 is cheaper), then the paired ratios (each round's target ÷ that
-round's bare app, median over rounds), and writes them all as JSON. ``--baseline DIR`` adds the replica as
+round's bare app, median and min–max over rounds), and writes them all as JSON. ``--baseline DIR`` adds the replica as
 another checkout has it (e.g. ``git archive main | tar -x -C /tmp/base``), so a change is measured against
 the code before it in the same rounds.
 """
@@ -23,9 +23,7 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,8 @@ from run import (
     Publisher,
     Server,
     bare_asgi,
+    heartbeat,
+    heartbeating,
     probe,
     replica,
     usage,
@@ -48,6 +48,9 @@ from run import (
 from kiwoom_cache import contract as c
 from stack.localredis import LocalRedis
 
+#: The per-round figures, each paired with the bare app's of the same round.
+KEYS = ("200", "304", "cpu_us_200", "cpu_us_304")
+
 
 def seed(client: redis.Redis, rows: int, interval_s: float) -> None:
     Publisher(client, rows).seed()
@@ -55,36 +58,6 @@ def seed(client: redis.Redis, rows: int, interval_s: float) -> None:
     # between polls; a short one (the SSE runs' 0.5 s) makes it stale after 3 periods, the stale path.
     client.hset(c.FEEDS_KEY, FEED, c.FeedInfo(FEED, "bench", "opt10023", {"market": "001"}, interval_s).encode())
     heartbeat(client)
-
-
-def heartbeat(client: redis.Redis, started_at_ms: int | None = None) -> None:
-    """The publisher's status as a running one writes it (every 5 s; late after 10 s without)."""
-    now = int(time.time() * 1000)
-    status = c.PublisherStatus(state="running", source="sim", account_mode=None, version="bench", host="localhost",
-                               pid=1, started_at_ms=started_at_ms or now, heartbeat_at_ms=now, last_success_ms=now,
-                               heartbeat_s=5.0, session="regular")
-    client.set(c.STATUS_KEY, status.encode(), px=3_600_000)
-
-
-@contextlib.contextmanager
-def heartbeating(redis_url: str) -> Iterator[None]:
-    """A live publisher's heartbeat for the whole run, so the replicas' answers stay fresh (not "publisher stale")."""
-    client = redis.Redis.from_url(redis_url)
-    started = int(time.time() * 1000)
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(2.0):
-            heartbeat(client, started)
-
-    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
-        client.close()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -159,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{'target':48s} {'200 req/s':>16s} {'304 req/s':>16s} {'CPU µs/req 200':>20s} {'304':>14s}")
     for name, by_code in runs.items():
         med = {key: statistics.median(v) for key, v in by_code.items()}
+        rounds = {key: [b / r if key.startswith("cpu") else r / b
+                        for r, b in zip(by_code[key], runs["bare ASGI"][key], strict=True)] for key in KEYS}
         report["targets"][name] = {"runs": by_code, "median": med,
                                    **{f"ratio_{code}": round(med[code] / bare[code], 3) for code in ("200", "304")},
                                    # bare CPU / our CPU per request: the req/s ratio one saturated core would give
@@ -166,18 +141,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                       for code in ("200", "304")},
                                    # the same ratios round by round (each against the bare app's run of that
                                    # round), then their median: a burst of load from other jobs cancels out
-                                   **{f"paired_{key}": round(statistics.median(
-                                       (b / r if key.startswith("cpu") else r / b)
-                                       for r, b in zip(by_code[key], runs["bare ASGI"][key], strict=True)), 3)
-                                      for key in ("200", "304", "cpu_us_200", "cpu_us_304")}}
+                                   **{f"paired_{key}": round(statistics.median(rounds[key]), 3) for key in KEYS},
+                                   # and their range: what bench/README.md prints (issue 26)
+                                   **{f"paired_range_{key}": [round(min(rounds[key]), 3), round(max(rounds[key]), 3)]
+                                      for key in KEYS}}
         print(f"{name:48s} {med['200']:8.0f} ({med['200'] / bare['200']:.2f}x) {med['304']:8.0f} "
               f"({med['304'] / bare['304']:.2f}x) {med['cpu_us_200']:8.1f} "
               f"({bare['cpu_us_200'] / med['cpu_us_200']:.2f}x)"
               f" {med['cpu_us_304']:6.1f} ({bare['cpu_us_304'] / med['cpu_us_304']:.2f}x)", flush=True)
-    print("paired (median of per-round ratios to the bare app): 200 req/s, 304 req/s, CPU 200, CPU 304")
+    print("paired (median (min–max) of per-round ratios to the bare app): 200 req/s, 304 req/s, CPU 200, CPU 304")
     for name, target in report["targets"].items():
-        print(f"{name:48s} " + "  ".join(f"{target[f'paired_{key}']:.2f}x"
-                                         for key in ("200", "304", "cpu_us_200", "cpu_us_304")))
+        print(f"{name:48s} " + "  ".join(f"{target[f'paired_{key}']:.2f}x ({target[f'paired_range_{key}'][0]:.2f}–"
+                                         f"{target[f'paired_range_{key}'][1]:.2f})" for key in KEYS))
     report["loadavg_1m"] = round(os.getloadavg()[0], 1)
     report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     args.out.write_text(json.dumps(report, indent=2) + "\n")

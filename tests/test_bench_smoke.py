@@ -1,7 +1,10 @@
-"""bench/run.py at tiny N: the C loader builds with gcc and the harness runs end to end (no figures checked).
+"""bench/run.py at tiny N: the harness runs end to end and checks what it measures (no figures checked).
 
 The benchmark itself is not part of the test run (``bash bench/run.sh``); this only keeps it from rotting:
-a few clients, a few events, real redis-server, the replica (also with an API key) and the naive app.
+a few clients, a few events, real redis-server, the replica (also with an API key) and the naive app, in two
+interleaved batches; the snapshot phase's freshness check, which fails the set-up the full run had before
+issue 26; the run checks and the figures' arithmetic on made-up runs; and bench/README.md's generated results
+section against the committed results file (bench/figures.py).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import os
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any, TypeVar
 
 import pytest
 
@@ -21,12 +26,20 @@ from tests.tools import Tool, needs
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = [
-    pytest.mark.integration,
-    needs(Tool.GCC),  # builds bench/loader.c
-    pytest.mark.skipif(shutil.which("taskset") is None or not hasattr(os, "sched_setaffinity"),
-                       reason="the harness pins processes with taskset"),
-]
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def harness(test: F) -> F:
+    """A test that runs bench/run.py's processes: gcc for bench/loader.c, taskset for the pinning."""
+    for mark in (pytest.mark.integration, needs(Tool.GCC),
+                 pytest.mark.skipif(shutil.which("taskset") is None or not hasattr(os, "sched_setaffinity"),
+                                    reason="the harness pins processes with taskset")):
+        test = mark(test)
+    return test
+
+
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None,
+                               reason="wrk missing (apt-get install wrk, or bash bench/setup.sh)")
 
 
 def load_harness() -> ModuleType:
@@ -38,33 +51,98 @@ def load_harness() -> ModuleType:
     return module
 
 
-def test_loader_builds_with_gcc(tmp_path):
+def load_figures() -> ModuleType:
+    return load_harness().figures  # run.py imports bench/figures.py
+
+
+@harness
+def test_loader_builds_with_gcc(tmp_path: Path) -> None:
     exe = load_harness().build_loader(tmp_path)
     assert exe.stat().st_mode & stat.S_IXUSR
 
 
-def test_harness_runs_at_tiny_n(tmp_path):
+@harness
+def test_harness_runs_interleaved_batches_at_tiny_n(tmp_path: Path) -> None:
     run = load_harness()
-    report = run.main(["--smoke", "--servers", "replica,replica-auth,naive", "--skip-snapshot", "--out",
-                       str(tmp_path)])
-    phases = {r["server"]: r for r in report["sse"]}
-    assert set(phases) == {"replica", "replica-auth", "naive"}
-    for r in phases.values():
+    report = run.main(["--smoke", "--batches", "2", "--servers", "replica,replica-auth,naive", "--skip-snapshot",
+                       "--out", str(tmp_path)])
+    order = [(r["batch"], r["server"]) for r in report["sse"]]
+    assert order == [(0, "replica"), (0, "replica-auth"), (0, "naive"),
+                     (1, "naive"), (1, "replica-auth"), (1, "replica")]
+    for r in report["sse"]:
         assert r["connected"] == r["n"] == 5
         assert 0 < r["delivered"] <= r["expected"] == 5 * r["events"]
         assert r["gaps"] == 0 and r["duplicates"] == 0
+        assert "loader_busy" in r and "short_clients" in r and isinstance(r["problems"], list)
+        if r["server"].startswith("replica"):  # ours: every client got every event, else the run is flagged
+            assert (r["short_clients"] == 0) == (r["problems"] == []), r
     assert [s["step"] for s in report["publish_path"]["steps"]][2] == "write: lua 1rt (ours)"
     saved = json.loads((tmp_path / f"{run.REPORT}.json").read_text())
-    assert saved["sse"] == report["sse"]
-    assert "| replica | 5 | 5 |" in (tmp_path / f"{run.REPORT}.md").read_text()
+    assert saved["sse"] == report["sse"] and saved["settings"]["batches"] == 2
+    md = (tmp_path / f"{run.REPORT}.md").read_text()
+    assert "| 1 | replica | 5 | 5 |" in md and "| 2 | replica | 5 | 5 |" in md
 
 
-def test_transport_comparison_runs_at_tiny_n(tmp_path):
+@harness
+@needs(Tool.NGINX)
+@needs_wrk
+def test_snapshot_answers_are_checked_fresh(tmp_path: Path) -> None:
     run = load_harness()
-    report = run.main(["--transports", "--smoke", "--out", str(tmp_path)])
-    rows = {r["mode"]: r for r in report["transports"]}
-    assert set(rows) == {"sse", "mux", "ws"}
-    assert rows["sse"]["connections"] == 6 and rows["mux"]["connections"] == rows["ws"]["connections"] == 3
+    report = run.main(["--smoke", "--servers", "", "--out", str(tmp_path)])
+    rows = {r["server"]: r for r in report["snapshot"]}
+    assert set(rows) == {"replica", "nginx-static", "bare-asgi"}
     for r in rows.values():
-        assert r["delivered"] == r["expected"] == 3 * 2 * 3, r
-    assert "| WebSocket | 3 x 2 |" in (tmp_path / f"{sys.modules['transports'].REPORT}.md").read_text()
+        assert r["fresh_samples"] >= 2 and r["problems"] == [] and r["rps_200"] > 0
+
+
+@harness
+@needs_wrk
+def test_snapshot_fails_on_stale_answers_with_the_old_setup(tmp_path: Path) -> None:
+    """Issue 26 item 3: a 0.5 s poll period and one heartbeat made the replica's answers stale mid-run."""
+    run = load_harness()
+    with pytest.raises(run.StaleAnswers, match=r"X-Kiwoom-Stale true"):
+        run.main(["--smoke", "--servers", "", "--snapshot-poll", "0.5", "--no-heartbeat", "--out", str(tmp_path)])
+    assert not (tmp_path / f"{run.REPORT}.json").exists()  # no results file from a run that failed
+
+
+def sse_row(batch: int, server: str, p99: float, **over: Any) -> dict[str, Any]:
+    row = {"batch": batch, "server": server, "n": 1000, "connected": 1000, "delivered": 20_000, "expected": 20_000,
+           "short_clients": 0, "p99_ms": p99, "cpu_us_per_event": 20.0, "rss_per_client_kib": 13.0,
+           "loader_busy": 0.3, "loader_cpu_window_s": 3.0, "window_s": 10.0, "drain_s": 0.2}
+    row.update(over)
+    run = sys.modules.get("bench_run") or load_harness()
+    row["problems"] = run.sse_checks(server, row)
+    return row
+
+
+def test_run_checks_flag_a_saturated_loader_and_missed_events() -> None:
+    load_harness()
+    assert sse_row(0, "replica", 10)["problems"] == []
+    assert sse_row(0, "nchan", 10, loader_busy=0.95)["problems"] == ["loader saturated: 3.0 s CPU in a 10.0 s window"]
+    assert sse_row(0, "replica", 10, short_clients=3)["problems"] == ["3 clients missed events"]
+    assert sse_row(0, "nchan", 10, short_clients=3)["problems"] == []  # the peer's shortfall is its result
+    assert sse_row(0, "replica", 10, connected=990)["problems"] == ["10 of 1000 clients not connected"]
+
+
+def test_figures_are_ranges_of_per_batch_ratios_from_valid_runs() -> None:
+    figures = load_figures()
+    rows = [sse_row(0, "nchan", 40), sse_row(0, "replica", 38), sse_row(1, "replica", 50), sse_row(1, "nchan", 50),
+            sse_row(2, "nchan", 40), sse_row(2, "replica", 40)]
+    p99 = next(f for f in figures.sse_figures({"sse": rows})[1000] if f.label == "replica p99 / nchan")
+    assert p99.values == (0.95, 1.0, 1.0) and p99.range_text() == "0.95–1.00×"
+    assert p99.full_text() == "1.00× (min–max 0.95–1.00, 3 runs)"
+    # a run that failed its checks is left out, and two runs are too few to publish
+    rows[3] = sse_row(1, "nchan", 50, loader_busy=0.99)
+    p99 = next(f for f in figures.sse_figures({"sse": rows})[1000] if f.label == "replica p99 / nchan")
+    assert p99.range_text() == "to be regenerated (2 valid runs)"
+    # a results file from before the checks (no "problems") has no valid run
+    legacy = [{k: v for k, v in r.items() if k != "problems"} for r in rows]
+    assert all(not f.values for f in figures.sse_figures({"sse": legacy})[1000])
+
+
+def test_readme_results_section_is_generated_from_the_committed_results_file() -> None:
+    figures = load_figures()
+    results = json.loads((ROOT / "bench" / "results" / "results.json").read_text())
+    readme = (ROOT / "bench" / "README.md").read_text()
+    assert figures.readme_section(readme) == figures.section(results)
+    assert figures.main(["--check"]) == 0
