@@ -61,6 +61,10 @@ def test_cluster_of_three_primaries_serves_several_feeds_with_resume_across_repl
                 replica.wait_ready()
             wait_until(lambda: {f["feed"] for f in httpx.get(f"{replicas[1].url}/v1/feeds", timeout=5).json()
                                 ["feeds"]} >= set(FEEDS), 60, "the registry (another slot) lists every feed")
+            # Every feed holds a ranking before the client comes, so each stream opens with its snapshot (a feed
+            # listed by the heartbeat before its first ranking would open with a plain ranking event instead).
+            wait_until(lambda: all(httpx.get(f"{replicas[0].url}/v1/rankings/{f}", timeout=5).status_code == 200
+                                   for f in FEEDS), 60, "a snapshot of every feed on r1")
             client.start()
             wait_until(lambda: all(len(client.ids(f)) >= 3 for f in FEEDS), 60, "rankings of every feed on r1")
             replicas[0].stop()  # the client resumes on the other replica with its Last-Event-ID
