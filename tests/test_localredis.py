@@ -79,6 +79,8 @@ def test_redis_cli_comes_from_the_same_place_as_the_server(monkeypatch: pytest.M
 
 def test_setup_links_redis_cli_into_the_venv() -> None:
     """README's `redis-cli` works once .venv is activated, on a machine with no system redis-cli."""
+    if Path(sys.prefix).name != ".venv":
+        pytest.skip("runs in the .venv that scripts/setup.sh made (CI's lowest-versions venv is made otherwise)")
     linked = Path(sys.prefix) / "bin" / "redis-cli"
     assert linked.is_file() and os.access(linked, os.X_OK), "scripts/setup.sh links redis-cli into .venv/bin"
     out = subprocess.run([str(linked), "--version"], capture_output=True, text=True, check=True).stdout
