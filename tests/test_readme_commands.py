@@ -13,6 +13,7 @@ exit 0 and its output must pass the check below that matches it. Streaming comma
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -201,11 +202,16 @@ def run_block(block: list[str], stack: Stack, workdir: Path) -> tuple[list[str],
             names.append(name := assigned.group(1))
             script.append(f'printf %s "${name}" > {workdir / name}')
     script.append(f"printf '\\n@@@{len(block)}\\n'")
-    proc = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True, text=True, timeout=300,
-                          check=False)
-    parts = re.split(r"^@@@\d+\n", proc.stdout, flags=re.M)
+    # At a terminal `curl -N` draws no progress meter (its output is the terminal); captured, it would write
+    # one to stderr, which is merged here, in the middle of events and even of a UTF-8 character.
+    (workdir / ".curlrc").write_text("no-progress-meter\n")
+    proc = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True, timeout=300, check=False,
+                          env={**os.environ, "CURL_HOME": str(workdir)})
+    # A stream cut by its "Ctrl-C" may end inside a character; newlines as text mode reads them.
+    stdout = proc.stdout.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    parts = re.split(r"^@@@\d+\n", stdout, flags=re.M)
     assert proc.returncode == 0 and len(parts) == len(block) + 2, \
-        f"exit {proc.returncode} after command {len(parts) - 2}: {block[max(0, len(parts) - 2)]!r}\n{proc.stdout}"
+        f"exit {proc.returncode} after command {len(parts) - 2}: {block[max(0, len(parts) - 2)]!r}\n{stdout}"
     return [part.removesuffix("\n") for part in parts[1:-1]], {name: (workdir / name).read_text() for name in names}
 
 
