@@ -159,11 +159,16 @@ class PublisherSettings(BaseSettings):
     #: What the simulated Kiwoom server enforces (default: 5 TR/s and 1,000 TR/h, like Kiwoom).
     sim_limits: list[tuple[int, float]] = Field(default_factory=lambda: [(5, 1.0), (1000, 3600.0)])
     sim_seed: int | None = 1
+    #: Rows per simulated answer (Kiwoom's 200); fewer make the simulated rankings span continuation pages.
+    sim_page_rows: int = Field(200, ge=1, le=200)
     #: Simulated minutes per real second in the simulated market.
     sim_step_s: float = Field(1.0, gt=0)
     #: A file whose presence makes the simulated server demand a version update (-102) at the first login; the
     #: control deletes it, as Kiwoom's updater replaces its files, so the restarted publisher logs in.
     sim_version_update_file: Path | None = None
+    #: OCX sources: continuation pages (sPrevNext "2") merged into one ranking at most; each page is a request of
+    #: its own under Kiwoom's limits, so a feed whose ranking spans pages costs that many requests per poll.
+    ocx_max_pages: int = Field(2, ge=1, le=50)
     #: REST source: Kiwoom's real or mock (모의투자) domain. The app key and secret come from the environment only.
     rest_mode: RestMode = RestMode.real
     #: REST source: another base URL instead of the domain (the fake server, ``python -m publisher.sources.rest_fake``).

@@ -64,7 +64,8 @@ class ReplayControl(OcxControl):
             queue.extend(self._all[key])
         response = queue.popleft()
         self.replayed += 1
-        self.answer_later(screen, rqname, response.trcode, response.rows, prev_next=response.prev_next)
+        # A recorded answer is a whole ranking, its pages already merged: there is never another page to fetch.
+        self.answer_later(screen, rqname, response.trcode, response.rows)
         if not queue and not self._loop:
             self.answersExhausted.emit(rqname)
         return OP_ERR_NONE

@@ -39,6 +39,19 @@ log = logging.getLogger(__name__)
 #: (PublisherSettings.sim_limits carries the same default for the CLI).
 SIM_LIMITS: tuple[tuple[int, float], ...] = ((5, 1.0), (1000, 3600.0))
 _WIDTH = 20
+#: CommRqData's nPrevNext for the next page (0 asks for the first).
+NEXT_PAGE = 2
+
+
+@dataclass(slots=True)
+class _Continuation:
+    """A query the server holds more pages of, per screen (what Kiwoom's sPrevNext "2" announces)."""
+
+    trcode: str
+    inputs: dict[str, str]
+    rest: list[dict[str, str]]
+    #: Pages answered so far, counting the one being answered.
+    page: int
 
 
 @dataclass(slots=True)
@@ -57,6 +70,9 @@ class SimFaults:
     login_result: int = 0
     #: Answer the next requests this many ms late each (past the publisher's timeout: a late answer).
     delay_ms: deque[int] = field(default_factory=deque)
+    #: Page number (2 = the first continuation) -> the code its CommRqData returns, once; OP_ERR_NONE accepts
+    #: the page and never answers it (a page lost mid-way).
+    page_faults: dict[int, int] = field(default_factory=dict)
 
 
 class SimulatedControl(OcxControl):
@@ -71,6 +87,7 @@ class SimulatedControl(OcxControl):
         limits: tuple[tuple[int, float], ...] = SIM_LIMITS,
         penalty_s: float = 17.0,
         server_gubun: str = ocx.MOCK_SERVER,
+        page_rows: int = PAGE_ROWS,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(latency_ms=latency_ms, login_delay_ms=login_delay_ms, parent=parent)
@@ -90,6 +107,12 @@ class SimulatedControl(OcxControl):
         self.requests = 0
         self.refused = 0
         self.screens_seen: set[str] = set()
+        if page_rows < 1:
+            raise ValueError(f"page_rows must be >= 1, got {page_rows}")
+        #: Rows per answer: Kiwoom's 200 by default; a test makes it small so the small universe spans pages.
+        self.page_rows = page_rows
+        #: screen -> the query it last answered and the rows it still holds for the next page (sPrevNext "2").
+        self._continuations: dict[str, _Continuation] = {}
 
     # --- the OCX surface ----------------------------------------------------------------------
 
@@ -129,14 +152,42 @@ class SimulatedControl(OcxControl):
         if error:
             self.OnReceiveMsg.emit(screen, rqname, trcode, f"[505217] 입력값 오류입니다. ({error})")
             return OP_ERR_RQ_STRING_FAIL
+        if int(prev_next) == NEXT_PAGE:
+            return self._next_page(rqname, spec, screen, inputs)
         self._advance(now)
-        # One page per request, like the rankings' up-to-200-row answers (the universe is smaller than a page).
-        rows = self._rank(spec, inputs)[:PAGE_ROWS]
+        self._continuations.pop(screen, None)  # a first-page request starts the query over
+        return self._answer_page(rqname, spec, screen, _Continuation(spec.code, dict(inputs),
+                                                                     self._rank(spec, inputs), page=1))
+
+    def _next_page(self, rqname: str, spec: TrSpec, screen: str, inputs: dict[str, str]) -> int:
+        """CommRqData with nPrevNext 2: the next page of the query this screen last answered, for the same inputs
+        (the ranking as it stood at the first page: the server holds the rest, it does not re-rank)."""
+        held = self._continuations.get(screen)
+        if held is None or held.trcode != spec.code or held.inputs != inputs:
+            # Not documented for the live server; the simulation refuses rather than guess a first page.
+            self.OnReceiveMsg.emit(screen, rqname, spec.code,
+                                   "[sim] 연속조회할 데이터가 없습니다 (nothing to continue on this screen)")
+            return OP_ERR_RQ_STRUCT_FAIL
+        held.page += 1
+        fault = self.faults.page_faults.pop(held.page, None)
+        if fault is not None and fault != OP_ERR_NONE:
+            return fault
+        return self._answer_page(rqname, spec, screen, held, lost=fault == OP_ERR_NONE)
+
+    def _answer_page(self, rqname: str, spec: TrSpec, screen: str, held: _Continuation, *,
+                     lost: bool = False) -> int:
+        rows, held.rest = held.rest[:self.page_rows], held.rest[self.page_rows:]
+        if held.rest:
+            self._continuations[screen] = held
+        else:
+            self._continuations.pop(screen, None)
+        if lost:
+            return OP_ERR_NONE
         if self.faults.swallow > 0:
             self.faults.swallow -= 1
             return OP_ERR_NONE
-        self.answer_later(screen, rqname, trcode, rows, message="[00Z310] 모의투자 조회가 완료되었습니다",
-                          extra_delay_ms=self._late_by())
+        self.answer_later(screen, rqname, spec.code, rows, prev_next=ocx.MORE_PAGES if held.rest else "0",
+                          message="[00Z310] 모의투자 조회가 완료되었습니다", extra_delay_ms=self._late_by())
         return OP_ERR_NONE
 
     # --- session faults: Kiwoom's version update and its daily maintenance -----------------------

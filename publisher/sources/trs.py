@@ -5,8 +5,8 @@ its input and output item names (KOA Studio's TR dump), and the REST API's ``api
 keys. The Redis contract never sees any of this: a document carries ``tr``, English ``params`` and the row
 fields of its :class:`~kiwoom_cache.contract.RowSchema`. Facts and sources: docs/kiwoom-rankings.md.
 
-Paging: one OCX request answers one page (up to :data:`PAGE_ROWS` rows); OCX sources publish the first page.
-The REST source follows ``cont-yn``/``next-key`` and merges the pages, each through the shared limiter.
+Paging: one OCX request answers one page (up to :data:`PAGE_ROWS` rows); the OCX source follows sPrevNext ``"2"``
+and the REST source ``cont-yn``/``next-key``, and each merges the pages, each page through the shared limiter.
 """
 
 from __future__ import annotations
