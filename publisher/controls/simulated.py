@@ -13,16 +13,19 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from PyQt5.QtCore import QObject
+from PyQt5.QtCore import QObject, QTimer
 
+from kiwoom_cache.clock import KST
 from publisher.controls import ocx
 from publisher.controls.base import OcxControl
 from publisher.controls.sim_market import SimMarket
 from publisher.controls.sim_ranking import prev_value_ranks, ranked, raw_fields
+from publisher.controls.sim_session import NORMAL_DAY, OperationChange
 from publisher.kiwoom_errors import (
     OP_ERR_CONNECT,
     OP_ERR_NONE,
@@ -88,6 +91,9 @@ class SimulatedControl(OcxControl):
         penalty_s: float = 17.0,
         server_gubun: str = ocx.MOCK_SERVER,
         page_rows: int = PAGE_ROWS,
+        wall_clock: Callable[[], datetime] | None = None,
+        trading_day: Sequence[OperationChange] = NORMAL_DAY,
+        real_tick_ms: int = 100,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(latency_ms=latency_ms, login_delay_ms=login_delay_ms, parent=parent)
@@ -113,6 +119,14 @@ class SimulatedControl(OcxControl):
         self.page_rows = page_rows
         #: screen -> the query it last answered and the rows it still holds for the next page (sPrevNext "2").
         self._continuations: dict[str, _Continuation] = {}
+        #: The day's 장시작시간 pushes (sim_session.py) and the KST wall clock they follow (tests inject one).
+        self.trading_day = tuple(trading_day)
+        self._wall_clock = wall_clock or (lambda: datetime.now(KST))
+        #: Pushes at or before this instant were sent (or predate the registration): only changes are pushed.
+        self._operations_until: datetime | None = None
+        self._operation_timer = QTimer(self)
+        self._operation_timer.setInterval(real_tick_ms)
+        self._operation_timer.timeout.connect(self.push_due_operations)
 
     # --- the OCX surface ----------------------------------------------------------------------
 
@@ -189,6 +203,35 @@ class SimulatedControl(OcxControl):
         self.answer_later(screen, rqname, spec.code, rows, prev_next=ocx.MORE_PAGES if held.rest else "0",
                           message="[00Z310] 모의투자 조회가 완료되었습니다", extra_delay_ms=self._late_by())
         return OP_ERR_NONE
+
+    # --- 장시작시간: the market-operation pushes ------------------------------------------------------
+
+    def _set_real_reg(self, screen: str, codes: str, fids: str, opt_type: str) -> int:
+        code = super()._set_real_reg(screen, codes, fids, opt_type)
+        if code == OP_ERR_NONE and self._operations_until is None:
+            self._operations_until = self._wall_clock()
+            self._operation_timer.start()
+        return code
+
+    def push_due_operations(self) -> None:
+        """Push every change of :attr:`trading_day` between the last look at the wall clock and now (weekdays)."""
+        if self._operations_until is None:
+            return
+        now = self._wall_clock().astimezone(KST)
+        since = max(self._operations_until.astimezone(KST), datetime.combine(now.date(), datetime.min.time(), KST)
+                    - timedelta(microseconds=1))
+        self._operations_until = now
+        if now.weekday() >= 5:
+            return
+        for change in self.trading_day:
+            at = datetime.combine(now.date(), change.at, KST)
+            if since < at <= now:
+                self.push_market_operation(change.value, at.strftime("%H%M%S"), change.remaining)
+
+    def push_market_operation(self, value: str, hhmmss: str, remaining: str = "000000") -> bool:
+        """OnReceiveRealData of type 장시작시간 now: FID 215 ``value``, 20 ``hhmmss``, 214 ``remaining``."""
+        return self.push_real(ocx.REAL_MARKET_OPERATION, "", {
+            ocx.FID_MARKET_OPERATION: value, ocx.FID_TIME: hhmmss, ocx.FID_REMAINING: remaining})
 
     # --- session faults: Kiwoom's version update and its daily maintenance -----------------------
 

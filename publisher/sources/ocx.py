@@ -39,6 +39,8 @@ from publisher.tr import RawResponse, TrRequest
 
 log = logging.getLogger(__name__)
 
+#: The owner name of the screen 장시작시간 is registered on (not a feed: feed names are slugs without spaces).
+MARKET_OPERATION_SCREEN = "market operation"
 #: Pages merged into one ranking at most, unless the settings say otherwise (``ocx_max_pages``).
 DEFAULT_MAX_PAGES = 2
 #: CommRqData's nPrevNext: the first page, or the next page of the query the screen last answered.
@@ -76,6 +78,8 @@ class OcxSource:
         self.responseReceived = Signal()
         self.requestFailed = Signal()
         self.messageReceived = Signal()
+        #: ``(장운영구분, HHMMSS, time left HHMMSS)`` from each 장시작시간 push: the market's own word on the session.
+        self.marketOperation = Signal()
         self._account_mode = account_mode
         self._screen_of: dict[str, str] = {}
         #: sRQName of the page in flight -> its ranking; between pages a ranking waits in ``_paced`` instead.
@@ -88,6 +92,7 @@ class OcxSource:
         control.OnEventConnect.connect(self._on_event_connect)
         control.OnReceiveTrData.connect(self._on_receive_tr_data)
         control.OnReceiveMsg.connect(self._on_receive_msg)
+        control.OnReceiveRealData.connect(self._on_receive_real_data)
 
     # --- session ---------------------------------------------------------------------------------
 
@@ -114,7 +119,28 @@ class OcxSource:
 
     def _on_event_connect(self, code: int) -> None:
         code = int(code)
+        if code == OP_ERR_NONE:
+            self._register_market_operation()
         self.loggedIn.emit(None if code == OP_ERR_NONE else error_for(code, "OnEventConnect"))
+
+    def _register_market_operation(self) -> None:
+        """SetRealReg for 장시작시간 on a screen of its own (feed screens drop theirs after every answer); a new
+        session has no registrations, so this runs after every login."""
+        screen = self.screen_for(MARKET_OPERATION_SCREEN)
+        fids = ";".join(str(f) for f in (ocx.FID_MARKET_OPERATION, ocx.FID_TIME, ocx.FID_REMAINING))
+        code = int(self.control.dynamicCall(ocx.SET_REAL_REG, screen, "", fids, ocx.REAL_REG_REPLACE) or 0)
+        if code != OP_ERR_NONE:
+            log.warning("SetRealReg for 장시작시간 failed (%s): the session follows the KRX calendar only",
+                        error_for(code, "SetRealReg"))
+
+    def _on_receive_real_data(self, real_key: str, real_type: str, _data: str) -> None:
+        if real_type != ocx.REAL_MARKET_OPERATION:
+            return
+        # Only valid inside OnReceiveRealData, like GetCommData inside OnReceiveTrData.
+        def read(fid: int) -> str:
+            return str(self.control.dynamicCall(ocx.GET_COMM_REAL_DATA, real_key, fid) or "").strip()
+
+        self.marketOperation.emit(read(ocx.FID_MARKET_OPERATION), read(ocx.FID_TIME), read(ocx.FID_REMAINING))
 
     def close(self) -> None:
         """Nothing to close: the control belongs to the Qt application."""
