@@ -13,7 +13,7 @@ from publisher.poller import Poller
 from publisher.qt_loop import QtLoop
 from publisher.settings import FeedSettings
 from publisher.sources.ocx import OcxSource
-from publisher.sources.trs import OPT10032
+from publisher.trs import OPT10032
 
 #: opt10032 answers every stock of the market: the simulated universe's 56, i.e. 20 + 20 + 16 rows in pages of 20.
 FEED = FeedSettings(feed="all-value", tr="opt10032", market="000", interval_s=0.5)

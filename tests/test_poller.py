@@ -12,7 +12,7 @@ from publisher.poller import Poller
 from publisher.qt_loop import QtLoop
 from publisher.settings import FeedSettings
 from publisher.sources.ocx import OcxSource
-from publisher.tr import TrRequest
+from publisher.trs import TrRequest
 
 FEEDS = [FeedSettings(feed="kospi-surge", market="001", interval_s=1.0),
          FeedSettings(feed="kosdaq-surge", market="101", interval_s=1.0),

@@ -16,7 +16,7 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from publisher.controls import ocx
 from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL, OP_ERR_RQ_STRUCT_FAIL, OP_ERR_SOCKET_CLOSED
-from publisher.sources.trs import TRS
+from publisher.trs import TRS
 
 
 class OcxControl(QObject):

@@ -20,8 +20,7 @@ from PyQt5.QtCore import QObject, pyqtSignal
 from publisher.controls.base import OcxControl
 from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL
 from publisher.settings import FeedSettings
-from publisher.sources.trs import tr_spec
-from publisher.tr import RawResponse
+from publisher.trs import RawResponse, tr_spec
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]
 

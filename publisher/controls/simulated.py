@@ -24,7 +24,7 @@ from kiwoom_cache.clock import KST
 from publisher.controls import ocx
 from publisher.controls.base import OcxControl
 from publisher.controls.sim_market import SimMarket
-from publisher.controls.sim_ranking import prev_value_ranks, ranked, raw_fields
+from publisher.controls.sim_ranking import ranked, raw_rows
 from publisher.controls.sim_session import NORMAL_DAY, OperationChange
 from publisher.kiwoom_errors import (
     OP_ERR_CONNECT,
@@ -34,7 +34,7 @@ from publisher.kiwoom_errors import (
     OP_ERR_SISE_OVERFLOW,
     OP_ERR_VERSION,
 )
-from publisher.sources.trs import PAGE_ROWS, TRS, TrSpec
+from publisher.trs import PAGE_ROWS, TRS, TrSpec
 
 log = logging.getLogger(__name__)
 
@@ -309,9 +309,8 @@ class SimulatedControl(OcxControl):
 
     def _rank(self, spec: TrSpec, inputs: dict[str, str]) -> list[dict[str, str]]:
         params = {item.param: inputs[item.kiwoom] for item in spec.inputs}
-        prev_ranks = prev_value_ranks(self.market) if spec.code == "opt10032" else {}
-        return [self._format(spec, raw_fields(spec.code, q, i, prev_ranks))
-                for i, q in enumerate(ranked(spec.code, self.market, params))]
+        return [self._format(spec, values)
+                for values in raw_rows(spec.code, self.market, ranked(spec.code, self.market, params))]
 
     def _format(self, spec: TrSpec, values: dict[str, str]) -> dict[str, str]:
         """Kiwoom's raw strings: right-aligned in 20 columns (codes and names left-aligned), with its quirks."""

@@ -34,8 +34,8 @@ from publisher.limiter import RateLimiter
 from publisher.loop import Loop, Signal, Timer
 from publisher.screens import ScreenPool
 from publisher.sources.base import SourceContext
-from publisher.sources.trs import spec_by_rqname, tr_spec
-from publisher.tr import RawResponse, TrRequest
+from publisher.sources.ocx_settings import OcxSettings, SimSettings
+from publisher.trs import RawResponse, TrRequest, spec_by_rqname, tr_spec
 
 log = logging.getLogger(__name__)
 
@@ -302,14 +302,14 @@ def create_kiwoom(context: SourceContext) -> OcxSource:
 
 
 def _paging(context: SourceContext) -> dict[str, Any]:
-    s = context.settings
-    return {"loop": context.loop, "max_pages": s.ocx_max_pages, "budget_s": s.request_budget_s()}
+    return {"loop": context.loop, "max_pages": context.block(OcxSettings).ocx_max_pages,
+            "budget_s": context.settings.request_budget_s()}
 
 
 def create_sim(context: SourceContext) -> OcxSource:
     from publisher.controls.simulated import SimulatedControl  # noqa: PLC0415
 
-    s = context.settings
+    s = context.block(SimSettings)
     control = SimulatedControl(s.sim_seed, step_s=s.sim_step_s, limits=tuple(s.sim_limits), page_rows=s.sim_page_rows)
     if s.sim_version_update_file is not None:
         control.version_update_from(s.sim_version_update_file)
