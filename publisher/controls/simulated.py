@@ -213,9 +213,19 @@ class SimulatedControl(OcxControl):
             self._operation_timer.start()
         return code
 
+    def drop_connection(self) -> None:
+        """The session ends, and with it every real-time registration (a new session starts with none)."""
+        super().drop_connection()
+        self.real_registrations.clear()
+
     def push_due_operations(self) -> None:
         """Push every change of :attr:`trading_day` between the last look at the wall clock and now (weekdays)."""
         if self._operations_until is None:
+            return
+        if not any(ocx.FID_MARKET_OPERATION in fids for _, fids in self.real_registrations.values()):
+            # Nobody listens any more (released screen, lost session): stop looking until the next SetRealReg.
+            self._operation_timer.stop()
+            self._operations_until = None
             return
         now = self._wall_clock().astimezone(KST)
         since = max(self._operations_until.astimezone(KST), datetime.combine(now.date(), datetime.min.time(), KST)
