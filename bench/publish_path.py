@@ -32,8 +32,7 @@ import redis
 from kiwoom_cache import contract as c
 from publisher.controls.simulated import SimulatedControl
 from publisher.parser import ranking_from_response
-from publisher.sources.trs import OPT10023
-from publisher.tr import RawResponse
+from publisher.trs import OPT10023, RawResponse
 from stack.localredis import LocalRedis
 
 INPUTS = tuple(zip([i.kiwoom for i in OPT10023.inputs], ["000", "1", "1", "5", "5", "0", "0"], strict=True))

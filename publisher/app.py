@@ -34,7 +34,7 @@ from publisher.kiwoom_maintenance import Maintenance, maintenance_at
 from publisher.lease import LeasePolicy
 from publisher.limiter import RateLimiter
 from publisher.loop import Loop, Signal
-from publisher.market_session import TRADING_STATES, SessionState, next_transition, session_at
+from publisher.market_session import TRADING_STATES, MarketOperation, SessionModel, SessionState
 from publisher.poller import Poller
 from publisher.settings import PublisherSettings, StandbyLogin
 from publisher.sources.base import RankingSource
@@ -66,7 +66,9 @@ class Publisher:
         self._clock = clock
         now = clock()
         self._calendar = settings.calendar(now.astimezone(KST).date())
-        self._session = session_at(now, self._calendar)
+        #: The KRX schedule, overruled on the day by the source's 장시작시간 pushes (OCX sources have them).
+        self._sessions = SessionModel(self._calendar)
+        self._session = self._sessions.state_at(now)
         if settings.follows_market_hours() and now.year not in self._calendar.years:
             # Without this year's KRX closing days, holidays look like trading days (polls into a closed market).
             log.warning("the KRX holiday calendar has no dates for %d: set `holidays` in the config from KRX's "
@@ -116,6 +118,9 @@ class Publisher:
         self.written.connect(self._on_written)
         source.loggedIn.connect(self._on_login)
         source.messageReceived.connect(self._on_message)
+        market_operation = getattr(source, "marketOperation", None)
+        if market_operation is not None:
+            market_operation.connect(self._on_market_operation)
         self.poller.rankingReady.connect(self._on_ranking)
         self.poller.requestFailed.connect(self._on_request_failed)
         self.poller.connectionLost.connect(self._on_connection_lost)
@@ -285,10 +290,16 @@ class Publisher:
     def update_session(self) -> None:
         """Re-evaluate the KRX session now and schedule the next check at the next transition."""
         now = self._clock()
-        self._session = session_at(now, self._calendar)
-        wait = (next_transition(now, self._calendar) - now).total_seconds()
+        self._session = self._sessions.state_at(now)
+        wait = (self._sessions.next_check(now) - now).total_seconds()
         self._session_timer.start(max(0.0, min(wait, SESSION_RECHECK_S)) + 0.01)
         self._apply_session()
+
+    def _on_market_operation(self, value: str, time_text: str, remaining_text: str) -> None:
+        """A 장시작시간 push: the market's own word on the session, taken over the schedule for the rest of the day."""
+        if self._sessions.observe(MarketOperation(value, self._clock(), time_text, remaining_text)):
+            log.info("장시작시간: 장운영구분 %s at %s (time left %s)", value, time_text, remaining_text or "-")
+            self.update_session()
 
     def _apply_session(self, *, start_polling: bool = False) -> None:
         """Pause or slow polling outside trading hours (when configured) and say so in the status."""
@@ -297,7 +308,7 @@ class Publisher:
             off = self.settings.off_hours_interval_s
             if off is None:
                 paused = True
-                resume = next_transition(self._clock(), self._calendar)
+                resume = self._sessions.next_check(self._clock())
                 message = f"market {self._session.value}; polling paused until {resume.isoformat()}"
             else:
                 floor = off

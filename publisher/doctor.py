@@ -292,7 +292,7 @@ def check_source(settings: PublisherSettings, timeout_s: float) -> list[Check]:
     from publisher.parser import ranking_from_response  # noqa: PLC0415
     from publisher.sources import create_source, spec_for  # noqa: PLC0415
     from publisher.sources.base import SourceContext  # noqa: PLC0415
-    from publisher.tr import RawResponse, TrRequest  # noqa: PLC0415
+    from publisher.trs import RawResponse, TrRequest  # noqa: PLC0415
 
     loop = _make_loop(spec_for(source_name).qt, source_name)
     result: dict[str, Any] = {}

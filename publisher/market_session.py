@@ -6,23 +6,31 @@ Session times are docs/kiwoom-openapi.md §7.1. Deliberate simplifications (do n
   ``after_hours``, not as a state of its own: no new trades print then, but the day's final ranking can still
   be fetched, and the after-hours poll interval suits it.
 - The 08:30–08:40 pre-market closing-price session overlaps the opening auction and is part of ``pre_open``.
-- Special days are not modelled: the first trading day of the year and the CSAT day open an hour late
+- Special days are not in the schedule: the first trading day of the year and the CSAT day open an hour late
   (10:00), and KRX can change hours at short notice. The OCX's own ``장시작시간`` real-time feed (FID 215,
-  docs/kiwoom-openapi.md §7.2) is the authority on the day; this module is the schedule.
+  docs/kiwoom-openapi.md §7.2) is the authority on the day: :class:`SessionModel` takes the latest 장운영구분
+  received today over the schedule, and falls back to the schedule when none came today (REST, replay, a
+  publisher started after the day's last change, a registration that failed). Before the day's first push the
+  schedule decides, so on a delayed day 08:30 until the opening auction starts is still labelled by it.
 - NXT (Nextrade) hours are ignored; the publisher only polls KRX.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import Enum
+from types import MappingProxyType
 from typing import Final, Protocol
 
 import holidays
 
 from kiwoom_cache.clock import KST
+
+log = logging.getLogger(__name__)
 
 
 class SessionState(str, Enum):  # noqa: UP042 - the project's status enums are `str, Enum` (like arq's ``JobStatus``)
@@ -239,3 +247,84 @@ def poll_interval_for(state: SessionState, regular_s: float, off_hours_s: float 
     if state in TRADING_STATES:
         return regular_s
     return off_hours_s
+
+
+#: 장운영구분 (FID 215 of real-time type 장시작시간) -> the state it starts. Documented by Kiwoom: 0 before the open
+#: (opening auction), 3 open, 2 before the close (closing auction), 4 closing auction over, 8 closed, 9 market closed
+#: for the day. koapy's estimates a-d (after-hours closing-price and single-price sessions starting and ending) map
+#: onto ``after_hours``/``closed``; the futures codes s/e and anything else are ignored (docs/kiwoom-openapi.md §7.2).
+MARKET_OPERATION_STATES: Final[Mapping[str, SessionState]] = MappingProxyType({
+    "0": SessionState.pre_open,
+    "3": SessionState.regular,
+    "2": SessionState.closing_auction,
+    "4": SessionState.after_hours,
+    "8": SessionState.after_hours,
+    "9": SessionState.closed,
+    "a": SessionState.after_hours,
+    "b": SessionState.after_hours,
+    "c": SessionState.after_hours,
+    "d": SessionState.closed,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class MarketOperation:
+    """One 장시작시간 push: 장운영구분 ``value``, received at ``received_at``; FID 20/214 kept as sent, for logs."""
+
+    value: str
+    received_at: datetime
+    time_text: str = ""
+    remaining_text: str = ""
+
+    @property
+    def state(self) -> SessionState | None:
+        return MARKET_OPERATION_STATES.get(self.value)
+
+
+class SessionModel:
+    """The session now: the latest 장시작시간 push of the day (KST) when there is one, else the KRX schedule.
+
+    A push holds until the next one, with one exception: ``after_hours`` turns ``closed`` at the schedule's
+    18:00 (Kiwoom's codes for the end of the after-hours sessions are estimates only). A push of another day
+    counts for nothing.
+    """
+
+    def __init__(self, calendar: Calendar) -> None:
+        self.calendar = calendar
+        self._latest: MarketOperation | None = None
+
+    @property
+    def latest(self) -> MarketOperation | None:
+        return self._latest
+
+    def observe(self, operation: MarketOperation) -> bool:
+        """Take ``operation`` as the day's latest; False (and a log line) for a value that names no state."""
+        _to_kst(operation.received_at)  # naive datetimes are refused here, not at the next evaluation
+        if operation.state is None:
+            log.info("장시작시간 장운영구분 %r (at %s) names no KRX session state; ignored", operation.value,
+                     operation.time_text)
+            return False
+        self._latest = operation
+        return True
+
+    def state_at(self, when: datetime) -> SessionState:
+        scheduled = session_at(when, self.calendar)
+        pushed = self._today(when)
+        if pushed is None:
+            return scheduled
+        state = pushed.state
+        assert state is not None  # observe() keeps only values that name a state
+        if state is SessionState.after_hours and _to_kst(when).time() >= AFTER_HOURS_END:
+            return SessionState.closed
+        return state
+
+    def next_check(self, when: datetime) -> datetime:
+        """When to evaluate again without a push: the schedule's next transition (pushes re-evaluate themselves)."""
+        return next_transition(when, self.calendar)
+
+    def _today(self, when: datetime) -> MarketOperation | None:
+        latest = self._latest
+        if latest is None:
+            return None
+        pushed_at, local = _to_kst(latest.received_at), _to_kst(when)
+        return latest if pushed_at.date() == local.date() and pushed_at <= local else None

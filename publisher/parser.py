@@ -17,8 +17,7 @@ from typing import Final
 
 from kiwoom_cache.contract import DroppedRow, Ranking, Row, RowValue
 from kiwoom_cache.errors import KiwoomCacheError
-from publisher.sources.trs import OPT10023, Kind, TrSpec, tr_spec
-from publisher.tr import RawResponse
+from publisher.trs import OPT10023, Kind, RawResponse, TrSpec, tr_spec
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from publisher.loop import Loop, Signal, Timer
 from publisher.parser import ranking_from_response
 from publisher.settings import FeedSettings
 from publisher.sources.base import RankingSource
-from publisher.tr import RawResponse, TrRequest
+from publisher.trs import RawResponse, TrRequest
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import IO, Any
 from kiwoom_cache import __version__
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.errors import KiwoomCacheError
-from publisher.tr import RawResponse
+from publisher.trs import RawResponse
 
 FORMAT = "kiwoom-cache.tr-recording"
 VERSION = 1

@@ -17,18 +17,14 @@ from kiwoom_cache.env import PUBLISHER_ENV_PREFIX, env_sources
 from kiwoom_cache.urls import mask_url
 from publisher.limiter import DEFAULT_SAFETY_MARGIN, RateLimiter, with_margin
 from publisher.market_session import HolidayCalendar
-from publisher.sources.trs import DEFAULT_TR, TrSpec, tr_spec
+from publisher.sources import spec_for
+from publisher.sources.ocx_settings import OcxSettings, SimSettings
+from publisher.sources.rest_settings import RestMode, RestSettings
+from publisher.trs import DEFAULT_TR, TrSpec, tr_spec
+
+__all__ = ["DEFAULT_FEEDS", "FeedSettings", "PublisherSettings", "RestMode", "StandbyLogin", "load_settings"]
 
 log = logging.getLogger(__name__)
-
-
-class RestMode(StrEnum):
-    """Kiwoom's REST domains; app keys are issued for one of them."""
-
-    #: api.kiwoom.com, real accounts.
-    real = "real"
-    #: mockapi.kiwoom.com, 모의투자 (KRX only).
-    mock = "mock"
 
 
 class StandbyLogin(StrEnum):
@@ -119,7 +115,10 @@ DEFAULT_FEEDS = [
 ]
 
 
-class PublisherSettings(BaseSettings):
+class PublisherSettings(OcxSettings, SimSettings, RestSettings, BaseSettings):
+    """Everything a publisher reads: its own settings here, each source's in the block the source declares (flat
+    keys all the same: ``ocx_max_pages``, ``sim_seed``, ``rest_mode`` ...)."""
+
     model_config = SettingsConfigDict(env_prefix=PUBLISHER_ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -156,23 +155,6 @@ class PublisherSettings(BaseSettings):
     respect_maintenance: bool | None = None
     #: Set by `kiwoom-publisher supervise` for its child: how often it restarted the publisher (in the status).
     supervisor_restarts: int = Field(0, ge=0)
-    #: What the simulated Kiwoom server enforces (default: 5 TR/s and 1,000 TR/h, like Kiwoom).
-    sim_limits: list[tuple[int, float]] = Field(default_factory=lambda: [(5, 1.0), (1000, 3600.0)])
-    sim_seed: int | None = 1
-    #: Simulated minutes per real second in the simulated market.
-    sim_step_s: float = Field(1.0, gt=0)
-    #: A file whose presence makes the simulated server demand a version update (-102) at the first login; the
-    #: control deletes it, as Kiwoom's updater replaces its files, so the restarted publisher logs in.
-    sim_version_update_file: Path | None = None
-    #: REST source: Kiwoom's real or mock (모의투자) domain. The app key and secret come from the environment only.
-    rest_mode: RestMode = RestMode.real
-    #: REST source: another base URL instead of the domain (the fake server, ``python -m publisher.sources.rest_fake``).
-    rest_base_url: str | None = None
-    #: REST source: continuation pages merged into one ranking at most.
-    rest_max_pages: int = Field(5, ge=1, le=50)
-    rest_http_timeout_s: float = Field(5.0, gt=0)
-    #: REST source: retries after a timeout, a connection error or a 5xx answer (with backoff).
-    rest_retries: int = Field(2, ge=0, le=10)
     #: Leadership among publishers on the same feeds: the leases expire this long after the leader's last renewal.
     lease_ttl_s: float = Field(15.0, gt=0)
     #: How often a standby looks at the leases; takeover comes within ``lease_ttl_s`` plus this.
@@ -231,14 +213,10 @@ class PublisherSettings(BaseSettings):
 
     def limits(self) -> list[tuple[int, float]]:
         """The request limits in force: ``tr_limits`` if set, else the source's published ones."""
-        from publisher.sources import spec_for  # noqa: PLC0415 - the registry imports nothing heavy
-
         return list(self.tr_limits) if self.tr_limits is not None else list(spec_for(self.source).tr_limits)
 
     def min_spacing(self) -> float:
         """The spacing in force: ``min_spacing_s`` if set, else the source's."""
-        from publisher.sources import spec_for  # noqa: PLC0415
-
         return self.min_spacing_s if self.min_spacing_s is not None else spec_for(self.source).min_spacing_s
 
     def limiter(self) -> RateLimiter:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from publisher.parser import MalformedValue, parse_code, parse_int, parse_row, parse_rows, ranking_from_response
-from publisher.sources.trs import OPT10023
-from publisher.tr import RawResponse
+from publisher.trs import OPT10023, RawResponse
 
 
 def raw_row(**over: str) -> dict[str, str]:

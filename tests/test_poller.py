@@ -12,7 +12,7 @@ from publisher.poller import Poller
 from publisher.qt_loop import QtLoop
 from publisher.settings import FeedSettings
 from publisher.sources.ocx import OcxSource
-from publisher.tr import TrRequest
+from publisher.trs import TrRequest
 
 FEEDS = [FeedSettings(feed="kospi-surge", market="001", interval_s=1.0),
          FeedSettings(feed="kosdaq-surge", market="101", interval_s=1.0),
@@ -35,7 +35,7 @@ def make(qtbot, *, sim_limits=((5, 1.0),), limits=((5, 1.0),), margin=1.0, feeds
 
 
 def test_every_feed_polled_with_exact_calls(qtbot) -> None:
-    control, _client, poller, got = make(qtbot)
+    control, client, poller, got = make(qtbot)
     poller.start()
     qtbot.waitUntil(lambda: {r.feed for r in got} == {f.feed for f in FEEDS}, timeout=5000)
     poller.stop()
@@ -46,8 +46,9 @@ def test_every_feed_polled_with_exact_calls(qtbot) -> None:
     calls = [c for c in control.calls if c[0] in (ocx.SET_INPUT_VALUE, ocx.COMM_RQ_DATA)]
     assert [a[0] for _, a in calls[:7]] == [
         "시장구분", "정렬구분", "시간구분", "거래량구분", "시간", "종목조건", "가격구분"]
-    assert calls[7] == (ocx.COMM_RQ_DATA, ("거래량급증요청:kospi-surge#1", "opt10023", 0, "2000"))
-    assert (ocx.DISCONNECT_REAL_DATA, ("2000",)) in control.calls
+    screen = client.screen_for("kospi-surge")  # 2001: the login registered 장시작시간 on 2000
+    assert calls[7] == (ocx.COMM_RQ_DATA, ("거래량급증요청:kospi-surge#1", "opt10023", 0, screen))
+    assert (ocx.DISCONNECT_REAL_DATA, (screen,)) in control.calls
 
 
 def test_limiter_keeps_three_feeds_under_the_controls_limit(qtbot) -> None:

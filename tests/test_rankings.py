@@ -27,8 +27,7 @@ from publisher.sources import create_source
 from publisher.sources.base import SourceContext
 from publisher.sources.ocx import feed_of
 from publisher.sources.rest import APPKEY_ENV, SECRETKEY_ENV, ocx_row
-from publisher.sources.trs import OPT10027, OPT10030, OPT10032, TRS, tr_spec
-from publisher.tr import TrRequest
+from publisher.trs import OPT10027, OPT10030, OPT10032, TRS, TrRequest, tr_spec
 from tests.publishers import ocx_publisher
 from tests.rest_fake_server import APPKEY, SECRETKEY, serve
 from tests.waiting import async_wait_until

@@ -24,8 +24,7 @@ from publisher.settings import FeedSettings
 from publisher.sources.rest import RestSource
 from publisher.sources.rest_codes import CODES, CredentialsError, TokenInvalidError, rest_error
 from publisher.sources.rest_fake import FakeKiwoomRest
-from publisher.sources.trs import OPT10023
-from publisher.tr import RawResponse, TrRequest
+from publisher.trs import OPT10023, RawResponse, TrRequest
 from tests.rest_fake_server import APPKEY, SECRETKEY, serve
 from tests.waiting import async_wait_until
 

@@ -9,7 +9,7 @@ import pytest
 from publisher.controls import ocx
 from publisher.controls.sim_market import limit_prices, tick_size
 from publisher.controls.simulated import SimulatedControl
-from publisher.sources.trs import OPT10023
+from publisher.trs import OPT10023
 
 INPUTS = dict(zip([i.kiwoom for i in OPT10023.inputs], ["001", "1", "1", "5", "5", "0", "0"], strict=True))
 

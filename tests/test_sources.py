@@ -22,8 +22,7 @@ from publisher.loop import Signal
 from publisher.poller import Poller
 from publisher.settings import FeedSettings, PublisherSettings
 from publisher.sources import REGISTRY, create_source, spec_for
-from publisher.sources.trs import OPT10023
-from publisher.tr import RawResponse, TrRequest
+from publisher.trs import OPT10023, RawResponse, TrRequest
 
 ROW = {"종목코드": "005930", "종목명": "삼성전자", "현재가": "-152000", "전일대비기호": "5", "전일대비": "-100",
        "등락률": "-0.07", "이전거래량": "22532511", "현재거래량": "31103523", "급증량": "+8571012", "급증률": "+38.04"}

@@ -9,20 +9,21 @@ decides what a request returns (:meth:`OcxControl.request`) and answers later wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from publisher.controls import ocx
-from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRUCT_FAIL, OP_ERR_SOCKET_CLOSED
-from publisher.sources.trs import TRS
+from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL, OP_ERR_RQ_STRUCT_FAIL, OP_ERR_SOCKET_CLOSED
+from publisher.trs import TRS
 
 
 class OcxControl(QObject):
     OnEventConnect = pyqtSignal(int)
     OnReceiveTrData = pyqtSignal(str, str, str, str, str, int, str, str, str)
     OnReceiveMsg = pyqtSignal(str, str, str, str)
+    OnReceiveRealData = pyqtSignal(str, str, str)
 
     def __init__(self, *, latency_ms: int, login_delay_ms: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -33,6 +34,10 @@ class OcxControl(QObject):
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self._inputs: dict[str, str] = {}
         self._current: tuple[str, str, Sequence[dict[str, str]]] | None = None
+        #: (real key, FID -> value) of the real-time event being emitted: GetCommRealData answers only then.
+        self._real: tuple[str, Mapping[int, str]] | None = None
+        #: screen -> (code list, FIDs) registered with SetRealReg; DisconnectRealData drops the screen.
+        self.real_registrations: dict[str, tuple[str, frozenset[int]]] = {}
         self._dispatch: dict[str, Callable[..., Any]] = {
             ocx.COMM_CONNECT: self._comm_connect,
             ocx.GET_CONNECT_STATE: lambda: self.connected,
@@ -41,8 +46,10 @@ class OcxControl(QObject):
             ocx.COMM_RQ_DATA: self._comm_rq_data,
             ocx.GET_REPEAT_CNT: self._repeat_cnt,
             ocx.GET_COMM_DATA: self._comm_data,
-            ocx.DISCONNECT_REAL_DATA: lambda screen: None,
+            ocx.DISCONNECT_REAL_DATA: lambda screen: self.real_registrations.pop(screen, None),
             ocx.COMM_TERMINATE: self.drop_connection,
+            ocx.SET_REAL_REG: self._set_real_reg,
+            ocx.GET_COMM_REAL_DATA: self._comm_real_data,
         }
 
     def dynamicCall(self, function: str, *args: Any) -> Any:
@@ -85,6 +92,19 @@ class OcxControl(QObject):
 
         QTimer.singleShot(self.latency_ms + extra_delay_ms, answer)
 
+    def push_real(self, real_type: str, real_key: str, values: Mapping[int, str]) -> bool:
+        """Emit OnReceiveRealData now, ``values`` readable with GetCommRealData during it, if a screen registered
+        one of the FIDs (and the session is up); False when nobody would have received it."""
+        wanted = any(set(values) & fids for _, fids in self.real_registrations.values())
+        if not (self.connected and wanted):
+            return False
+        self._real = (real_key, values)
+        try:
+            self.OnReceiveRealData.emit(real_key, real_type, "\t".join(values.values()))
+        finally:
+            self._real = None
+        return True
+
     # --- the shared OCX behaviour -----------------------------------------------------------------
 
     def _comm_connect(self) -> int:
@@ -107,6 +127,24 @@ class OcxControl(QObject):
         if not (len(screen) == 4 and screen.isdigit() and screen != "0000"):
             return OP_ERR_RQ_STRUCT_FAIL
         return self.request(rqname, trcode, prev_next, screen, inputs)
+
+    def _set_real_reg(self, screen: str, codes: str, fids: str, opt_type: str) -> int:
+        if not self.connected:
+            return OP_ERR_SOCKET_CLOSED
+        try:
+            wanted = frozenset(int(f) for f in fids.split(";") if f.strip())
+        except ValueError:
+            return OP_ERR_RQ_STRING_FAIL
+        if opt_type != ocx.REAL_REG_REPLACE and screen in self.real_registrations:
+            old_codes, old_fids = self.real_registrations[screen]
+            codes, wanted = f"{old_codes};{codes}".strip(";"), old_fids | wanted
+        self.real_registrations[screen] = (codes, wanted)
+        return OP_ERR_NONE
+
+    def _comm_real_data(self, real_key: str, fid: int) -> str:
+        if self._real is None or self._real[0] != real_key:
+            return ""
+        return self._real[1].get(int(fid), "")
 
     def _rows_for(self, trcode: str, name: str) -> Sequence[dict[str, str]] | None:
         # pykiwoom-style callers pass the rqname as the record name; KOA passes the TR's record (거래량급증).

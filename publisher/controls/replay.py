@@ -20,8 +20,7 @@ from PyQt5.QtCore import QObject, pyqtSignal
 from publisher.controls.base import OcxControl
 from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL
 from publisher.settings import FeedSettings
-from publisher.sources.trs import tr_spec
-from publisher.tr import RawResponse
+from publisher.trs import RawResponse, tr_spec
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -64,7 +63,8 @@ class ReplayControl(OcxControl):
             queue.extend(self._all[key])
         response = queue.popleft()
         self.replayed += 1
-        self.answer_later(screen, rqname, response.trcode, response.rows, prev_next=response.prev_next)
+        # A recorded answer is a whole ranking, its pages already merged: there is never another page to fetch.
+        self.answer_later(screen, rqname, response.trcode, response.rows)
         if not queue and not self._loop:
             self.answersExhausted.emit(rqname)
         return OP_ERR_NONE

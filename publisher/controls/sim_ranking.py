@@ -3,15 +3,24 @@ stocks each ranking TR returns for a query, in which order, and the raw strings 
 
 Raw values are keyed by row field (``price``, ``surge_rate``, ...) and unpadded; the control pads them to the
 OCX's fixed width and names them with the OCX items, the fake REST server names them with ka100xx keys.
+
+Each TR's behaviour is one :class:`SimTr` in :data:`SIM_TRS` (which quotes in which order, and the TR's own
+fields of a row); the module refuses to import when a TR of the catalogue (publisher/trs/) has no entry, so a new
+TR cannot reach a simulator half-done.
 The simulated market has no administrative-issue, credit or after-hours classes, so those filters keep every
 stock. Simulated data, never real market data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from types import MappingProxyType
+from typing import Final
 
 from publisher.controls.sim_market import Quote, SimMarket, limit_prices, tick_size
+from publisher.trs import TRS
 
 #: opt10023 가격구분 -> minimum price in KRW.
 _PRICE_FLOORS = {"0": 0, "2": 50000, "5": 10000, "6": 5000, "8": 1000, "9": 100000}
@@ -79,12 +88,6 @@ def _rank_10032(market: SimMarket, p: Mapping[str, str]) -> list[Quote]:
     return sorted(market.quotes(p["market"], 1, versus_previous_day=True), key=value, reverse=True)
 
 
-def ranked(tr: str, market: SimMarket, params: Mapping[str, str]) -> list[Quote]:
-    """The quotes TR ``tr`` answers for ``params`` (validated English parameter names), in Kiwoom's order."""
-    return {"opt10023": rank, "opt10030": _rank_10030, "opt10027": _rank_10027, "opt10032": _rank_10032}[tr](
-        market, params)
-
-
 def direction(q: Quote) -> tuple[str, str]:
     """(전일대비기호 1..5, ``+``/``-``/empty mark) of a quote versus the previous close."""
     change = q.change
@@ -99,35 +102,96 @@ def _marked(price: int, prev_close: int) -> str:
     return f"{'+' if price > prev_close else '-' if price < prev_close else ''}{price}"
 
 
-def raw_fields(tr: str, q: Quote, index: int, prev_ranks: Mapping[str, int]) -> dict[str, str]:
-    """Kiwoom's raw strings for one row of ``tr`` (unpadded), keyed by row field. ``index`` is the row's position
-    (0-based) and ``prev_ranks`` the previous day's trade-value ranks (opt10032)."""
+class RankingDay:
+    """What the rows of one answer share, computed once and only when a TR asks for it."""
+
+    def __init__(self, market: SimMarket) -> None:
+        self.market = market
+
+    @cached_property
+    def prev_value_ranks(self) -> dict[str, int]:
+        return prev_value_ranks(self.market)
+
+
+def _fields_10023(q: Quote, index: int, day: RankingDay) -> dict[str, str]:
+    return {"prev_volume": str(q.prev_volume), "surge_volume": f"+{q.surge}", "surge_rate": f"+{q.surge_rate:.2f}"}
+
+
+def _fields_10030(q: Quote, index: int, day: RankingDay) -> dict[str, str]:
+    ratio = q.volume / q.prev_day_volume * 100 if q.prev_day_volume else 0.0
+    return {"volume_ratio": f"{ratio:.2f}", "turnover_rate": f"{q.volume / q.listed_shares * 100:.2f}",
+            "trade_value": str(value(q) // 1_000_000)}
+
+
+def _fields_10027(q: Quote, index: int, day: RankingDay) -> dict[str, str]:
+    # Order-book depth and execution strength follow the move: buyers pile up behind a rising stock.
+    rate = _rate(q)
+    depth = max(100, q.volume // 40)
+    tilt = max(-0.8, min(0.8, rate / 20))
+    strength = max(10.0, min(500.0, 100.0 + rate * 8))
+    return {"stock_class": "", "ask_volume": str(int(depth * (1 - tilt))), "bid_volume": str(int(depth * (1 + tilt))),
+            "strength": f"{strength:.2f}", "count": str(1 + int(abs(rate)) // 3)}
+
+
+def _fields_10032(q: Quote, index: int, day: RankingDay) -> dict[str, str]:
+    tick = tick_size(q.price)
+    return {"now_rank": str(index + 1), "prev_rank": str(day.prev_value_ranks.get(q.code, 0)),
+            "ask": _marked(q.price + tick, q.prev_close), "bid": _marked(q.price, q.prev_close),
+            "prev_volume": str(q.prev_day_volume), "trade_value": str(value(q) // 1_000_000)}
+
+
+@dataclass(frozen=True, slots=True)
+class SimTr:
+    """How the simulated market answers one ranking TR."""
+
+    #: The quotes it answers for a query (validated English parameter names), in Kiwoom's order.
+    rank: Callable[[SimMarket, Mapping[str, str]], list[Quote]]
+    #: The TR's own raw fields of one row (the core's come from :func:`raw_fields`): quote, 0-based position, day.
+    fields: Callable[[Quote, int, RankingDay], dict[str, str]]
+
+
+#: Every TR's simulator entry, by TR code: the simulated control and the fake REST server both answer from it.
+SIM_TRS: Final[Mapping[str, SimTr]] = MappingProxyType({
+    "opt10023": SimTr(rank, _fields_10023),
+    "opt10030": SimTr(_rank_10030, _fields_10030),
+    "opt10027": SimTr(_rank_10027, _fields_10027),
+    "opt10032": SimTr(_rank_10032, _fields_10032),
+})
+
+
+def ranked(tr: str, market: SimMarket, params: Mapping[str, str]) -> list[Quote]:
+    """The quotes TR ``tr`` answers for ``params`` (validated English parameter names), in Kiwoom's order."""
+    return SIM_TRS[tr].rank(market, params)
+
+
+def raw_fields(tr: str, q: Quote, index: int, day: RankingDay) -> dict[str, str]:
+    """Kiwoom's raw strings for one row of ``tr`` (unpadded), keyed by row field; ``index`` is the row's position
+    (0-based)."""
     sign, mark = direction(q)
     rate = _rate(q)
     out = {"code": q.code, "name": q.name, "price": f"{mark}{q.price}", "sign": sign,
            "change": f"{mark}{abs(q.change)}", "change_rate": f"{mark}{abs(rate):.2f}", "volume": str(q.volume)}
-    if tr == "opt10023":
-        out.update(prev_volume=str(q.prev_volume), surge_volume=f"+{q.surge}", surge_rate=f"+{q.surge_rate:.2f}")
-    elif tr == "opt10030":
-        ratio = q.volume / q.prev_day_volume * 100 if q.prev_day_volume else 0.0
-        out.update(volume_ratio=f"{ratio:.2f}", turnover_rate=f"{q.volume / q.listed_shares * 100:.2f}",
-                   trade_value=str(value(q) // 1_000_000))
-    elif tr == "opt10027":
-        # Order-book depth and execution strength follow the move: buyers pile up behind a rising stock.
-        depth = max(100, q.volume // 40)
-        tilt = max(-0.8, min(0.8, rate / 20))
-        strength = max(10.0, min(500.0, 100.0 + rate * 8))
-        out.update(stock_class="", ask_volume=str(int(depth * (1 - tilt))), bid_volume=str(int(depth * (1 + tilt))),
-                   strength=f"{strength:.2f}", count=str(1 + int(abs(rate)) // 3))
-    elif tr == "opt10032":
-        tick = tick_size(q.price)
-        out.update(now_rank=str(index + 1), prev_rank=str(prev_ranks.get(q.code, 0)),
-                   ask=_marked(q.price + tick, q.prev_close), bid=_marked(q.price, q.prev_close),
-                   prev_volume=str(q.prev_day_volume), trade_value=str(value(q) // 1_000_000))
+    out.update(SIM_TRS[tr].fields(q, index, day))
     return out
+
+
+def raw_rows(tr: str, market: SimMarket, quotes: Sequence[Quote]) -> list[dict[str, str]]:
+    """:func:`raw_fields` of every quote of one answer, in order."""
+    day = RankingDay(market)
+    return [raw_fields(tr, q, i, day) for i, q in enumerate(quotes)]
 
 
 def prev_value_ranks(market: SimMarket) -> dict[str, int]:
     """Each stock's rank by the previous day's traded value (전일순위 of opt10032)."""
     stocks = sorted(market.stocks, key=lambda s: s.prev_day_volume * s.prev_close, reverse=True)
     return {s.code: i + 1 for i, s in enumerate(stocks)}
+
+
+def _check() -> None:
+    missing, unknown = sorted(set(TRS) - set(SIM_TRS)), sorted(set(SIM_TRS) - set(TRS))
+    if missing or unknown:
+        raise RuntimeError(f"simulator entries (publisher/controls/sim_ranking.py SIM_TRS) missing for {missing}, "
+                           f"for no TR of the catalogue: {unknown}")
+
+
+_check()

@@ -13,16 +13,19 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from PyQt5.QtCore import QObject
+from PyQt5.QtCore import QObject, QTimer
 
+from kiwoom_cache.clock import KST
 from publisher.controls import ocx
 from publisher.controls.base import OcxControl
 from publisher.controls.sim_market import SimMarket
-from publisher.controls.sim_ranking import prev_value_ranks, ranked, raw_fields
+from publisher.controls.sim_ranking import ranked, raw_rows
+from publisher.controls.sim_session import NORMAL_DAY, OperationChange
 from publisher.kiwoom_errors import (
     OP_ERR_CONNECT,
     OP_ERR_NONE,
@@ -31,7 +34,7 @@ from publisher.kiwoom_errors import (
     OP_ERR_SISE_OVERFLOW,
     OP_ERR_VERSION,
 )
-from publisher.sources.trs import PAGE_ROWS, TRS, TrSpec
+from publisher.trs import PAGE_ROWS, TRS, TrSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,19 @@ log = logging.getLogger(__name__)
 #: (PublisherSettings.sim_limits carries the same default for the CLI).
 SIM_LIMITS: tuple[tuple[int, float], ...] = ((5, 1.0), (1000, 3600.0))
 _WIDTH = 20
+#: CommRqData's nPrevNext for the next page (0 asks for the first).
+NEXT_PAGE = 2
+
+
+@dataclass(slots=True)
+class _Continuation:
+    """A query the server holds more pages of, per screen (what Kiwoom's sPrevNext "2" announces)."""
+
+    trcode: str
+    inputs: dict[str, str]
+    rest: list[dict[str, str]]
+    #: Pages answered so far, counting the one being answered.
+    page: int
 
 
 @dataclass(slots=True)
@@ -57,6 +73,9 @@ class SimFaults:
     login_result: int = 0
     #: Answer the next requests this many ms late each (past the publisher's timeout: a late answer).
     delay_ms: deque[int] = field(default_factory=deque)
+    #: Page number (2 = the first continuation) -> the code its CommRqData returns, once; OP_ERR_NONE accepts
+    #: the page and never answers it (a page lost mid-way).
+    page_faults: dict[int, int] = field(default_factory=dict)
 
 
 class SimulatedControl(OcxControl):
@@ -71,6 +90,10 @@ class SimulatedControl(OcxControl):
         limits: tuple[tuple[int, float], ...] = SIM_LIMITS,
         penalty_s: float = 17.0,
         server_gubun: str = ocx.MOCK_SERVER,
+        page_rows: int = PAGE_ROWS,
+        wall_clock: Callable[[], datetime] | None = None,
+        trading_day: Sequence[OperationChange] = NORMAL_DAY,
+        real_tick_ms: int = 100,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(latency_ms=latency_ms, login_delay_ms=login_delay_ms, parent=parent)
@@ -90,6 +113,20 @@ class SimulatedControl(OcxControl):
         self.requests = 0
         self.refused = 0
         self.screens_seen: set[str] = set()
+        if page_rows < 1:
+            raise ValueError(f"page_rows must be >= 1, got {page_rows}")
+        #: Rows per answer: Kiwoom's 200 by default; a test makes it small so the small universe spans pages.
+        self.page_rows = page_rows
+        #: screen -> the query it last answered and the rows it still holds for the next page (sPrevNext "2").
+        self._continuations: dict[str, _Continuation] = {}
+        #: The day's 장시작시간 pushes (sim_session.py) and the KST wall clock they follow (tests inject one).
+        self.trading_day = tuple(trading_day)
+        self._wall_clock = wall_clock or (lambda: datetime.now(KST))
+        #: Pushes at or before this instant were sent (or predate the registration): only changes are pushed.
+        self._operations_until: datetime | None = None
+        self._operation_timer = QTimer(self)
+        self._operation_timer.setInterval(real_tick_ms)
+        self._operation_timer.timeout.connect(self.push_due_operations)
 
     # --- the OCX surface ----------------------------------------------------------------------
 
@@ -129,15 +166,82 @@ class SimulatedControl(OcxControl):
         if error:
             self.OnReceiveMsg.emit(screen, rqname, trcode, f"[505217] 입력값 오류입니다. ({error})")
             return OP_ERR_RQ_STRING_FAIL
+        if int(prev_next) == NEXT_PAGE:
+            return self._next_page(rqname, spec, screen, inputs)
         self._advance(now)
-        # One page per request, like the rankings' up-to-200-row answers (the universe is smaller than a page).
-        rows = self._rank(spec, inputs)[:PAGE_ROWS]
+        self._continuations.pop(screen, None)  # a first-page request starts the query over
+        return self._answer_page(rqname, spec, screen, _Continuation(spec.code, dict(inputs),
+                                                                     self._rank(spec, inputs), page=1))
+
+    def _next_page(self, rqname: str, spec: TrSpec, screen: str, inputs: dict[str, str]) -> int:
+        """CommRqData with nPrevNext 2: the next page of the query this screen last answered, for the same inputs
+        (the ranking as it stood at the first page: the server holds the rest, it does not re-rank)."""
+        held = self._continuations.get(screen)
+        if held is None or held.trcode != spec.code or held.inputs != inputs:
+            # Not documented for the live server; the simulation refuses rather than guess a first page.
+            self.OnReceiveMsg.emit(screen, rqname, spec.code,
+                                   "[sim] 연속조회할 데이터가 없습니다 (nothing to continue on this screen)")
+            return OP_ERR_RQ_STRUCT_FAIL
+        held.page += 1
+        fault = self.faults.page_faults.pop(held.page, None)
+        if fault is not None and fault != OP_ERR_NONE:
+            return fault
+        return self._answer_page(rqname, spec, screen, held, lost=fault == OP_ERR_NONE)
+
+    def _answer_page(self, rqname: str, spec: TrSpec, screen: str, held: _Continuation, *,
+                     lost: bool = False) -> int:
+        rows, held.rest = held.rest[:self.page_rows], held.rest[self.page_rows:]
+        if held.rest:
+            self._continuations[screen] = held
+        else:
+            self._continuations.pop(screen, None)
+        if lost:
+            return OP_ERR_NONE
         if self.faults.swallow > 0:
             self.faults.swallow -= 1
             return OP_ERR_NONE
-        self.answer_later(screen, rqname, trcode, rows, message="[00Z310] 모의투자 조회가 완료되었습니다",
-                          extra_delay_ms=self._late_by())
+        self.answer_later(screen, rqname, spec.code, rows, prev_next=ocx.MORE_PAGES if held.rest else "0",
+                          message="[00Z310] 모의투자 조회가 완료되었습니다", extra_delay_ms=self._late_by())
         return OP_ERR_NONE
+
+    # --- 장시작시간: the market-operation pushes ------------------------------------------------------
+
+    def _set_real_reg(self, screen: str, codes: str, fids: str, opt_type: str) -> int:
+        code = super()._set_real_reg(screen, codes, fids, opt_type)
+        if code == OP_ERR_NONE and self._operations_until is None:
+            self._operations_until = self._wall_clock()
+            self._operation_timer.start()
+        return code
+
+    def drop_connection(self) -> None:
+        """The session ends, and with it every real-time registration (a new session starts with none)."""
+        super().drop_connection()
+        self.real_registrations.clear()
+
+    def push_due_operations(self) -> None:
+        """Push every change of :attr:`trading_day` between the last look at the wall clock and now (weekdays)."""
+        if self._operations_until is None:
+            return
+        if not any(ocx.FID_MARKET_OPERATION in fids for _, fids in self.real_registrations.values()):
+            # Nobody listens any more (released screen, lost session): stop looking until the next SetRealReg.
+            self._operation_timer.stop()
+            self._operations_until = None
+            return
+        now = self._wall_clock().astimezone(KST)
+        since = max(self._operations_until.astimezone(KST), datetime.combine(now.date(), datetime.min.time(), KST)
+                    - timedelta(microseconds=1))
+        self._operations_until = now
+        if now.weekday() >= 5:
+            return
+        for change in self.trading_day:
+            at = datetime.combine(now.date(), change.at, KST)
+            if since < at <= now:
+                self.push_market_operation(change.value, at.strftime("%H%M%S"), change.remaining)
+
+    def push_market_operation(self, value: str, hhmmss: str, remaining: str = "000000") -> bool:
+        """OnReceiveRealData of type 장시작시간 now: FID 215 ``value``, 20 ``hhmmss``, 214 ``remaining``."""
+        return self.push_real(ocx.REAL_MARKET_OPERATION, "", {
+            ocx.FID_MARKET_OPERATION: value, ocx.FID_TIME: hhmmss, ocx.FID_REMAINING: remaining})
 
     # --- session faults: Kiwoom's version update and its daily maintenance -----------------------
 
@@ -215,9 +319,8 @@ class SimulatedControl(OcxControl):
 
     def _rank(self, spec: TrSpec, inputs: dict[str, str]) -> list[dict[str, str]]:
         params = {item.param: inputs[item.kiwoom] for item in spec.inputs}
-        prev_ranks = prev_value_ranks(self.market) if spec.code == "opt10032" else {}
-        return [self._format(spec, raw_fields(spec.code, q, i, prev_ranks))
-                for i, q in enumerate(ranked(spec.code, self.market, params))]
+        return [self._format(spec, values)
+                for values in raw_rows(spec.code, self.market, ranked(spec.code, self.market, params))]
 
     def _format(self, spec: TrSpec, values: dict[str, str]) -> dict[str, str]:
         """Kiwoom's raw strings: right-aligned in 20 columns (codes and names left-aligned), with its quirks."""

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol, TypeVar
 
 from publisher.limiter import RateLimiter
 from publisher.loop import Loop, Signal
-from publisher.tr import RawResponse, TrRequest
+from publisher.trs import RawResponse, TrRequest
 
-if TYPE_CHECKING:
-    from publisher.settings import PublisherSettings
+_Block = TypeVar("_Block")
 
 
 class RankingSource(Protocol):
@@ -56,11 +55,19 @@ class RankingSource(Protocol):
     def close(self) -> None: ...
 
 
+class SourceSettings(Protocol):
+    """What every source reads from the publisher's settings; the rest is in the source's own settings block
+    (publisher/sources/ocx_settings.py, rest_settings.py), fetched with :meth:`SourceContext.block`."""
+
+    def request_budget_s(self) -> float:
+        """How long one request may take, pages and retries included."""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceContext:
     """Everything a source factory may use."""
 
-    settings: PublisherSettings
+    settings: SourceSettings
     loop: Loop
     #: Recorded answers, for the replay source.
     replay: Sequence[RawResponse] = ()
@@ -68,3 +75,9 @@ class SourceContext:
     replay_loop: bool = True
     #: The limiter the publisher's poller shares (a REST source paces its token calls on it too).
     limiter: RateLimiter | None = None
+
+    def block(self, block: type[_Block]) -> _Block:
+        """The source's own settings block (e.g. ``RestSettings``), which the publisher's settings include."""
+        if not isinstance(self.settings, block):
+            raise TypeError(f"the settings given have no {block.__name__} block")
+        return self.settings

@@ -40,11 +40,10 @@ from kiwoom_cache.errors import KiwoomCacheError
 from publisher.kiwoom_errors import ErrorInfo, SourceUnavailableError
 from publisher.limiter import RateLimiter
 from publisher.loop import Signal
-from publisher.settings import RestMode
 from publisher.sources.base import SourceContext
 from publisher.sources.rest_codes import OK, RENEW_TOKEN_CODES, CredentialsError, TokenInvalidError, rest_error
-from publisher.sources.trs import TrSpec, tr_spec
-from publisher.tr import RawResponse, TrRequest
+from publisher.sources.rest_settings import RestMode, RestSettings
+from publisher.trs import RawResponse, TrRequest, TrSpec, tr_spec
 
 log = logging.getLogger(__name__)
 
@@ -343,10 +342,10 @@ def create(context: SourceContext) -> RestSource:
 
     if not isinstance(context.loop, AsyncioLoop):
         raise TypeError("the REST source runs on an AsyncioLoop")
-    s = context.settings
+    s = context.block(RestSettings)
     return RestSource(
         context.loop.aio, base_url=s.rest_base_url or DOMAINS[s.rest_mode], appkey=os.environ.get(APPKEY_ENV, ""),
         secretkey=os.environ.get(SECRETKEY_ENV, ""), account_mode=s.rest_mode.value, max_pages=s.rest_max_pages,
         http_timeout_s=s.rest_http_timeout_s, retries=s.rest_retries, limiter=context.limiter,
-        budget_s=s.request_budget_s(),
+        budget_s=context.settings.request_budget_s(),
     )

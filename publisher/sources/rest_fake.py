@@ -31,9 +31,9 @@ from typing import Any, Final
 
 from kiwoom_cache.clock import KST
 from publisher.controls.sim_market import Quote, SimMarket
-from publisher.controls.sim_ranking import prev_value_ranks, ranked, raw_fields
+from publisher.controls.sim_ranking import ranked, raw_rows
 from publisher.sources.rest import APPKEY_ENV, RANKING_PATH, SECRETKEY_ENV, TOKEN_API_ID, TOKEN_PATH
-from publisher.sources.trs import TRS, TrSpec, spec_by_api_id
+from publisher.trs import TRS, TrSpec, spec_by_api_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -222,8 +222,7 @@ class FakeKiwoomRest:
                 if not isinstance(value, str) or item.check(value) is not None:
                     return 200, _error(1501, f"[fake] 입력값 오류: {item.rest}={value!r}"), []
                 params[item.param] = value
-            prev_ranks = prev_value_ranks(self.market) if spec.code == "opt10032" else {}
-            rows = [rest_row(spec, q, i, prev_ranks) for i, q in enumerate(self._ranked(spec, params))]
+            rows = [rest_row(spec, values) for values in raw_rows(spec.code, self.market, self._ranked(spec, params))]
         page, rest = rows[: self.page_size], rows[self.page_size :]
         extra: list[tuple[bytes, str]] = [(b"api-id", spec.rest_api_id), (b"cont-yn", "Y" if rest else "N")]
         if rest:
@@ -254,7 +253,7 @@ class FakeKiwoomRest:
         if kind == "bad-code":
             return 200, {rows_key: [], "return_code": "zero"}, []
         if kind == "bad-row":
-            good = rest_row(spec, ranked(spec.code, self.market, spec.defaults())[0], 0, prev_value_ranks(self.market))
+            good = rest_row(spec, raw_rows(spec.code, self.market, ranked(spec.code, self.market, spec.defaults()))[0])
             return 200, {**ok, rows_key: [{**good, "cur_prc": "12a4"}, good, "not a row", {**good, "stk_nm": None}]}, []
         if kind == "cont-without-key":
             return 200, {**ok, rows_key: []}, [(b"cont-yn", "Y")]
@@ -265,10 +264,9 @@ def _error(code: int, message: str) -> dict[str, Any]:
     return {"return_code": code, "return_msg": message}
 
 
-def rest_row(spec: TrSpec, q: Quote, index: int = 0, prev_ranks: Mapping[str, int] | None = None) -> dict[str, str]:
-    """One row of ``spec``'s REST answer: Kiwoom's strings, unpadded, ``+``/``-`` = direction versus the
-    previous close, under the REST keys."""
-    values = raw_fields(spec.code, q, index, prev_ranks or {})
+def rest_row(spec: TrSpec, values: Mapping[str, str]) -> dict[str, str]:
+    """One row of ``spec``'s REST answer from :func:`~publisher.controls.sim_ranking.raw_rows`: Kiwoom's strings,
+    unpadded, ``+``/``-`` = direction versus the previous close, under the REST keys."""
     return {output.rest: values[output.field] for output in spec.outputs}
 
 
