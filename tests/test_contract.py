@@ -9,7 +9,9 @@ import re
 import fakeredis
 import pytest
 
+import kiwoom_cache
 from kiwoom_cache import contract as c
+from kiwoom_cache import document, keys, leases, registry, rows, scripts, status
 from kiwoom_cache.errors import ContractError
 from kiwoom_cache.urls import mask_url
 
@@ -27,6 +29,51 @@ def make_ranking(feed: str = "kospi-surge", n: int = 3, **kw: object) -> c.Ranki
     )
     fields.update(kw)
     return c.Ranking(**fields)  # type: ignore[arg-type]
+
+
+#: What api/ and publisher/ may import from ``kiwoom_cache.contract`` (docs/contract.md, "Importing the contract").
+#: A rename, a removal or an addition shows up here first: change this list on purpose, never by accident.
+PUBLIC = {
+    "keys": ["FEEDS_KEY", "MAX_ID_PART", "PREFIX", "PUBLISHERS_KEY", "STATUS_KEY", "STREAM_DOC_FIELD",
+             "STREAM_EPOCH_FIELD", "STREAM_SEQ_FIELD", "UPDATES_PATTERN", "check_epoch", "check_feed", "epoch_key",
+             "event_id", "feed_of_channel", "history_key", "latest_key", "lease_key", "new_epoch", "parse_event_id",
+             "parse_stream_id", "seq_key", "updates_channel"],
+    "rows": ["ALL_ROW_FIELDS", "CORE_FIELDS", "CORE_FIELD_NAMES", "LEGACY_ROW_SCHEMA", "ROW_SCHEMAS",
+             "ROW_SCHEMA_OF_TR", "DroppedRow", "Row", "RowField", "RowSchema", "RowSchemaName", "RowValue",
+             "row_schema", "row_schema_for_tr"],
+    "document": ["READABLE_SCHEMAS", "SCHEMA_VERSION", "SOURCES", "Ranking", "Source", "decode_ranking",
+                 "document_from_entry", "encode_body", "splice_document"],
+    "scripts": ["DEFAULT_HISTORY_MAXLEN", "FENCED", "RELEASE_LEASE_LUA", "RENEW_LEASE_LUA", "WRITE_RANKING_LUA",
+                "fenced_holder", "write_ranking_args"],
+    "leases": ["PublisherRole", "check_publisher_id", "new_publisher_id"],
+    "registry": ["FeedInfo"],
+    "status": ["DEFAULT_HEARTBEAT_S", "DEFAULT_STATUS_TTL_S", "PUBLISHER_STATES", "PublisherStatus",
+               "publisher_liveness"],
+}
+MODULES = {"keys": keys, "rows": rows, "document": document, "scripts": scripts, "leases": leases,
+           "registry": registry, "status": status}
+
+
+def test_public_surface_is_pinned() -> None:
+    """Each module exports exactly its names, and the contract re-exports every one (the same objects)."""
+    for name, module in MODULES.items():
+        assert sorted(module.__all__) == sorted(PUBLIC[name]), f"kiwoom_cache.{name}.__all__ changed"
+    everything = [n for names in PUBLIC.values() for n in names]
+    assert len(everything) == len(set(everything)), "a name is defined in two modules"
+    assert sorted(c.__all__) == sorted([*everything, "ContractError"])
+    for name, module in MODULES.items():
+        for attr in PUBLIC[name]:
+            assert getattr(c, attr) is getattr(module, attr), f"contract.{attr} is not kiwoom_cache.{name}.{attr}"
+    assert c.ContractError is ContractError
+    assert kiwoom_cache.__all__ == ("__version__",)
+
+
+def test_contract_modules_stay_small() -> None:
+    """Small modules named for what they hold (issue 24): none of the contract's grows past ~250 lines."""
+    for name, module in [*MODULES.items(), ("contract", c)]:
+        assert module.__file__ is not None
+        with open(module.__file__, encoding="utf-8") as source:
+            assert sum(1 for _ in source) <= 250, f"kiwoom_cache/{name}.py is over 250 lines: split it"
 
 
 def test_exact_key_names() -> None:

@@ -1,0 +1,127 @@
+"""Publisher status: the heartbeat document every publisher writes, and what readers make of it (liveness).
+
+Written every ``heartbeat_s`` into :data:`~kiwoom_cache.keys.PUBLISHERS_KEY` under the publisher's id and,
+by the leader, into :data:`~kiwoom_cache.keys.STATUS_KEY` with a TTL of ``status_ttl_s``: no key means no
+publisher (crashed or stopped), while a paused publisher in a quiet market still heartbeats.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from kiwoom_cache.clock import iso_kst
+from kiwoom_cache.errors import ContractError
+from kiwoom_cache.jsonfields import dumps, required
+from kiwoom_cache.keys import STATUS_KEY
+from kiwoom_cache.leases import PublisherRole, check_publisher_id
+
+__all__ = ["DEFAULT_HEARTBEAT_S", "DEFAULT_STATUS_TTL_S", "PUBLISHER_STATES", "PublisherStatus", "publisher_liveness"]
+
+DEFAULT_HEARTBEAT_S: Final = 5.0
+#: The status key outlives three missed heartbeats, then expires: no key means no publisher.
+DEFAULT_STATUS_TTL_S: Final = 15.0
+
+#: Publisher states written to the status key.
+PUBLISHER_STATES: Final = ("starting", "connecting", "standby", "running", "paused", "degraded", "stopping",
+                            "stopped")
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherStatus:
+    """The heartbeat document under :data:`STATUS_KEY` (written with a TTL)."""
+
+    state: str
+    source: str
+    account_mode: str | None
+    version: str
+    host: str
+    pid: int
+    started_at_ms: int
+    heartbeat_at_ms: int
+    last_success_ms: int | None
+    heartbeat_s: float
+    session: str | None = None
+    message: str | None = None
+    redis: str | None = None
+    feeds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The publisher's id, also its lease value (None: a status written before leases existed).
+    id: str | None = None
+    role: PublisherRole | None = None
+    #: Configured to lead whenever it is healthy (``KIWOOM_PUBLISHER_PREFER_LEADER``).
+    preferred: bool = False
+    #: Rankings the write script refused because this publisher no longer held the lease.
+    fenced: int = 0
+    #: How often ``kiwoom-publisher supervise`` restarted this publisher (0 without a supervisor).
+    restarts: int = 0
+
+    def encode(self) -> bytes:
+        last = self.last_success_ms
+        return dumps({
+            "state": self.state, "source": self.source, "account_mode": self.account_mode,
+            "version": self.version, "host": self.host, "pid": self.pid,
+            "started_at": iso_kst(self.started_at_ms), "started_at_ms": self.started_at_ms,
+            "heartbeat_at": iso_kst(self.heartbeat_at_ms), "heartbeat_at_ms": self.heartbeat_at_ms,
+            "last_success": iso_kst(last) if last is not None else None, "last_success_ms": last,
+            "heartbeat_s": self.heartbeat_s, "session": self.session, "message": self.message,
+            "redis": self.redis, "feeds": {k: dict(v) for k, v in self.feeds.items()},
+            "id": self.id, "role": self.role.value if self.role else None, "preferred": self.preferred,
+            "fenced": self.fenced, "restarts": self.restarts,
+        })
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> PublisherStatus:
+        try:
+            doc = json.loads(data)
+            last = doc.get("last_success_ms")
+            if last is not None and not isinstance(last, int):
+                raise ContractError("'last_success_ms' must be an integer or null")
+            pid_, role = doc.get("id"), doc.get("role")
+            if pid_ is not None:
+                check_publisher_id(pid_)
+            fenced = doc.get("fenced", 0)
+            if not isinstance(fenced, int) or isinstance(fenced, bool):
+                raise ContractError("'fenced' must be an integer")
+            restarts = doc.get("restarts", 0)
+            if not isinstance(restarts, int) or isinstance(restarts, bool):
+                raise ContractError("'restarts' must be an integer")
+            return cls(
+                state=required(doc, "state", str),
+                source=required(doc, "source", str),
+                account_mode=doc.get("account_mode"),
+                version=required(doc, "version", str),
+                host=required(doc, "host", str),
+                pid=required(doc, "pid", int),
+                started_at_ms=required(doc, "started_at_ms", int),
+                heartbeat_at_ms=required(doc, "heartbeat_at_ms", int),
+                last_success_ms=last,
+                heartbeat_s=required(doc, "heartbeat_s", float),
+                session=doc.get("session"),
+                message=doc.get("message"),
+                redis=doc.get("redis"),
+                feeds=required(doc, "feeds", dict),
+                id=pid_,
+                role=PublisherRole(role) if role is not None else None,
+                preferred=doc.get("preferred") is True,
+                fenced=fenced,
+                restarts=restarts,
+            )
+        except ValueError as exc:  # also PublisherRole's ValueError for an unknown role
+            raise ContractError(f"bad publisher status: {exc}", key=STATUS_KEY) from exc
+
+
+def publisher_liveness(status: PublisherStatus | None, now_ms: int) -> str:
+    """``dead`` (no heartbeat key), ``stale`` (heartbeat late or publisher not healthy) or ``alive``.
+
+    A quiet market is not staleness: a paused publisher outside trading hours still heartbeats and
+    reports ``alive`` with its state ``paused``.
+    """
+    if status is None or status.state == "stopped":
+        return "dead"
+    late = now_ms - status.heartbeat_at_ms > 2 * status.heartbeat_s * 1000
+    if late or status.state in ("degraded", "connecting", "starting"):
+        return "stale"
+    return "alive"
+
