@@ -10,7 +10,8 @@ Linux API import the same files. One module per subject:
 - :mod:`~kiwoom_cache.scripts`: the Lua scripts (the atomic fenced write, lease renew/release)
 - :mod:`~kiwoom_cache.leases`: publisher ids (the lease values) and roles
 - :mod:`~kiwoom_cache.registry`: the feeds registry
-- :mod:`~kiwoom_cache.status`: the publisher heartbeat and liveness
+- :mod:`~kiwoom_cache.status`: the publisher heartbeat, its states and liveness
+- :mod:`~kiwoom_cache.events`: the SSE event names and WebSocket ops clients see
 
 Both sides import from here (``from kiwoom_cache import contract``), not from the modules: :data:`__all__` below is
 the public surface, pinned by ``tests/test_contract.py``, so a rename inside a module cannot break a reader silently.
@@ -35,6 +36,7 @@ from kiwoom_cache.document import (
     splice_document,
 )
 from kiwoom_cache.errors import ContractError
+from kiwoom_cache.events import EventName, WsOp
 from kiwoom_cache.keys import (
     FEEDS_KEY,
     MAX_ID_PART,
@@ -90,6 +92,9 @@ from kiwoom_cache.status import (
     DEFAULT_HEARTBEAT_S,
     DEFAULT_STATUS_TTL_S,
     PUBLISHER_STATES,
+    AccountMode,
+    Liveness,
+    PublisherState,
     PublisherStatus,
     publisher_liveness,
 )
@@ -100,10 +105,11 @@ __all__ = [
     "DEFAULT_STATUS_TTL_S", "FEEDS_KEY", "FENCED", "LEGACY_ROW_SCHEMA", "MAX_ID_PART", "PREFIX", "PUBLISHERS_KEY",
     "PUBLISHER_STATES", "READABLE_SCHEMAS", "RELEASE_LEASE_LUA", "RENEW_LEASE_LUA", "ROW_SCHEMAS", "ROW_SCHEMA_OF_TR",
     "SCHEMA_VERSION", "SOURCES", "STATUS_KEY", "STREAM_DOC_FIELD", "STREAM_EPOCH_FIELD", "STREAM_SEQ_FIELD",
-    "UPDATES_PATTERN", "WRITE_RANKING_LUA", "ContractError", "DroppedRow", "FeedInfo", "PublisherRole",
-    "PublisherStatus", "Ranking", "Row", "RowField", "RowSchema", "RowSchemaName", "RowValue", "Source",
-    "check_epoch", "check_feed", "check_publisher_id", "decode_ranking", "document_from_entry", "encode_body",
-    "epoch_key", "event_id", "feed_of_channel", "fenced_holder", "history_key", "latest_key", "lease_key",
-    "new_epoch", "new_publisher_id", "parse_event_id", "parse_stream_id", "publisher_liveness", "row_schema",
-    "row_schema_for_tr", "seq_key", "splice_document", "updates_channel", "write_ranking_args",
+    "UPDATES_PATTERN", "WRITE_RANKING_LUA", "AccountMode", "ContractError", "DroppedRow", "EventName", "FeedInfo",
+    "Liveness", "PublisherRole", "PublisherState", "PublisherStatus", "Ranking", "Row", "RowField", "RowSchema",
+    "RowSchemaName", "RowValue", "Source", "WsOp", "check_epoch", "check_feed", "check_publisher_id",
+    "decode_ranking", "document_from_entry", "encode_body", "epoch_key", "event_id", "feed_of_channel",
+    "fenced_holder", "history_key", "latest_key", "lease_key", "new_epoch", "new_publisher_id", "parse_event_id",
+    "parse_stream_id", "publisher_liveness", "row_schema", "row_schema_for_tr", "seq_key", "splice_document",
+    "updates_channel", "write_ranking_args",
 ]

@@ -73,7 +73,7 @@ class Ranking:
     feed: str
     tr: str
     params: Mapping[str, str]
-    source: str
+    source: Source
     requested_at_ms: int
     received_at_ms: int
     published_at_ms: int
@@ -207,7 +207,7 @@ def decode_ranking(data: bytes | str, *, key: str | None = None) -> Ranking:
             feed=check_feed(required(doc, "feed", str)),
             tr=required(doc, "tr", str),
             params=params,
-            source=required(doc, "source", str),
+            source=_source(required(doc, "source", str)),
             requested_at_ms=required(doc, "requested_at_ms", int),
             received_at_ms=required(doc, "received_at_ms", int),
             published_at_ms=required(doc, "published_at_ms", int),
@@ -233,3 +233,8 @@ def _decode_row(raw: Any, schema: RowSchema) -> Row:
     return Row(**core, own={f.name: required(raw, f.name, f.kind) for f in schema.own})
 
 
+def _source(value: str) -> Source:
+    try:
+        return Source(value)
+    except ValueError:
+        raise ContractError(f"unknown source {value!r}; expected one of {SOURCES}") from None

@@ -10,32 +10,83 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Final
 
 from kiwoom_cache.clock import iso_kst
+from kiwoom_cache.document import Source
 from kiwoom_cache.errors import ContractError
 from kiwoom_cache.jsonfields import dumps, required
 from kiwoom_cache.keys import STATUS_KEY
 from kiwoom_cache.leases import PublisherRole, check_publisher_id
 
-__all__ = ["DEFAULT_HEARTBEAT_S", "DEFAULT_STATUS_TTL_S", "PUBLISHER_STATES", "PublisherStatus", "publisher_liveness"]
+__all__ = [
+    "DEFAULT_HEARTBEAT_S", "DEFAULT_STATUS_TTL_S", "PUBLISHER_STATES", "AccountMode", "Liveness", "PublisherState",
+    "PublisherStatus", "publisher_liveness",
+]
 
 DEFAULT_HEARTBEAT_S: Final = 5.0
 #: The status key outlives three missed heartbeats, then expires: no key means no publisher.
 DEFAULT_STATUS_TTL_S: Final = 15.0
 
-#: Publisher states written to the status key.
-PUBLISHER_STATES: Final = ("starting", "connecting", "standby", "running", "paused", "degraded", "stopping",
-                            "stopped")
+
+
+class PublisherState(StrEnum):
+    """What a publisher is doing: the status's ``state`` (the operator window and ``/v1/feeds`` show it)."""
+
+    starting = "starting"
+    #: Logging in to its source.
+    connecting = "connecting"
+    #: Not leading: sends no TR (logged in and idle, or logs in when it takes over).
+    standby = "standby"
+    #: Leading and polling.
+    running = "running"
+    #: Leading outside trading hours, or waiting out Kiwoom's maintenance: heartbeats, sends no TR.
+    paused = "paused"
+    #: The source's session is lost; logging in again.
+    degraded = "degraded"
+    stopping = "stopping"
+    #: The final status of a publisher that stopped (readers: dead).
+    stopped = "stopped"
+
+
+#: Every state's value, in the order above.
+PUBLISHER_STATES: Final = tuple(s.value for s in PublisherState)
+#: States in which a live publisher is not keeping its feeds fresh.
+_UNHEALTHY: Final = frozenset({PublisherState.degraded, PublisherState.connecting, PublisherState.starting})
+
+
+class Liveness(StrEnum):
+    """What a reader makes of a publisher's heartbeat (:func:`publisher_liveness`)."""
+
+    #: Heartbeating in time and healthy (also paused in a quiet market).
+    alive = "alive"
+    #: Heartbeat late, or the publisher says it is not healthy (logging in, session lost).
+    stale = "stale"
+    #: No heartbeat key, or a final ``stopped`` status.
+    dead = "dead"
+
+
+class AccountMode(StrEnum):
+    """Which server the source is logged in to: the status's ``account_mode``."""
+
+    #: Kiwoom's real server.
+    real = "real"
+    #: 모의투자, Kiwoom's paper-trading server.
+    mock = "mock"
+    #: The simulated control (no server at all).
+    sim = "sim"
+    #: A recording played back.
+    replay = "replay"
 
 
 @dataclass(frozen=True, slots=True)
 class PublisherStatus:
     """The heartbeat document under :data:`STATUS_KEY` (written with a TTL)."""
 
-    state: str
-    source: str
-    account_mode: str | None
+    state: PublisherState
+    source: Source
+    account_mode: AccountMode | None
     version: str
     host: str
     pid: int
@@ -78,7 +129,7 @@ class PublisherStatus:
             last = doc.get("last_success_ms")
             if last is not None and not isinstance(last, int):
                 raise ContractError("'last_success_ms' must be an integer or null")
-            pid_, role = doc.get("id"), doc.get("role")
+            pid_, role, mode = doc.get("id"), doc.get("role"), doc.get("account_mode")
             if pid_ is not None:
                 check_publisher_id(pid_)
             fenced = doc.get("fenced", 0)
@@ -88,9 +139,9 @@ class PublisherStatus:
             if not isinstance(restarts, int) or isinstance(restarts, bool):
                 raise ContractError("'restarts' must be an integer")
             return cls(
-                state=required(doc, "state", str),
-                source=required(doc, "source", str),
-                account_mode=doc.get("account_mode"),
+                state=PublisherState(required(doc, "state", str)),
+                source=Source(required(doc, "source", str)),
+                account_mode=AccountMode(mode) if mode is not None else None,
                 version=required(doc, "version", str),
                 host=required(doc, "host", str),
                 pid=required(doc, "pid", int),
@@ -108,20 +159,19 @@ class PublisherStatus:
                 fenced=fenced,
                 restarts=restarts,
             )
-        except ValueError as exc:  # also PublisherRole's ValueError for an unknown role
+        except ValueError as exc:  # also the enums' ValueError for an unknown state, role or account mode
             raise ContractError(f"bad publisher status: {exc}", key=STATUS_KEY) from exc
 
 
-def publisher_liveness(status: PublisherStatus | None, now_ms: int) -> str:
+def publisher_liveness(status: PublisherStatus | None, now_ms: int) -> Liveness:
     """``dead`` (no heartbeat key), ``stale`` (heartbeat late or publisher not healthy) or ``alive``.
 
     A quiet market is not staleness: a paused publisher outside trading hours still heartbeats and
     reports ``alive`` with its state ``paused``.
     """
-    if status is None or status.state == "stopped":
-        return "dead"
+    if status is None or status.state == PublisherState.stopped:
+        return Liveness.dead
     late = now_ms - status.heartbeat_at_ms > 2 * status.heartbeat_s * 1000
-    if late or status.state in ("degraded", "connecting", "starting"):
-        return "stale"
-    return "alive"
-
+    if late or status.state in _UNHEALTHY:
+        return Liveness.stale
+    return Liveness.alive

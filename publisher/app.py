@@ -26,7 +26,14 @@ from typing import Any
 
 from kiwoom_cache import __version__
 from kiwoom_cache.clock import KST, now_ms
-from kiwoom_cache.contract import PublisherRole, PublisherStatus, Ranking, new_publisher_id
+from kiwoom_cache.contract import (
+    AccountMode,
+    PublisherRole,
+    PublisherState,
+    PublisherStatus,
+    Ranking,
+    new_publisher_id,
+)
 from kiwoom_cache.errors import KiwoomCacheError
 from publisher.exit_codes import ExitCode
 from publisher.kiwoom_errors import LoginRefusedError, VersionUpdateError
@@ -53,7 +60,7 @@ class Publisher:
                  limiter: RateLimiter | None = None) -> None:
         #: Emitted on the loop's thread after each ranking reached Redis.
         self.written = Signal()
-        #: The publisher state string changed (see contract.PUBLISHER_STATES).
+        #: The publisher's state changed (a PublisherState).
         self.stateChanged = Signal()
         #: A human-readable error (also kept in :attr:`recent_errors`).
         self.errorOccurred = Signal()
@@ -81,9 +88,9 @@ class Publisher:
         )
         self._lock = threading.Lock()
         self._stopped = False
-        self._state = "starting"
+        self._state = PublisherState.starting
         self._message: str | None = None
-        self._account_mode: str | None = None
+        self._account_mode: AccountMode | None = None
         self._last_success_ms: int | None = None
         self._started_at_ms = now_ms()
         self._feed_status: dict[str, dict[str, Any]] = {}
@@ -100,7 +107,8 @@ class Publisher:
         #: The role changed (a PublisherRole), on the loop's thread.
         self.roleChanged = Signal()
         policy = LeasePolicy(self.id, settings.lease_ttl_s, settings.lease_check_s, settings.prefer_leader,
-                             eligible=lambda: self._state == "standby", healthy=lambda: self._state != "degraded")
+                             eligible=lambda: self._state is PublisherState.standby,
+                             healthy=lambda: self._state is not PublisherState.degraded)
         self.writer = writer or RedisWriter(
             settings.redis_url,
             feeds=[f.info() for f in feeds],
@@ -154,13 +162,14 @@ class Publisher:
                 self._login()  # a cold standby's takeover, or a session lost while standing by
         else:
             self.poller.stop()
-            if self._state not in ("degraded", "connecting"):  # else a (re)login is under way and will say so
+            # Degraded or connecting: a (re)login is under way and will say so.
+            if self._state not in (PublisherState.degraded, PublisherState.connecting):
                 self._stand_by()
 
     def _stand_by(self) -> None:
         why = self.writer.role_reason or ""
         login = "logged in, idle" if self._logged_in else "logs in when it takes over"
-        self._set_state("standby", f"standby ({login}){': ' + why if why else ''}")
+        self._set_state(PublisherState.standby, f"standby ({login}){': ' + why if why else ''}")
 
     def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Stop polling, flush pending rankings to Redis (or report them), write the final status.
@@ -174,7 +183,8 @@ class Publisher:
             timer.stop()
         self.poller.stop()
         self.source.close()
-        self._set_state("stopping", self._message if self.exit_code is not None else None)  # keep why it exits
+        # Keep why it exits, if it does.
+        self._set_state(PublisherState.stopping, self._message if self.exit_code is not None else None)
         stats = self.writer.stop(flush_timeout_s)
         log.info("publisher stopped: %d written, %d superseded, %d unsent", stats.written, stats.superseded,
                  stats.pending)
@@ -182,7 +192,7 @@ class Publisher:
     def _login(self) -> None:
         if self._stopped or self.exit_code is not None or self._wait_for_maintenance():
             return
-        self._set_state("connecting", f"logging in ({self.settings.source})")
+        self._set_state(PublisherState.connecting, f"logging in ({self.settings.source})")
         try:
             self.source.login()
         except KiwoomCacheError as error:
@@ -198,7 +208,7 @@ class Publisher:
         self._login_refusals = 0
         self._maintenance = None
         with self._lock:
-            self._account_mode = self.source.account_mode
+            self._account_mode = AccountMode(self.source.account_mode)
         self._watchdog.start()
         if self._role is not PublisherRole.leader:
             log.info("logged in (%s server); standing by, no TR sent until this publisher leads", self._account_mode)
@@ -236,7 +246,7 @@ class Publisher:
         self._watchdog.stop()
         self._login_timer.stop()
         self._error(f"{text}; exiting with status {int(code)} ({code.name})")
-        self._set_state("stopping", text)
+        self._set_state(PublisherState.stopping, text)
         self.exitRequested.emit(code)
 
     def _wait_for_maintenance(self, reason: str | None = None) -> bool:
@@ -251,7 +261,7 @@ class Publisher:
         self._logged_in = False
         self.poller.stop()
         self._watchdog.stop()
-        self._set_state("paused", window.describe())
+        self._set_state(PublisherState.paused, window.describe())
         # Re-checked at least every login_retry_s, so a clock that jumps past the window is noticed.
         remaining = (window.resume_at - self._clock()).total_seconds()
         self._login_timer.start(max(0.0, min(remaining, self.settings.login_retry_s)))
@@ -272,7 +282,7 @@ class Publisher:
         self._logged_in = False
         self.poller.stop()
         self._watchdog.stop()
-        self._set_state("degraded", text)
+        self._set_state(PublisherState.degraded, text)
         self._error(text)
         self._login_timer.start(relogin_after_s)
 
@@ -306,7 +316,7 @@ class Publisher:
         if start_polling:
             self.poller.start()
         if self.poller.running:
-            self._set_state("paused" if paused else "running", message)
+            self._set_state(PublisherState.paused if paused else PublisherState.running, message)
 
     # --- data path --------------------------------------------------------------------------------
 
@@ -343,7 +353,7 @@ class Publisher:
 
     # --- status (read by the writer thread) -------------------------------------------------------
 
-    def _set_state(self, state: str, message: str | None = None) -> None:
+    def _set_state(self, state: PublisherState, message: str | None = None) -> None:
         with self._lock:
             changed = state != self._state
             self._state, self._message = state, message
@@ -352,7 +362,7 @@ class Publisher:
             self.stateChanged.emit(state)
 
     @property
-    def state(self) -> str:
+    def state(self) -> PublisherState:
         return self._state
 
     def status(self) -> PublisherStatus:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import redis
 
 from kiwoom_cache import contract
-from kiwoom_cache.contract import PublisherRole, PublisherStatus
+from kiwoom_cache.contract import Liveness, PublisherRole, PublisherState, PublisherStatus
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Lease:
 
 
 def alive(peer: PublisherStatus, now_ms: int) -> bool:
-    return contract.publisher_liveness(peer, now_ms) == "alive"
+    return contract.publisher_liveness(peer, now_ms) is Liveness.alive
 
 
 class Elector:
@@ -133,7 +133,7 @@ class Elector:
         self._become(PublisherRole.standby, why, on_purpose=True)
 
     def _ready(self, others: list[PublisherStatus]) -> list[PublisherStatus]:
-        return [p for p in others if p.role is PublisherRole.standby and p.state == "standby"]
+        return [p for p in others if p.role is PublisherRole.standby and p.state == PublisherState.standby]
 
     def _better_standby(self, others: list[PublisherStatus]) -> PublisherStatus | None:
         """A ready standby that should lead instead: a preferred one (we are not), or any while we are unhealthy."""

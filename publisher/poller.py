@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kiwoom_cache.clock import now_ms
-from kiwoom_cache.contract import Ranking
+from kiwoom_cache.contract import Ranking, Source
 from kiwoom_cache.errors import KiwoomCacheError
 from publisher.kiwoom_errors import ConnectionClosedError, RateLimitError
 from publisher.limiter import RateLimiter
@@ -66,7 +66,7 @@ class Poller:
         limiter: RateLimiter,
         *,
         loop: Loop,
-        source_name: str,
+        source_name: Source,
         request_timeout_s: float = 10.0,
         refusal_backoff_s: float = 17.0,
         session: Callable[[], str | None] = lambda: None,

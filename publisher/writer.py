@@ -29,7 +29,7 @@ from redis.backoff import EqualJitterBackoff
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.connect import sync_client
-from kiwoom_cache.contract import FeedInfo, PublisherRole, PublisherStatus, Ranking
+from kiwoom_cache.contract import FeedInfo, PublisherRole, PublisherState, PublisherStatus, Ranking
 from kiwoom_cache.errors import ContractError
 from publisher.lease import Elector, LeasePolicy
 
@@ -400,7 +400,7 @@ class RedisWriter:
             pipe.execute()
 
     def _final_status(self) -> None:
-        status = replace(self._stamped(self._status()), state="stopped")
+        status = replace(self._stamped(self._status()), state=PublisherState.stopped)
         try:
             with self._client.pipeline(transaction=False) as pipe:
                 if status.id is not None:

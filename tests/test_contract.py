@@ -11,7 +11,7 @@ import pytest
 
 import kiwoom_cache
 from kiwoom_cache import contract as c
-from kiwoom_cache import document, keys, leases, registry, rows, scripts, status
+from kiwoom_cache import document, events, keys, leases, registry, rows, scripts, status
 from kiwoom_cache.errors import ContractError
 from kiwoom_cache.urls import mask_url
 
@@ -47,11 +47,12 @@ PUBLIC = {
                 "fenced_holder", "write_ranking_args"],
     "leases": ["PublisherRole", "check_publisher_id", "new_publisher_id"],
     "registry": ["FeedInfo"],
-    "status": ["DEFAULT_HEARTBEAT_S", "DEFAULT_STATUS_TTL_S", "PUBLISHER_STATES", "PublisherStatus",
-               "publisher_liveness"],
+    "status": ["DEFAULT_HEARTBEAT_S", "DEFAULT_STATUS_TTL_S", "PUBLISHER_STATES", "AccountMode", "Liveness",
+               "PublisherState", "PublisherStatus", "publisher_liveness"],
+    "events": ["EventName", "WsOp"],
 }
 MODULES = {"keys": keys, "rows": rows, "document": document, "scripts": scripts, "leases": leases,
-           "registry": registry, "status": status}
+           "registry": registry, "status": status, "events": events}
 
 
 def test_public_surface_is_pinned() -> None:
@@ -253,6 +254,46 @@ def test_status_carries_the_role_and_old_statuses_still_decode() -> None:
                         ({"restarts": True}, "'restarts' must be an integer")):
         with pytest.raises(ContractError, match=reason):
             c.PublisherStatus.decode(json.dumps({**json.loads(status.encode()), **bad}))
+
+
+def test_vocabularies_keep_their_wire_values() -> None:
+    """The enums are StrEnums: Redis documents and HTTP answers carry exactly the strings they always did."""
+    assert c.PUBLISHER_STATES == ("starting", "connecting", "standby", "running", "paused", "degraded", "stopping",
+                                  "stopped")
+    assert [s.value for s in c.PublisherState] == list(c.PUBLISHER_STATES)
+    assert [v.value for v in c.Liveness] == ["alive", "stale", "dead"]
+    assert [r.value for r in c.PublisherRole] == ["leader", "standby"]
+    assert [m.value for m in c.AccountMode] == ["real", "mock", "sim", "replay"]
+    assert [s.value for s in c.Source] == ["kiwoom", "sim", "replay", "rest"]
+    assert [e.value for e in c.EventName] == ["snapshot", "ranking", "reset", "hello", "ping", "pong", "error"]
+    assert [o.value for o in c.WsOp] == ["subscribe", "unsubscribe", "ping", "auth"]
+    status = c.PublisherStatus(
+        state=c.PublisherState.paused, source=c.Source.sim, account_mode=c.AccountMode.mock, version="0.1.0",
+        host="h", pid=1, started_at_ms=1, heartbeat_at_ms=1000, last_success_ms=None, heartbeat_s=5.0)
+    doc = json.loads(status.encode())
+    assert (doc["state"], doc["source"], doc["account_mode"]) == ("paused", "sim", "mock")
+    back = c.PublisherStatus.decode(status.encode())
+    assert back.state is c.PublisherState.paused and back.account_mode is c.AccountMode.mock
+    assert back.source is c.Source.sim
+    assert c.publisher_liveness(back, 2000) is c.Liveness.alive
+    ranking = c.decode_ranking(c.splice_document(c.encode_body(make_ranking()), "1-0", 1, "e1"))
+    assert ranking.source is c.Source.sim
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    ({"state": "sleeping"}, "sleeping"), ({"account_mode": "demo"}, "demo"), ({"source": "excel"}, "excel")])
+def test_unknown_status_words_are_contract_errors(bad: dict[str, str], reason: str) -> None:
+    status = c.PublisherStatus(
+        state=c.PublisherState.running, source=c.Source.sim, account_mode=None, version="0.1.0", host="h", pid=1,
+        started_at_ms=1, heartbeat_at_ms=1000, last_success_ms=None, heartbeat_s=5.0)
+    with pytest.raises(ContractError, match=reason):
+        c.PublisherStatus.decode(json.dumps({**json.loads(status.encode()), **bad}))
+
+
+def test_a_document_of_an_unknown_source_is_a_contract_error() -> None:
+    doc = json.loads(c.splice_document(c.encode_body(make_ranking()), "1-0", 1, "e1"))
+    with pytest.raises(ContractError, match="unknown source 'excel'"):
+        c.decode_ranking(json.dumps({**doc, "source": "excel"}))
 
 
 @pytest.mark.parametrize(("url", "masked"), [
