@@ -17,7 +17,7 @@ from kiwoom_cache.clock import iso_kst
 from kiwoom_cache.document import Source
 from kiwoom_cache.errors import ContractError
 from kiwoom_cache.jsonfields import dumps, required
-from kiwoom_cache.keys import STATUS_KEY
+from kiwoom_cache.keys import STATUS_KEY, check_feed
 from kiwoom_cache.leases import PublisherRole, check_publisher_id
 
 __all__ = [
@@ -107,6 +107,10 @@ class PublisherStatus:
     fenced: int = 0
     #: How often ``kiwoom-publisher supervise`` restarted this publisher (0 without a supervisor).
     restarts: int = 0
+    #: The feeds whose lease this publisher holds now (sorted; empty for a standby).
+    leads: tuple[str, ...] = ()
+    #: The feeds it may lead (its ``lead`` setting); None: every feed it polls.
+    may_lead: tuple[str, ...] | None = None
 
     def encode(self) -> bytes:
         last = self.last_success_ms
@@ -119,7 +123,8 @@ class PublisherStatus:
             "heartbeat_s": self.heartbeat_s, "session": self.session, "message": self.message,
             "redis": self.redis, "feeds": {k: dict(v) for k, v in self.feeds.items()},
             "id": self.id, "role": self.role.value if self.role else None, "preferred": self.preferred,
-            "fenced": self.fenced, "restarts": self.restarts,
+            "fenced": self.fenced, "restarts": self.restarts, "leads": list(self.leads),
+            "may_lead": list(self.may_lead) if self.may_lead is not None else None,
         })
 
     @classmethod
@@ -138,6 +143,7 @@ class PublisherStatus:
             restarts = doc.get("restarts", 0)
             if not isinstance(restarts, int) or isinstance(restarts, bool):
                 raise ContractError("'restarts' must be an integer")
+            may_lead = doc.get("may_lead")
             return cls(
                 state=PublisherState(required(doc, "state", str)),
                 source=Source(required(doc, "source", str)),
@@ -158,6 +164,8 @@ class PublisherStatus:
                 preferred=doc.get("preferred") is True,
                 fenced=fenced,
                 restarts=restarts,
+                leads=_feeds(doc.get("leads", []), "leads"),
+                may_lead=_feeds(may_lead, "may_lead") if may_lead is not None else None,
             )
         except ValueError as exc:  # also the enums' ValueError for an unknown state, role or account mode
             raise ContractError(f"bad publisher status: {exc}", key=STATUS_KEY) from exc
@@ -175,3 +183,9 @@ def publisher_liveness(status: PublisherStatus | None, now_ms: int) -> Liveness:
     if late or status.state in _UNHEALTHY:
         return Liveness.stale
     return Liveness.alive
+
+
+def _feeds(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ContractError(f"{name!r} must be a list of feeds")
+    return tuple(check_feed(f) for f in value)

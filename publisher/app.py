@@ -107,8 +107,8 @@ class Publisher:
         #: The role changed (a PublisherRole), on the loop's thread.
         self.roleChanged = Signal()
         policy = LeasePolicy(self.id, settings.lease_ttl_s, settings.lease_check_s, settings.prefer_leader,
-                             eligible=lambda: self._state is PublisherState.standby,
-                             healthy=lambda: self._state is not PublisherState.degraded)
+                             eligible=self._may_take_leases, healthy=lambda: self._state is not PublisherState.degraded,
+                             lead=frozenset(settings.lead) if settings.lead is not None else None)
         self.writer = writer or RedisWriter(
             settings.redis_url,
             feeds=[f.info() for f in feeds],
@@ -119,7 +119,7 @@ class Publisher:
             # Called on the writer thread; handed over to the loop's thread.
             on_written=lambda written: loop.call_soon_threadsafe(self.written.emit, written),
             lease=policy,
-            on_role=lambda role: loop.call_soon_threadsafe(self._on_role, role),
+            on_leads=lambda role, leads: loop.call_soon_threadsafe(self._on_leads, role, leads),
         )
         self.written.connect(self._on_written)
         source.loggedIn.connect(self._on_login)
@@ -146,9 +146,17 @@ class Publisher:
     def role(self) -> PublisherRole:
         return self._role
 
-    def _on_role(self, role: PublisherRole) -> None:
-        """The writer thread took or lost the leases: poll only as the leader."""
-        if self._stopped or role is self._role:
+    def _may_take_leases(self) -> bool:
+        """Read on the writer thread: a standby (logged in, or cold), or a leader at work that may take more feeds."""
+        return self._state is PublisherState.standby or (
+            self._role is PublisherRole.leader and self._state in (PublisherState.running, PublisherState.paused))
+
+    def _on_leads(self, role: PublisherRole, leads: frozenset[str]) -> None:
+        """The writer thread took or lost leases: poll exactly the feeds led, and only as a leader."""
+        if self._stopped:
+            return
+        self.poller.lead(leads)
+        if role is self._role:
             return
         self._role = role
         self.roleChanged.emit(role)
