@@ -38,7 +38,7 @@ from kiwoom_cache.errors import KiwoomCacheError
 from publisher.exit_codes import ExitCode
 from publisher.kiwoom_errors import LoginRefusedError, VersionUpdateError
 from publisher.kiwoom_maintenance import Maintenance, maintenance_at
-from publisher.lease import LeasePolicy
+from publisher.lease import Fitness, LeasePolicy
 from publisher.limiter import RateLimiter
 from publisher.loop import Loop, Signal
 from publisher.market_session import TRADING_STATES, SessionState, next_transition, session_at
@@ -107,7 +107,6 @@ class Publisher:
         #: The role changed (a PublisherRole), on the loop's thread.
         self.roleChanged = Signal()
         policy = LeasePolicy(self.id, settings.lease_ttl_s, settings.lease_check_s, settings.prefer_leader,
-                             eligible=self._may_take_leases, healthy=lambda: self._state is not PublisherState.degraded,
                              lead=frozenset(settings.lead) if settings.lead is not None else None)
         self.writer = writer or RedisWriter(
             settings.redis_url,
@@ -121,6 +120,7 @@ class Publisher:
             lease=policy,
             on_leads=lambda role, leads: loop.call_soon_threadsafe(self._on_leads, role, leads),
         )
+        self.writer.set_fitness(self._fitness())  # starting: may not take leases yet
         self.written.connect(self._on_written)
         source.loggedIn.connect(self._on_login)
         source.messageReceived.connect(self._on_message)
@@ -146,10 +146,11 @@ class Publisher:
     def role(self) -> PublisherRole:
         return self._role
 
-    def _may_take_leases(self) -> bool:
-        """Read on the writer thread: a standby (logged in, or cold), or a leader at work that may take more feeds."""
-        return self._state is PublisherState.standby or (
-            self._role is PublisherRole.leader and self._state in (PublisherState.running, PublisherState.paused))
+    def _fitness(self) -> Fitness:
+        """May take leases: a standby (logged in, or cold), or a leader at work (it may take feeds nobody leads)."""
+        at_work = self._role is PublisherRole.leader and self._state in (PublisherState.running, PublisherState.paused)
+        return Fitness(eligible=self._state is PublisherState.standby or at_work,
+                       healthy=self._state is not PublisherState.degraded)
 
     def _on_leads(self, role: PublisherRole, leads: frozenset[str]) -> None:
         """The writer thread took or lost leases: poll exactly the feeds led, and only as a leader."""
@@ -159,6 +160,7 @@ class Publisher:
         if role is self._role:
             return
         self._role = role
+        self.writer.set_fitness(self._fitness())
         self.roleChanged.emit(role)
         if self._maintenance is not None:
             self.poller.stop()
@@ -366,6 +368,7 @@ class Publisher:
             changed = state != self._state
             self._state, self._message = state, message
         if changed:
+            self.writer.set_fitness(self._fitness())
             self.writer.refresh_status()  # readers see the new state now, not a heartbeat later
             self.stateChanged.emit(state)
 

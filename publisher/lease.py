@@ -9,7 +9,9 @@ A publisher may lead the feeds of its ``lead`` setting (default: all it polls) a
 It takes the leases nobody holds, in sorted order, all of them or none (:class:`Lease`), so two standbys racing for
 the same free feeds do not split them, while publishers configured for disjoint feeds lead side by side and a
 standby for all of them takes over exactly the feeds of a leader that went away (docs/high-availability.md).
-Everything here runs on the writer thread, on the writer's own Redis connection.
+Everything here runs on the writer thread, on the writer's own Redis connection: a leader renews only while its
+write path works. The publisher never gets called back for a decision: it pushes its :class:`Fitness` (may it take
+leases, is it healthy) whenever its state changes, and hears which feeds it leads.
 """
 
 from __future__ import annotations
@@ -38,10 +40,6 @@ class LeasePolicy:
     check_s: float
     #: Lead whenever healthy: a non-preferred leader hands over to a preferred standby that is ready.
     preferred: bool = False
-    #: May take the leases now (logged in, or a cold standby that logs in on takeover).
-    eligible: Callable[[], bool] = lambda: True
-    #: Still fit to lead (no lost Kiwoom session); a leader that is not hands over to a ready standby.
-    healthy: Callable[[], bool] = lambda: True
     #: The feeds this publisher may lead (None: every feed it is given).
     lead: frozenset[str] | None = None
 
@@ -121,6 +119,18 @@ def alive(peer: PublisherStatus, now_ms: int) -> bool:
     return contract.publisher_liveness(peer, now_ms) is Liveness.alive
 
 
+@dataclass(frozen=True, slots=True)
+class Fitness:
+    """What the publisher says about itself, pushed to the elector whenever its state changes (never read back
+    from the publisher by the writer thread)."""
+
+    #: May take leases now: standing by (logged in, or a cold standby that logs in on takeover), or leading and
+    #: at work (it may take feeds nobody leads).
+    eligible: bool = True
+    #: Still fit to lead (no lost Kiwoom session); a leader that is not hands over to a ready standby.
+    healthy: bool = True
+
+
 class Elector:
     """Decides, at each lease check, which feeds this publisher leads, from the leases and the other publishers'
     heartbeats. It leads (``role``) while it holds any lease."""
@@ -130,6 +140,8 @@ class Elector:
         self.policy = policy
         lead = [f for f in feeds if policy.lead is None or f in policy.lead]
         self.lease = Lease(client, lead, policy.holder, policy.ttl_s)
+        #: Replaced as a whole by the publisher's thread (:meth:`publisher.writer.RedisWriter.set_fitness`).
+        self.fitness = Fitness()
         self.role = PublisherRole.standby
         self._clock = clock
         self._hold_off_until = 0.0
@@ -155,7 +167,7 @@ class Elector:
             if (better := self._better_standby(others)) is not None:
                 self.step_down(f"handing over to {better.id} ({'preferred' if better.preferred else 'healthy'})")
                 return self.leads
-        if self._clock() < self._hold_off_until or not self.policy.eligible():
+        if self._clock() < self._hold_off_until or not self.fitness.eligible:
             return self.leads
         if any(p.preferred and not self.policy.preferred for p in self._ready(others)):
             self.reason = "a preferred standby is ready: letting it lead"
@@ -185,7 +197,7 @@ class Elector:
     def _better_standby(self, others: list[PublisherStatus]) -> PublisherStatus | None:
         """A ready standby that should lead instead: a preferred one (we are not), or any while we are unhealthy;
         one that may lead every feed we lead (a standby for other feeds cannot take ours)."""
-        sick = not self.policy.healthy()
+        sick = not self.fitness.healthy
         for peer in self._ready(others):
             covers = peer.may_lead is None or self.lease.held <= set(peer.may_lead)
             if covers and (sick or (peer.preferred and not self.policy.preferred)):

@@ -31,7 +31,7 @@ from kiwoom_cache.clock import now_ms
 from kiwoom_cache.connect import sync_client
 from kiwoom_cache.contract import FeedInfo, PublisherRole, PublisherState, PublisherStatus, Ranking
 from kiwoom_cache.errors import ContractError
-from publisher.lease import Elector, LeasePolicy
+from publisher.lease import Elector, Fitness, LeasePolicy
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,12 @@ class RedisWriter:
     @property
     def role(self) -> PublisherRole | None:
         return self._elector.role if self._elector is not None else None
+
+    def set_fitness(self, fitness: Fitness) -> None:
+        """The publisher's word on whether it may lead (any thread); the leases are looked at again at once."""
+        if self._elector is not None and fitness != self._elector.fitness:
+            self._elector.fitness = fitness  # one reference swapped: the writer thread sees the old or the new
+            self.refresh_status()
 
     @property
     def leads(self) -> frozenset[str]:

@@ -12,7 +12,7 @@ from kiwoom_cache import contract as c
 from kiwoom_cache.contract import PublisherRole
 from publisher.app import Publisher
 from publisher.controls.simulated import SimulatedControl
-from publisher.lease import Elector, Lease, LeasePolicy
+from publisher.lease import Elector, Fitness, Lease, LeasePolicy
 from publisher.settings import FeedSettings, load_settings
 from publisher.writer import RedisWriter
 from tests.publishers import ocx_publisher
@@ -88,6 +88,9 @@ def test_publishers_on_disjoint_feeds_lead_side_by_side_and_a_standby_takes_only
     assert second.tick([], 0) == group_b and second.role is PublisherRole.leader
     assert standby.tick([], 0) == frozenset() and standby.role is PublisherRole.standby, "nothing free"
     redis_client.delete(*[c.lease_key(f) for f in group_a])  # the first desk died: its leases expired
+    standby.fitness = Fitness(eligible=False)  # what its publisher pushes while it logs in, say
+    assert standby.tick([], 0) == frozenset(), "not eligible: takes nothing"
+    standby.fitness = Fitness()
     assert standby.tick([], 0) == group_a and standby.role is PublisherRole.leader
     assert second.tick([], 0) == group_b, "the other leader keeps its feeds"
     assert not first.tick([], 0) and first.role is PublisherRole.standby, "the dead desk's comeback: fenced out"
