@@ -12,14 +12,16 @@ from typing import Final
 
 from sse_starlette.event import ServerSentEvent
 
+from kiwoom_cache.contract import EventName
+
 SEP: Final = b"\r\n"
 #: Event names a client can listen to with ``addEventListener``.
-EVENT_SNAPSHOT: Final = "snapshot"
-EVENT_RANKING: Final = "ranking"
-EVENT_RESET: Final = "reset"
+EVENT_SNAPSHOT: Final = EventName.snapshot
+EVENT_RANKING: Final = EventName.ranking
+EVENT_RESET: Final = EventName.reset
 #: First event of every stream: which replica serves it and where it resumed from. It has no ``id:`` line, so
 #: EventSource's last event id (and hence ``Last-Event-ID`` on the next reconnect) is left untouched.
-EVENT_HELLO: Final = "hello"
+EVENT_HELLO: Final = EventName.hello
 REPLICA_HEADER: Final = b"x-kiwoom-replica"
 PING: Final = ServerSentEvent(comment="ping").encode()
 

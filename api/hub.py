@@ -497,7 +497,7 @@ class Hub:
         status = self.status
         now = self.loop.time()
         reported: dict[str, tuple[int, int]] = {}
-        if status is not None and self.liveness() == "alive":
+        if status is not None and self.liveness() == contract.Liveness.alive:
             for feed, info in status.feeds.items():
                 last_id = info.get("last_id") if isinstance(info, dict) else None
                 with contextlib.suppress(ContractError):

@@ -20,6 +20,7 @@ from api.hub import Hub
 from api.public import clip
 from api.ring import FeedState, Snapshot
 from kiwoom_cache import contract
+from kiwoom_cache.contract import Liveness, PublisherState
 
 MAX_VARIANTS: Final = 64
 #: "No clock-driven change ahead" for :func:`answer_until` (year 2286, in epoch ms).
@@ -64,11 +65,11 @@ def parse_snapshot_query(query_string: bytes) -> tuple[int | None, tuple[str, ..
 def freshness(hub: Hub, feed: str, snap: Snapshot, now_ms: int) -> tuple[str | None, str]:
     """``(stale reason or None, publisher liveness)``; a quiet market (publisher paused) is not stale."""
     liveness = hub.liveness(now_ms)
-    if liveness != "alive":
+    if liveness != Liveness.alive:
         return f"publisher {liveness}", liveness
     info = hub.registry.get(feed)
     status = hub.status
-    if info is not None and status is not None and status.state == "running" \
+    if info is not None and status is not None and status.state == PublisherState.running \
             and now_ms - snap.published_at_ms > _stale_after_ms(hub, info):
         # Whole seconds: the reason (header and body) then changes once a second, so the prepared answer
         # (api.fastpath) is reused between; Last-Modified gives the exact time.
@@ -171,7 +172,7 @@ def answer_until(hub: Hub, feed: str, snap: Snapshot, *, stale: str | None, now_
     until = _NEVER
     published = snap.published_at_ms
     status = hub.status
-    if status is not None and status.state != "stopped":
+    if status is not None and status.state != PublisherState.stopped:
         late_after = status.heartbeat_at_ms + 2 * status.heartbeat_s * 1000  # contract.publisher_liveness
         if now_ms <= late_after:
             until = math.floor(late_after) + 1
@@ -179,7 +180,7 @@ def answer_until(hub: Hub, feed: str, snap: Snapshot, *, stale: str | None, now_
         # "no ranking for N s" counts whole seconds of age (a "publisher ..." reason only ends with a new status)
         return min(until, published + ((now_ms - published) // 1000 + 1) * 1000)
     info = hub.registry.get(feed)
-    if info is not None and status is not None and status.state == "running":
+    if info is not None and status is not None and status.state == PublisherState.running:
         until = min(until, math.floor(published + _stale_after_ms(hub, info)) + 1)
     poll_ms = _poll_ms(info)
     max_age = _max_age_s(published, poll_ms, now_ms)  # cache_control(): max-age counts down to 0

@@ -26,12 +26,19 @@ from typing import Any
 
 from kiwoom_cache import __version__
 from kiwoom_cache.clock import KST, now_ms
-from kiwoom_cache.contract import PublisherRole, PublisherStatus, Ranking, new_publisher_id
+from kiwoom_cache.contract import (
+    AccountMode,
+    PublisherRole,
+    PublisherState,
+    PublisherStatus,
+    Ranking,
+    new_publisher_id,
+)
 from kiwoom_cache.errors import KiwoomCacheError
 from publisher.exit_codes import ExitCode
 from publisher.kiwoom_errors import LoginRefusedError, VersionUpdateError
 from publisher.kiwoom_maintenance import Maintenance, maintenance_at
-from publisher.lease import LeasePolicy
+from publisher.lease import Fitness, LeasePolicy
 from publisher.limiter import RateLimiter
 from publisher.loop import Loop, Signal
 from publisher.market_session import TRADING_STATES, MarketOperation, SessionModel, SessionState
@@ -53,7 +60,7 @@ class Publisher:
                  limiter: RateLimiter | None = None) -> None:
         #: Emitted on the loop's thread after each ranking reached Redis.
         self.written = Signal()
-        #: The publisher state string changed (see contract.PUBLISHER_STATES).
+        #: The publisher's state changed (a PublisherState).
         self.stateChanged = Signal()
         #: A human-readable error (also kept in :attr:`recent_errors`).
         self.errorOccurred = Signal()
@@ -83,9 +90,9 @@ class Publisher:
         )
         self._lock = threading.Lock()
         self._stopped = False
-        self._state = "starting"
+        self._state = PublisherState.starting
         self._message: str | None = None
-        self._account_mode: str | None = None
+        self._account_mode: AccountMode | None = None
         self._last_success_ms: int | None = None
         self._started_at_ms = now_ms()
         self._feed_status: dict[str, dict[str, Any]] = {}
@@ -102,7 +109,7 @@ class Publisher:
         #: The role changed (a PublisherRole), on the loop's thread.
         self.roleChanged = Signal()
         policy = LeasePolicy(self.id, settings.lease_ttl_s, settings.lease_check_s, settings.prefer_leader,
-                             eligible=lambda: self._state == "standby", healthy=lambda: self._state != "degraded")
+                             lead=frozenset(settings.lead) if settings.lead is not None else None)
         self.writer = writer or RedisWriter(
             settings.redis_url,
             feeds=[f.info() for f in feeds],
@@ -113,8 +120,9 @@ class Publisher:
             # Called on the writer thread; handed over to the loop's thread.
             on_written=lambda written: loop.call_soon_threadsafe(self.written.emit, written),
             lease=policy,
-            on_role=lambda role: loop.call_soon_threadsafe(self._on_role, role),
+            on_leads=lambda role, leads: loop.call_soon_threadsafe(self._on_leads, role, leads),
         )
+        self.writer.set_fitness(self._fitness())  # starting: may not take leases yet
         self.written.connect(self._on_written)
         source.loggedIn.connect(self._on_login)
         source.messageReceived.connect(self._on_message)
@@ -143,11 +151,21 @@ class Publisher:
     def role(self) -> PublisherRole:
         return self._role
 
-    def _on_role(self, role: PublisherRole) -> None:
-        """The writer thread took or lost the leases: poll only as the leader."""
-        if self._stopped or role is self._role:
+    def _fitness(self) -> Fitness:
+        """May take leases: a standby (logged in, or cold), or a leader at work (it may take feeds nobody leads)."""
+        at_work = self._role is PublisherRole.leader and self._state in (PublisherState.running, PublisherState.paused)
+        return Fitness(eligible=self._state is PublisherState.standby or at_work,
+                       healthy=self._state is not PublisherState.degraded)
+
+    def _on_leads(self, role: PublisherRole, leads: frozenset[str]) -> None:
+        """The writer thread took or lost leases: poll exactly the feeds led, and only as a leader."""
+        if self._stopped:
+            return
+        self.poller.lead(leads)
+        if role is self._role:
             return
         self._role = role
+        self.writer.set_fitness(self._fitness())
         self.roleChanged.emit(role)
         if self._maintenance is not None:
             self.poller.stop()
@@ -159,13 +177,14 @@ class Publisher:
                 self._login()  # a cold standby's takeover, or a session lost while standing by
         else:
             self.poller.stop()
-            if self._state not in ("degraded", "connecting"):  # else a (re)login is under way and will say so
+            # Degraded or connecting: a (re)login is under way and will say so.
+            if self._state not in (PublisherState.degraded, PublisherState.connecting):
                 self._stand_by()
 
     def _stand_by(self) -> None:
         why = self.writer.role_reason or ""
         login = "logged in, idle" if self._logged_in else "logs in when it takes over"
-        self._set_state("standby", f"standby ({login}){': ' + why if why else ''}")
+        self._set_state(PublisherState.standby, f"standby ({login}){': ' + why if why else ''}")
 
     def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Stop polling, flush pending rankings to Redis (or report them), write the final status.
@@ -179,7 +198,8 @@ class Publisher:
             timer.stop()
         self.poller.stop()
         self.source.close()
-        self._set_state("stopping", self._message if self.exit_code is not None else None)  # keep why it exits
+        # Keep why it exits, if it does.
+        self._set_state(PublisherState.stopping, self._message if self.exit_code is not None else None)
         stats = self.writer.stop(flush_timeout_s)
         log.info("publisher stopped: %d written, %d superseded, %d unsent", stats.written, stats.superseded,
                  stats.pending)
@@ -187,7 +207,7 @@ class Publisher:
     def _login(self) -> None:
         if self._stopped or self.exit_code is not None or self._wait_for_maintenance():
             return
-        self._set_state("connecting", f"logging in ({self.settings.source})")
+        self._set_state(PublisherState.connecting, f"logging in ({self.settings.source})")
         try:
             self.source.login()
         except KiwoomCacheError as error:
@@ -203,7 +223,7 @@ class Publisher:
         self._login_refusals = 0
         self._maintenance = None
         with self._lock:
-            self._account_mode = self.source.account_mode
+            self._account_mode = AccountMode(self.source.account_mode)
         self._watchdog.start()
         if self._role is not PublisherRole.leader:
             log.info("logged in (%s server); standing by, no TR sent until this publisher leads", self._account_mode)
@@ -241,7 +261,7 @@ class Publisher:
         self._watchdog.stop()
         self._login_timer.stop()
         self._error(f"{text}; exiting with status {int(code)} ({code.name})")
-        self._set_state("stopping", text)
+        self._set_state(PublisherState.stopping, text)
         self.exitRequested.emit(code)
 
     def _wait_for_maintenance(self, reason: str | None = None) -> bool:
@@ -256,7 +276,7 @@ class Publisher:
         self._logged_in = False
         self.poller.stop()
         self._watchdog.stop()
-        self._set_state("paused", window.describe())
+        self._set_state(PublisherState.paused, window.describe())
         # Re-checked at least every login_retry_s, so a clock that jumps past the window is noticed.
         remaining = (window.resume_at - self._clock()).total_seconds()
         self._login_timer.start(max(0.0, min(remaining, self.settings.login_retry_s)))
@@ -277,7 +297,7 @@ class Publisher:
         self._logged_in = False
         self.poller.stop()
         self._watchdog.stop()
-        self._set_state("degraded", text)
+        self._set_state(PublisherState.degraded, text)
         self._error(text)
         self._login_timer.start(relogin_after_s)
 
@@ -317,7 +337,7 @@ class Publisher:
         if start_polling:
             self.poller.start()
         if self.poller.running:
-            self._set_state("paused" if paused else "running", message)
+            self._set_state(PublisherState.paused if paused else PublisherState.running, message)
 
     # --- data path --------------------------------------------------------------------------------
 
@@ -354,16 +374,17 @@ class Publisher:
 
     # --- status (read by the writer thread) -------------------------------------------------------
 
-    def _set_state(self, state: str, message: str | None = None) -> None:
+    def _set_state(self, state: PublisherState, message: str | None = None) -> None:
         with self._lock:
             changed = state != self._state
             self._state, self._message = state, message
         if changed:
+            self.writer.set_fitness(self._fitness())
             self.writer.refresh_status()  # readers see the new state now, not a heartbeat later
             self.stateChanged.emit(state)
 
     @property
-    def state(self) -> str:
+    def state(self) -> PublisherState:
         return self._state
 
     def status(self) -> PublisherStatus:

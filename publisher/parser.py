@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from kiwoom_cache.contract import DroppedRow, Ranking, Row, RowValue
+from kiwoom_cache.contract import DroppedRow, Ranking, Row, RowValue, Source
 from kiwoom_cache.errors import KiwoomCacheError
 from publisher.trs import OPT10023, Kind, RawResponse, TrSpec, tr_spec
 
@@ -140,7 +140,7 @@ def parse_rows(raw_rows: Sequence[Mapping[str, str]], *, context: str = "", spec
     return ParsedRanking(tuple(rows), tuple(dropped))
 
 
-def ranking_from_response(raw: RawResponse, *, source: str, session: str | None = None) -> Ranking:
+def ranking_from_response(raw: RawResponse, *, source: Source, session: str | None = None) -> Ranking:
     """A raw TR answer as a contract :class:`Ranking` (``published_at`` is stamped by the writer)."""
     spec = tr_spec(raw.trcode)
     parsed = parse_rows(raw.rows, context=f"{raw.trcode} {raw.feed}", spec=spec)

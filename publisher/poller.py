@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from kiwoom_cache.clock import now_ms
-from kiwoom_cache.contract import Ranking
+from kiwoom_cache.contract import Ranking, Source
 from kiwoom_cache.errors import KiwoomCacheError
 from publisher.kiwoom_errors import ConnectionClosedError, RateLimitError
 from publisher.limiter import RateLimiter
@@ -66,7 +66,7 @@ class Poller:
         limiter: RateLimiter,
         *,
         loop: Loop,
-        source_name: str,
+        source_name: Source,
         request_timeout_s: float = 10.0,
         refusal_backoff_s: float = 17.0,
         session: Callable[[], str | None] = lambda: None,
@@ -81,6 +81,8 @@ class Poller:
         self.limiter = limiter
         self.source_name = source_name
         self.feeds = {f.feed: FeedState(f) for f in feeds}
+        #: The feeds polled: those this publisher leads (:meth:`lead`); all of them until told otherwise.
+        self.leading: frozenset[str] = frozenset(self.feeds)
         self._session = session
         self._refusal_backoff_s = refusal_backoff_s
         self._inflight: str | None = None
@@ -142,9 +144,21 @@ class Poller:
         state.retired = True
         state.due_since = None
 
+    def lead(self, feeds: Iterable[str]) -> None:
+        """Poll only ``feeds`` (the ones whose lease this publisher holds); a feed gained is due at once."""
+        wanted = frozenset(feeds)
+        if unknown := wanted - self.feeds.keys():
+            raise ValueError(f"cannot lead feeds this poller does not have: {sorted(unknown)}")
+        for feed in self.leading - wanted:
+            self.feeds[feed].due_since = None
+        gained, self.leading = wanted - self.leading, wanted
+        if self._running and not self._paused:
+            for feed in sorted(gained):
+                self._mark_due(feed)
+
     def _mark_due(self, feed: str) -> None:
         state = self.feeds[feed]
-        if state.retired:
+        if state.retired or feed not in self.leading:
             return
         if state.due_since is None:
             state.due_since = self.limiter.clock()

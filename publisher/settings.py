@@ -163,6 +163,8 @@ class PublisherSettings(OcxSettings, SimSettings, RestSettings, BaseSettings):
     standby_login: StandbyLogin = StandbyLogin.hot
     #: Lead whenever healthy: a non-preferred leader hands over to this publisher when it is ready.
     prefer_leader: bool = False
+    #: The feeds this publisher may lead (None: all of ``feeds``); two publishers on disjoint lists share the work.
+    lead: list[str] | None = None
     log_level: str = "INFO"
 
     @field_validator("feeds")
@@ -182,6 +184,11 @@ class PublisherSettings(OcxSettings, SimSettings, RestSettings, BaseSettings):
         if self.lease_ttl_s <= self.heartbeat_s:
             # The leader renews with its heartbeat: a TTL within one heartbeat would lapse between renewals.
             raise ValueError(f"lease_ttl_s ({self.lease_ttl_s}) must exceed heartbeat_s ({self.heartbeat_s})")
+        if self.lead is not None:
+            if unknown := sorted(set(self.lead) - {f.feed for f in self.feeds}):
+                raise ValueError(f"lead names feeds that are not configured: {unknown}")
+            if not self.lead:
+                raise ValueError("lead is empty: leave it out to lead every feed")
         return self
 
     @field_validator("holidays")

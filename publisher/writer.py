@@ -29,9 +29,9 @@ from redis.backoff import EqualJitterBackoff
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.connect import sync_client
-from kiwoom_cache.contract import FeedInfo, PublisherRole, PublisherStatus, Ranking
+from kiwoom_cache.contract import FeedInfo, PublisherRole, PublisherState, PublisherStatus, Ranking
 from kiwoom_cache.errors import ContractError
-from publisher.lease import Elector, LeasePolicy
+from publisher.lease import Elector, Fitness, LeasePolicy
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class RedisWriter:
         on_written: Callable[[Written], None] | None = None,
         client: redis.Redis | None = None,
         lease: LeasePolicy | None = None,
-        on_role: Callable[[PublisherRole], None] | None = None,
+        on_leads: Callable[[PublisherRole, frozenset[str]], None] | None = None,
     ) -> None:
         if status_ttl_s <= heartbeat_s:
             raise ValueError(f"status TTL ({status_ttl_s}s) must exceed the heartbeat period ({heartbeat_s}s)")
@@ -141,7 +141,11 @@ class RedisWriter:
         self._registered = False
         self._fenced = 0
         self._elector = Elector(self._client, [f.feed for f in feeds], lease) if lease is not None else None
-        self._on_role = on_role
+        self._on_leads = on_leads
+        #: The feeds led, as last told to ``on_leads``.
+        self._announced: frozenset[str] = frozenset()
+        #: The feed whose lease makes its holder the writer of the status key (sorted first of the configured).
+        self._status_feed = min((f.feed for f in feeds), default=None)
 
     # --- producer side (any thread; the GUI thread in practice) ---------------------------------
 
@@ -176,6 +180,17 @@ class RedisWriter:
     @property
     def role(self) -> PublisherRole | None:
         return self._elector.role if self._elector is not None else None
+
+    def set_fitness(self, fitness: Fitness) -> None:
+        """The publisher's word on whether it may lead (any thread); the leases are looked at again at once."""
+        if self._elector is not None and fitness != self._elector.fitness:
+            self._elector.fitness = fitness  # one reference swapped: the writer thread sees the old or the new
+            self.refresh_status()
+
+    @property
+    def leads(self) -> frozenset[str]:
+        """The feeds whose lease this publisher holds (every feed without a lease policy)."""
+        return self._elector.leads if self._elector is not None else frozenset(f.feed for f in self._feeds)
 
     @property
     def role_reason(self) -> str | None:
@@ -318,12 +333,13 @@ class RedisWriter:
             if holder is None:
                 raise
             elector = self._elector
-            if elector is None or holder or not elector.reacquire():
+            if elector is None or holder or not elector.reacquire(ranking.feed):
                 if elector is not None and elector.role is PublisherRole.leader:
                     elector.lost(f"a write was fenced: the lease is held by {holder or 'nobody'}")
-                    self._role_changed()
+                self._announce()
                 raise Fenced(ranking.feed, holder) from exc
             # Nobody held it (it expired while Redis was away) and it is ours again: this ranking may land.
+            self._announce()  # leases of other feeds another publisher took meanwhile are gone
             rid, seq, epoch = self._script(keys=keys, args=args)
         epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
         previous = self._last_of_feed.get(ranking.feed)
@@ -342,7 +358,7 @@ class RedisWriter:
             self._on_written(written)
 
     def _lease_tick(self) -> bool:
-        """Look at the other publishers and the leases; True if this publisher's role changed."""
+        """Look at the other publishers and the leases; True if the feeds this publisher leads changed."""
         assert self._elector is not None
         now = now_ms()
         peers: list[PublisherStatus] = []
@@ -359,17 +375,19 @@ class RedisWriter:
                 peers.append(peer)
         if stale:
             self._client.hdel(contract.PUBLISHERS_KEY, *stale)
-        before = self._elector.role
         self._elector.tick(peers, now)
-        if self._elector.role is before:
-            return False
-        self._role_changed()
-        return True
+        return self._announce()
 
-    def _role_changed(self) -> None:
+    def _announce(self) -> bool:
+        """Tell the publisher when the feeds it leads changed (whatever changed them); True if they did."""
         assert self._elector is not None
-        if self._on_role is not None:
-            self._on_role(self._elector.role)
+        leads = self._elector.leads
+        if leads == self._announced:
+            return False
+        self._announced = leads
+        if self._on_leads is not None:
+            self._on_leads(self._elector.role, leads)
+        return True
 
     def _hand_over(self) -> None:
         """Graceful stop of the leader: every pending ranking is written, so give the leases to the standby now."""
@@ -380,32 +398,40 @@ class RedisWriter:
             log.warning("could not release the leases (they expire by themselves): %s", exc)
 
     def _stamped(self, status: PublisherStatus) -> PublisherStatus:
+        lead = self._elector.policy.lead if self._elector is not None else None
         return replace(status, heartbeat_at_ms=now_ms(), redis=WriterState.connected.value, role=self.role,
-                       fenced=self._fenced)
+                       fenced=self._fenced, leads=tuple(sorted(self.leads)),
+                       may_lead=tuple(sorted(lead)) if lead is not None else None)
+
+    def _writes_status_key(self) -> bool:
+        """The status key has one writer at a time: the holder of the first feed's lease (every leader writes its
+        own entry in the publishers hash). Without a lease policy: this writer."""
+        return self._elector is None or self._status_feed in self._elector.leads
 
     def _heartbeat(self) -> None:
         """The status key, and the feeds registry again: readers must find it after a FLUSHALL or a restart
         of Redis without persistence, not only after the writer's next reconnect.
 
-        Every publisher with an id heartbeats into the publishers hash; only the leader (or a writer without a
-        lease policy) writes the status key, which describes the publisher feeding the rankings."""
+        Every publisher with an id heartbeats into the publishers hash, naming the feeds it leads; the status key has
+        one writer, the holder of the first feed's lease (:meth:`_writes_status_key`), so two leaders of disjoint
+        feeds never overwrite each other's status."""
         status = self._stamped(self._status())
         with self._client.pipeline(transaction=False) as pipe:
             if self._feeds:
                 pipe.hset(contract.FEEDS_KEY, mapping={f.feed: f.encode() for f in self._feeds})
             if status.id is not None:
                 pipe.hset(contract.PUBLISHERS_KEY, status.id, status.encode())
-            if status.role in (None, PublisherRole.leader):
+            if self._writes_status_key():
                 pipe.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
             pipe.execute()
 
     def _final_status(self) -> None:
-        status = replace(self._stamped(self._status()), state="stopped")
+        status = replace(self._stamped(self._status()), state=PublisherState.stopped)
         try:
             with self._client.pipeline(transaction=False) as pipe:
                 if status.id is not None:
                     pipe.hset(contract.PUBLISHERS_KEY, status.id, status.encode())
-                if status.role in (None, PublisherRole.leader):
+                if self._writes_status_key():
                     pipe.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
                 pipe.execute()
         except redis.RedisError as exc:

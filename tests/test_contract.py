@@ -9,7 +9,9 @@ import re
 import fakeredis
 import pytest
 
+import kiwoom_cache
 from kiwoom_cache import contract as c
+from kiwoom_cache import document, events, keys, leases, registry, rows, scripts, status
 from kiwoom_cache.errors import ContractError
 from kiwoom_cache.urls import mask_url
 
@@ -27,6 +29,52 @@ def make_ranking(feed: str = "kospi-surge", n: int = 3, **kw: object) -> c.Ranki
     )
     fields.update(kw)
     return c.Ranking(**fields)  # type: ignore[arg-type]
+
+
+#: What api/ and publisher/ may import from ``kiwoom_cache.contract`` (docs/contract.md, "Importing the contract").
+#: A rename, a removal or an addition shows up here first: change this list on purpose, never by accident.
+PUBLIC = {
+    "keys": ["FEEDS_KEY", "MAX_ID_PART", "PREFIX", "PUBLISHERS_KEY", "STATUS_KEY", "STREAM_DOC_FIELD",
+             "STREAM_EPOCH_FIELD", "STREAM_SEQ_FIELD", "UPDATES_PATTERN", "check_epoch", "check_feed", "epoch_key",
+             "event_id", "feed_of_channel", "history_key", "latest_key", "lease_key", "new_epoch", "parse_event_id",
+             "parse_stream_id", "seq_key", "updates_channel"],
+    "rows": ["ALL_ROW_FIELDS", "CORE_FIELDS", "CORE_FIELD_NAMES", "LEGACY_ROW_SCHEMA", "ROW_SCHEMAS",
+             "ROW_SCHEMA_OF_TR", "DroppedRow", "Row", "RowField", "RowSchema", "RowSchemaName", "RowValue",
+             "row_schema", "row_schema_for_tr"],
+    "document": ["READABLE_SCHEMAS", "SCHEMA_VERSION", "SOURCES", "Ranking", "Source", "decode_ranking",
+                 "document_from_entry", "encode_body", "splice_document"],
+    "scripts": ["DEFAULT_HISTORY_MAXLEN", "FENCED", "RELEASE_LEASE_LUA", "RENEW_LEASE_LUA", "WRITE_RANKING_LUA",
+                "fenced_holder", "write_ranking_args"],
+    "leases": ["PublisherRole", "check_publisher_id", "new_publisher_id"],
+    "registry": ["FeedInfo"],
+    "status": ["DEFAULT_HEARTBEAT_S", "DEFAULT_STATUS_TTL_S", "PUBLISHER_STATES", "AccountMode", "Liveness",
+               "PublisherState", "PublisherStatus", "publisher_liveness"],
+    "events": ["EventName", "WsOp"],
+}
+MODULES = {"keys": keys, "rows": rows, "document": document, "scripts": scripts, "leases": leases,
+           "registry": registry, "status": status, "events": events}
+
+
+def test_public_surface_is_pinned() -> None:
+    """Each module exports exactly its names, and the contract re-exports every one (the same objects)."""
+    for name, module in MODULES.items():
+        assert sorted(module.__all__) == sorted(PUBLIC[name]), f"kiwoom_cache.{name}.__all__ changed"
+    everything = [n for names in PUBLIC.values() for n in names]
+    assert len(everything) == len(set(everything)), "a name is defined in two modules"
+    assert sorted(c.__all__) == sorted([*everything, "ContractError"])
+    for name, module in MODULES.items():
+        for attr in PUBLIC[name]:
+            assert getattr(c, attr) is getattr(module, attr), f"contract.{attr} is not kiwoom_cache.{name}.{attr}"
+    assert c.ContractError is ContractError
+    assert kiwoom_cache.__all__ == ("__version__",)
+
+
+def test_contract_modules_stay_small() -> None:
+    """Small modules named for what they hold (issue 24): none of the contract's grows past ~250 lines."""
+    for name, module in [*MODULES.items(), ("contract", c)]:
+        assert module.__file__ is not None
+        with open(module.__file__, encoding="utf-8") as source:
+            assert sum(1 for _ in source) <= 250, f"kiwoom_cache/{name}.py is over 250 lines: split it"
 
 
 def test_exact_key_names() -> None:
@@ -206,6 +254,46 @@ def test_status_carries_the_role_and_old_statuses_still_decode() -> None:
                         ({"restarts": True}, "'restarts' must be an integer")):
         with pytest.raises(ContractError, match=reason):
             c.PublisherStatus.decode(json.dumps({**json.loads(status.encode()), **bad}))
+
+
+def test_vocabularies_keep_their_wire_values() -> None:
+    """The enums are StrEnums: Redis documents and HTTP answers carry exactly the strings they always did."""
+    assert c.PUBLISHER_STATES == ("starting", "connecting", "standby", "running", "paused", "degraded", "stopping",
+                                  "stopped")
+    assert [s.value for s in c.PublisherState] == list(c.PUBLISHER_STATES)
+    assert [v.value for v in c.Liveness] == ["alive", "stale", "dead"]
+    assert [r.value for r in c.PublisherRole] == ["leader", "standby"]
+    assert [m.value for m in c.AccountMode] == ["real", "mock", "sim", "replay"]
+    assert [s.value for s in c.Source] == ["kiwoom", "sim", "replay", "rest"]
+    assert [e.value for e in c.EventName] == ["snapshot", "ranking", "reset", "hello", "ping", "pong", "error"]
+    assert [o.value for o in c.WsOp] == ["subscribe", "unsubscribe", "ping", "auth"]
+    status = c.PublisherStatus(
+        state=c.PublisherState.paused, source=c.Source.sim, account_mode=c.AccountMode.mock, version="0.1.0",
+        host="h", pid=1, started_at_ms=1, heartbeat_at_ms=1000, last_success_ms=None, heartbeat_s=5.0)
+    doc = json.loads(status.encode())
+    assert (doc["state"], doc["source"], doc["account_mode"]) == ("paused", "sim", "mock")
+    back = c.PublisherStatus.decode(status.encode())
+    assert back.state is c.PublisherState.paused and back.account_mode is c.AccountMode.mock
+    assert back.source is c.Source.sim
+    assert c.publisher_liveness(back, 2000) is c.Liveness.alive
+    ranking = c.decode_ranking(c.splice_document(c.encode_body(make_ranking()), "1-0", 1, "e1"))
+    assert ranking.source is c.Source.sim
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    ({"state": "sleeping"}, "sleeping"), ({"account_mode": "demo"}, "demo"), ({"source": "excel"}, "excel")])
+def test_unknown_status_words_are_contract_errors(bad: dict[str, str], reason: str) -> None:
+    status = c.PublisherStatus(
+        state=c.PublisherState.running, source=c.Source.sim, account_mode=None, version="0.1.0", host="h", pid=1,
+        started_at_ms=1, heartbeat_at_ms=1000, last_success_ms=None, heartbeat_s=5.0)
+    with pytest.raises(ContractError, match=reason):
+        c.PublisherStatus.decode(json.dumps({**json.loads(status.encode()), **bad}))
+
+
+def test_a_document_of_an_unknown_source_is_a_contract_error() -> None:
+    doc = json.loads(c.splice_document(c.encode_body(make_ranking()), "1-0", 1, "e1"))
+    with pytest.raises(ContractError, match="unknown source 'excel'"):
+        c.decode_ranking(json.dumps({**doc, "source": "excel"}))
 
 
 @pytest.mark.parametrize(("url", "masked"), [

@@ -244,3 +244,58 @@ def test_preferred_publisher_takes_the_lead_when_ready(stack: Stack, admin: redi
     doc = wait_until(feeds_show_both, DEADLINE_S, "/v1/feeds naming the leader and the standby")
     assert doc["publishers"][0]["preferred"] is True
     assert "host" not in doc["publishers"][0] and socket.gethostname() not in json.dumps(doc), "no host in public"
+
+
+def lead_env(feeds: tuple[str, ...]) -> dict[str, str]:
+    return {**FAST, "KIWOOM_PUBLISHER_LEAD": json.dumps(list(feeds))}
+
+
+def leads_exactly(admin: redis.Redis, proc: subprocess.Popen[bytes], feeds: tuple[str, ...]) -> PublisherStatus | None:
+    """``proc``'s entry once it holds the leases of exactly ``feeds`` and says so."""
+    status = publisher(admin, proc)
+    if status is None or status.role is not PublisherRole.leader or status.leads != feeds:
+        return None
+    held = {f for f, v in zip(FEEDS, admin.mget([c.lease_key(f) for f in FEEDS]), strict=True)
+            if v is not None and v.decode() == status.id}
+    return status if held == set(feeds) else None
+
+
+def test_publishers_on_disjoint_feeds_and_a_standby_for_both(tmp_path: Path) -> None:
+    """Issue 23 item 8: two publishers lead disjoint feeds (their ``lead`` settings), a third stands by for all.
+    SIGKILL one leader: the standby takes over exactly that leader's feeds, the other leader keeps its own, and a
+    reader sees the stream's entries once each, in order, with no seq reused, across the takeover."""
+    first_feeds, second_feeds = tuple(sorted(FEEDS)[:3]), tuple(sorted(FEEDS)[3:])
+    with Stack(tmp_path, replicas=1, pace="fast", persist=False, publisher_env=lead_env(first_feeds)) as stack:
+        admin = redis.Redis.from_url(stack.redis_url)
+        first = stack.publisher
+        assert first is not None
+        wait_until(lambda: leads_exactly(admin, first, first_feeds), DEADLINE_S, "the first publisher leads its feeds")
+        second = stack.start_publisher("second", env=lead_env(second_feeds))
+        wait_until(lambda: leads_exactly(admin, second, second_feeds), DEADLINE_S, "the second leads the others")
+        standby = stack.start_publisher("standby", env=FAST)
+        wait_until(lambda: standing_by(admin, standby), DEADLINE_S, "the third stands by for both")
+        taken_over, kept = sse(stack, first_feeds[-1]), sse(stack, second_feeds[-1])
+        mark = counts(admin)
+        wait_until(lambda: written_since(admin, mark, 3), DEADLINE_S, "both leaders writing every feed")
+        idle = standing_by(admin, standby)
+        assert idle is not None and no_tr_sent(idle), f"the standby sent no TR: {idle and idle.feeds}"
+        second_id = leads_exactly(admin, second, second_feeds)
+        assert second_id is not None
+        first.kill()
+        first.wait()
+        mark = counts(admin)
+        wait_until(lambda: leads_exactly(admin, standby, first_feeds), DEADLINE_S,
+                   "the standby leads exactly the killed leader's feeds")
+        wait_until(lambda: written_since(admin, mark, 3), DEADLINE_S, "every feed written on")
+        still = leads_exactly(admin, second, second_feeds)
+        assert still is not None and still.id == second_id.id, "the other leader kept its feeds throughout"
+        after = leads_exactly(admin, standby, first_feeds)
+        assert after is not None
+        assert all(after.feeds[f]["requests"] == 0 for f in second_feeds), "the standby never polled the others"
+        assert_one_gap_free_history(admin)
+        assert_continuous(admin, taken_over, first_feeds[-1])
+        assert_continuous(admin, kept, second_feeds[-1])
+        status = PublisherStatus.decode(admin.get(c.STATUS_KEY))
+        assert status.pid == standby.pid and status.leads == first_feeds, "one status writer: the first feed's leader"
+        assert "NOPERM" not in (stack.data / "standby.log").read_text()
+        admin.close()

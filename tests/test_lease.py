@@ -12,7 +12,7 @@ from kiwoom_cache import contract as c
 from kiwoom_cache.contract import PublisherRole
 from publisher.app import Publisher
 from publisher.controls.simulated import SimulatedControl
-from publisher.lease import Lease, LeasePolicy
+from publisher.lease import Elector, Fitness, Lease, LeasePolicy
 from publisher.settings import FeedSettings, load_settings
 from publisher.writer import RedisWriter
 from tests.publishers import ocx_publisher
@@ -49,25 +49,54 @@ def test_the_write_script_refuses_a_ranking_without_the_current_lease(redis_clie
     assert c.fenced_holder("WRONGTYPE Operation against a key") is None
 
 
-def test_leases_are_taken_all_or_none_renewed_and_released_by_their_holder(redis_client: redis.Redis) -> None:
+def test_free_leases_are_taken_all_or_none_renewed_and_released_by_their_holder(redis_client: redis.Redis) -> None:
     feeds = ["kospi-surge", "kosdaq-surge"]
     a = Lease(redis_client, feeds, "desk-a", ttl_s=30)
     b = Lease(redis_client, feeds, "desk-b", ttl_s=30)
     redis_client.set(c.lease_key("kospi-surge"), "desk-b", px=30_000)  # b holds one of the two
-    assert not a.acquire()
+    a.free = lambda: ["kosdaq-surge", "kospi-surge"]  # type: ignore[method-assign]  # a race: both looked free to a
+    assert not a.acquire() and a.held == frozenset()
     assert redis_client.get(c.lease_key("kosdaq-surge")) is None, "a gave back the lease it had taken"
+    del a.free
+    assert a.acquire() and a.held == {"kosdaq-surge"}, "a takes the lease nobody holds, never b's"
     redis_client.delete(c.lease_key("kospi-surge"))
-    assert a.acquire() and not b.acquire()
+    assert a.acquire() and a.held == set(feeds) and not b.acquire() and b.held == frozenset()
     assert {redis_client.get(k) for k in a.keys} == {b"desk-a"}
     redis_client.pexpire(c.lease_key("kospi-surge"), 100)
     assert a.renew() and redis_client.pttl(c.lease_key("kospi-surge")) > 20_000
     b.release()  # not b's: nothing happens
     assert {redis_client.get(k) for k in a.keys} == {b"desk-a"}
     redis_client.set(c.lease_key("kosdaq-surge"), "desk-b", px=30_000)  # taken over (a stalled past its TTL)
-    assert not a.renew()
+    assert not a.renew() and a.held == {"kospi-surge"}
     a.release()
     assert redis_client.get(c.lease_key("kospi-surge")) is None
     assert redis_client.get(c.lease_key("kosdaq-surge")) == b"desk-b"
+
+
+def test_publishers_on_disjoint_feeds_lead_side_by_side_and_a_standby_takes_only_what_is_left(
+        redis_client: redis.Redis) -> None:
+    """Issue 23 item 8: each publisher may lead its ``lead`` feeds; a standby for all of them takes over exactly the
+    feeds whose leader went away (its leases expired), and later the others too."""
+    feeds = ["a-1", "a-2", "b-1", "b-2"]
+    group_a, group_b = frozenset(feeds[:2]), frozenset(feeds[2:])
+
+    def elector(name: str, lead: frozenset[str] | None) -> Elector:
+        return Elector(redis_client, feeds, LeasePolicy(name, ttl_s=30, check_s=0.1, lead=lead))
+
+    first, second, standby = elector("desk-a", group_a), elector("desk-b", group_b), elector("desk-s", None)
+    assert first.tick([], 0) == group_a and first.role is PublisherRole.leader
+    assert second.tick([], 0) == group_b and second.role is PublisherRole.leader
+    assert standby.tick([], 0) == frozenset() and standby.role is PublisherRole.standby, "nothing free"
+    redis_client.delete(*[c.lease_key(f) for f in group_a])  # the first desk died: its leases expired
+    standby.fitness = Fitness(eligible=False)  # what its publisher pushes while it logs in, say
+    assert standby.tick([], 0) == frozenset(), "not eligible: takes nothing"
+    standby.fitness = Fitness()
+    assert standby.tick([], 0) == group_a and standby.role is PublisherRole.leader
+    assert second.tick([], 0) == group_b, "the other leader keeps its feeds"
+    assert not first.tick([], 0) and first.role is PublisherRole.standby, "the dead desk's comeback: fenced out"
+    redis_client.delete(*[c.lease_key(f) for f in group_b])
+    assert standby.tick([], 0) == frozenset(feeds), "a leader with room takes the feeds nobody leads"
+    assert {redis_client.get(c.lease_key(f)) for f in feeds} == {b"desk-s"}
 
 
 def test_a_stalled_leader_is_fenced_and_counts_it(redis_url: str, redis_client: redis.Redis) -> None:
@@ -90,7 +119,8 @@ def test_a_stalled_leader_is_fenced_and_counts_it(redis_url: str, redis_client: 
     def writer(name: str) -> RedisWriter:
         return RedisWriter(redis_url, feeds=[c.FeedInfo(FEED, "코스피", "opt10023", {"market": "001"}, 1.0)],
                            status=status_of(name), heartbeat_s=0.1, status_ttl_s=0.5,
-                           lease=LeasePolicy(f"desk-{name}", ttl_s=0.5, check_s=0.05), on_role=roles[name].append)
+                           lease=LeasePolicy(f"desk-{name}", ttl_s=0.5, check_s=0.05),
+                           on_leads=lambda role, _: roles[name].append(role))
 
     a, b = writer("a"), writer("b")
     a.start()
@@ -154,3 +184,13 @@ def test_a_leader_that_lost_kiwoom_hands_over_and_the_standby_sent_no_tr(qtbot, 
         leader.stop()
     seqs = [int(fields[b"seq"]) for _, fields in redis_client.xrange(c.history_key(FEED))]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_lead_names_configured_feeds_only() -> None:
+    feeds = [FeedSettings(feed=FEED, market="001")]
+    assert load_settings(feeds=feeds, lead=[FEED]).lead == [FEED]
+    assert load_settings(feeds=feeds).lead is None, "default: lead every feed"
+    with pytest.raises(ValueError, match=r"lead names feeds that are not configured: \['kosdaq-surge'\]"):
+        load_settings(feeds=feeds, lead=["kosdaq-surge"])
+    with pytest.raises(ValueError, match="lead is empty"):
+        load_settings(feeds=feeds, lead=[])
