@@ -44,7 +44,8 @@ __all__ = ["CLOSE", "DATA", "PING", "Client", "FeedState", "Frame", "Hub", "Rese
 class Hub:
     """Owns the feeds, the subscription task, the registry poller and the tick (heartbeat, eviction, GC)."""
 
-    def __init__(self, settings: ApiSettings, redis: aioredis.Redis, pubsub_redis: aioredis.Redis) -> None:
+    def __init__(self, settings: ApiSettings, redis: aioredis.Redis, pubsub_redis: aioredis.Redis,
+                 history_redis: aioredis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = redis
         self.feeds: dict[str, FeedState] = {}
@@ -62,6 +63,8 @@ class Hub:
         self.counters = StreamCounters()
         self.faults = Faults(self.state)
         self.reader = StreamReader(redis, self.faults)
+        #: History pages' reader: its own Redis (``KIWOOM_API_HISTORY_REDIS_URL``, e.g. a replica) or the main one.
+        self.history = StreamReader(history_redis, self.faults) if history_redis is not None else self.reader
         self.sync = FeedSync(settings, redis, self.reader, self.faults, self)
         self.publishing = Registry(redis)
         self.evictor = Evictor(settings, self.counters)
