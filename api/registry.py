@@ -26,6 +26,8 @@ class Registry:
         self.status_error: str | None = None
         #: Every publisher's heartbeat (leader and standbys), from the publishers hash.
         self.publishers: list[contract.PublisherStatus] = []
+        #: Each feed's leader: the publisher id its lease holds (None: no lease), as last read.
+        self.leaders: dict[str, str | None] = {}
 
     async def refresh(self, held: Mapping[str, FeedState], status_pending: Callable[[], bool]) -> None:
         """Read the registry, the status and the publishers; ``held`` keeps listing a feed whose registration
@@ -63,6 +65,24 @@ class Registry:
             self.status_error = None
         except ContractError as exc:
             self.status, self.status_error = None, str(exc)
+
+    async def refresh_leaders(self) -> None:
+        """Read every registered feed's lease (``kiwoom:{<feed>}:lease``, whose value is the holder's id)."""
+        feeds = sorted(self.feeds)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for feed in feeds:
+                pipe.get(contract.lease_key(feed))
+            values = await pipe.execute()
+        leaders: dict[str, str | None] = {}
+        for feed, raw in zip(feeds, values, strict=True):
+            leaders[feed] = None
+            if raw is not None:
+                value = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+                try:
+                    leaders[feed] = contract.check_publisher_id(value)
+                except ContractError as exc:
+                    log.warning("feed %s: ignoring its lease: %s", feed, exc)
+        self.leaders = leaders
 
     def status_pending(self, lost_at: float | None, recovered_at: float | None, now: float) -> bool:
         """No heartbeat key, but Redis was just lost (``lost_at``) or is just back (``recovered_at``; restarted

@@ -64,6 +64,7 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
         try:
             async with hub.deadline():  # one bound for every Redis call of this answer
                 await hub.refresh_registry()  # fresh, not the last poll: this route is not on a hot path
+                await hub.publishing.refresh_leaders()
                 for name in sorted(hub.registry):
                     if key is None or key.may_read(name):
                         states[name] = await hub.lookup(name)
@@ -94,7 +95,8 @@ def build_router(state: AppState, fast: FastPath) -> APIRouter:
                 last_published_at=iso_kst(snap.published_at_ms) if snap else None,
                 age_s=round((now - snap.published_at_ms) / 1000, 3) if snap else None,
                 stale=outage is not None or stale is not None, stale_reason=outage or stale,
-                stalled=hub.stalled(st) if st else False, clients=len(st.clients) if st else 0,
+                stalled=hub.stalled(st) if st else False, leader=hub.publishing.leaders.get(name),
+                clients=len(st.clients) if st else 0,
                 error=st.error if st else None, bad_entries=st.bad_entries if st else 0,
                 links=FeedLinks(snapshot=base, history=f"{base}/history", events=f"{base}/events"),
             ))
