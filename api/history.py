@@ -1,7 +1,7 @@
 """History pages read from the feed's stream (XRANGE / XREVRANGE), bounded and cursor-paginated.
 
-Entries come through the one stream reader (:meth:`api.hub.Hub.read`): a bad entry is skipped and counted,
-never a 502 for the page.
+Entries come through the hub's history reader (``Hub.history``, a :class:`api.reader.StreamReader` on
+``KIWOOM_API_HISTORY_REDIS_URL`` or the main Redis): a bad entry is skipped and counted, never a 502 for the page.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ async def read_page(hub: Hub, feed: str, *, low: str, high: str, limit: int,
                     newest_first: bool) -> tuple[list[bytes], str | None, int]:
     """Up to ``limit`` entries' documents, the id to continue from (None on the last page), and how many
     entries of the page were skipped because they break the contract."""
-    page = await hub.read(feed, low=low, high=high, count=limit + 1, newest_first=newest_first)
+    page = await hub.history.read(feed, low=low, high=high, count=limit + 1, newest_first=newest_first)
     more = page.read > limit
     cut = page.ids[limit - 1] if more else None
     docs, skipped = [], 0

@@ -124,6 +124,9 @@ class FeedModel(BaseModel):
     stale: bool
     stale_reason: str | None
     stalled: bool = Field(False, description="The publisher reports a newer ranking than this replica holds")
+    leader: str | None = Field(None, description="Id of the publisher holding the feed's lease "
+                                                 "(kiwoom:{<feed>}:lease), the one polling and writing it (see "
+                                                 "publishers); null when none does")
     clients: int = Field(description="SSE clients of this replica")
     error: str | None = Field(None, description="Last contract violation seen for this feed")
     bad_entries: int = Field(0, description="Entries or messages of this feed skipped for breaking the contract")

@@ -30,6 +30,9 @@ class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=API_ENV_PREFIX, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Where history pages are read (XRANGE/XREVRANGE), e.g. a Redis replica of ``redis_url``; None: ``redis_url``.
+    #: Only the history route reads it: sync and replay need a stream at least as new as the subscription.
+    history_redis_url: str | None = None
     #: Connections the command pool may open; further requests wait for one instead of flooding Redis.
     redis_max_connections: int = Field(64, ge=2)
     redis_timeout_s: float = Field(5.0, gt=0)
@@ -146,7 +149,7 @@ class ApiSettings(BaseSettings):
                              "and browsers refuse credentials with a wildcard origin)")
         return self
 
-    @field_validator("auth_keys_file", mode="before")
+    @field_validator("auth_keys_file", "history_redis_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -159,5 +162,6 @@ class ApiSettings(BaseSettings):
         return value
 
     def __repr__(self) -> str:
-        return (f"ApiSettings(redis_url={mask_url(self.redis_url)!r}, host={self.host!r}, port={self.port}, "
+        history = f", history_redis_url={mask_url(self.history_redis_url)!r}" if self.history_redis_url else ""
+        return (f"ApiSettings(redis_url={mask_url(self.redis_url)!r}{history}, host={self.host!r}, port={self.port}, "
                 f"replica_id={self.replica_id!r}, auth={'on' if self.auth_enabled else 'off'})")

@@ -35,7 +35,7 @@ class AppState:
         self.keys: KeyStore | None = None
         self.registry = build_registry(lambda: self.hub, self.latency, lambda: self.cap.rejected if self.cap else 0)
         self._clients: list[aioredis.Redis] = []
-        self._pool: aioredis.ConnectionPool | None = None
+        self._pools: list[aioredis.ConnectionPool] = []
 
     def request_exit(self) -> None:
         """The server's exit hook (api.cli): streams end now instead of at the graceful-shutdown timeout."""
@@ -50,24 +50,34 @@ class AppState:
 
     async def open(self) -> Hub:
         s = self.settings
-        # Commands: a bounded pool (a reconnect storm waits for connections instead of flooding Redis) and
-        # short retries, so a dead Redis becomes a 503 in well under a second.
-        redis, pool = async_commands(
-            s.redis_url, max_connections=s.redis_max_connections, timeout=s.redis_timeout_s,
-            socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_timeout=s.redis_timeout_s,
-            socket_keepalive=True, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-        )
+        redis = self._commands(s.redis_url)
         # The subscription: no hidden retry, so the hub sees every loss and refills its rings from the streams.
         pubsub_redis = async_client(
             s.redis_url, socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_keepalive=True,
             retry=Retry(NoBackoff(), 0),
         )
-        self._clients, self._pool = [redis, pubsub_redis], pool
-        hub = Hub(s, redis, pubsub_redis)
+        self._clients.append(pubsub_redis)
+        history_redis = self._commands(s.history_redis_url) if s.history_redis_url else None
+        hub = Hub(s, redis, pubsub_redis, history_redis)
         await hub.start()
         self.hub = hub
-        log.info("replica %s serving from %s", s.replica_id, mask_url(s.redis_url))
+        log.info("replica %s serving from %s%s", s.replica_id, mask_url(s.redis_url),
+                 f", history from {mask_url(s.history_redis_url)}" if s.history_redis_url else "")
         return hub
+
+    def _commands(self, url: str) -> aioredis.Redis:
+        """A command client: a bounded pool (a reconnect storm waits for connections instead of flooding Redis)
+        and short retries, so a dead Redis becomes a 503 in well under a second."""
+        s = self.settings
+        client, pool = async_commands(
+            url, max_connections=s.redis_max_connections, timeout=s.redis_timeout_s,
+            socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_timeout=s.redis_timeout_s,
+            socket_keepalive=True, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        )
+        self._clients.append(client)
+        if pool is not None:  # a cluster client owns its pools
+            self._pools.append(pool)
+        return client
 
     async def aclose(self) -> None:
         hub, self.hub = self.hub, None
@@ -76,7 +86,7 @@ class AppState:
         for client in self._clients:
             with contextlib.suppress(Exception):
                 await client.aclose()
-        if self._pool is not None:
+        for pool in self._pools:
             with contextlib.suppress(Exception):
-                await self._pool.aclose()
-        self._clients, self._pool = [], None
+                await pool.aclose()
+        self._clients, self._pools = [], []
