@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.connections import CONNECTIONS
 from api.deadline import COUNTERS as DEADLINES
 from api.hub import Hub
 
@@ -96,8 +97,23 @@ class ApiCollector(Collector):
         head_timeouts = CounterMetricFamily("kiwoom_api_request_head_timeouts",
                                             "Connections closed with 408: request head not complete in time")
         head_timeouts.add_metric([], DEADLINES.expired)
+        body_timeouts = CounterMetricFamily("kiwoom_api_request_body_timeouts",
+                                            "Connections closed: request body not complete in time")
+        body_timeouts.add_metric([], DEADLINES.body.count)
+        open_conns = GaugeMetricFamily("kiwoom_api_open_connections",
+                                       "Open client connections (HTTP, keep-alive and WebSocket)")
+        open_conns.add_metric([], CONNECTIONS.open)
+        shed = CounterMetricFamily("kiwoom_api_connections_shed",
+                                   "Connections still sending their request closed (408) to keep the probes' reserve")
+        shed.add_metric([], CONNECTIONS.shed.count)
+        refused = CounterMetricFamily("kiwoom_api_connections_refused",
+                                      "Connections answered 503 at once: at the descriptor reserve, none to shed")
+        refused.add_metric([], CONNECTIONS.refused.count)
+        accept_errors = CounterMetricFamily("kiwoom_api_accept_errors",
+                                            "accept() failures reported by the event loop (EMFILE, ENFILE, ...)")
+        accept_errors.add_metric([], CONNECTIONS.accept_errors.count)
         yield from (clients, multi, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected,
-                    head_timeouts)
+                    head_timeouts, body_timeouts, open_conns, shed, refused, accept_errors)
         latency = HistogramMetricFamily("kiwoom_api_request_seconds", "Request latency (SSE: until headers sent)",
                                         labels=["route"])
         for route, observed in sorted(self._latency.routes.items()):
