@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from api.connections import CONNECTIONS, RateLog
-from api.edge import MAX_TARGET, TARGET_TOO_LONG, json_reply
+from api.edge import JSON_TYPE, MAX_TARGET, TARGET_TOO_LONG, Header, error_body, json_reply
 from api.frames import REPLICA_HEADER
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     #: Set by :func:`protocol_with_deadline`; class attributes because uvicorn builds the protocol itself.
     header_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
-    replica_header: tuple[bytes, bytes] = (REPLICA_HEADER, b"")
+    replica_header: Header = (REPLICA_HEADER, b"")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -169,15 +169,20 @@ class CountedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().connection_lost(exc)
 
 
-def _target_too_long(replica_header: tuple[bytes, bytes]) -> bytes:
+def _target_too_long(replica_header: Header) -> bytes:
     status, headers, body = json_reply(414, TARGET_TOO_LONG, replica_header)
+    return _raw_answer(status, b"URI Too Long", headers, body)
+
+
+def _raw_answer(status: int, reason: bytes, headers: list[Header], body: bytes) -> bytes:
+    """A whole HTTP/1.1 answer written to the transport before (or instead of) the ASGI app; then closed."""
     head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-    return b"HTTP/1.1 %d URI Too Long\r\n" % status + head + b"connection: close\r\n\r\n" + body
+    return b"HTTP/1.1 %d " % status + reason + b"\r\n" + head + b"connection: close\r\n\r\n" + body
 
 
-_REFUSED: Final = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 57\r\n"
-                   b"retry-after: 5\r\nconnection: close\r\n\r\n"
-                   b'{"detail":"replica at its connection limit; retry later"}')
+_REFUSED_BODY: Final = error_body("replica at its connection limit; retry later")
+_REFUSED: Final = _raw_answer(503, b"Service Unavailable", [
+    JSON_TYPE, (b"content-length", b"%d" % len(_REFUSED_BODY)), (b"retry-after", b"5")], _REFUSED_BODY)
 
 
 def protocol_with_deadline(header_timeout_s: float, body_timeout_s: float | None = None,

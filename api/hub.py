@@ -31,7 +31,6 @@ import redis.asyncio as aioredis
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from api.frames import EVENT_RANKING, event_frame
 from api.replies import bytes_value
 from api.ring import CLOSE, DATA, PING, Client, FeedState, Frame, ResetReason, Snapshot, StreamCounters
 from api.settings import ApiSettings
@@ -287,8 +286,7 @@ class Hub:
 
     @staticmethod
     def frame_of(entry: Entry) -> Frame:
-        return Frame(entry.sid, entry.id, event_frame(EVENT_RANKING, entry.event_id, entry.doc), entry.epoch,
-                     entry.seq)
+        return Frame.ranking(entry.sid, entry.id, entry.doc, entry.epoch, entry.seq)
 
     def _restart(self, st: FeedState, why: str) -> None:
         self.restarts += 1
@@ -355,8 +353,7 @@ class Hub:
             if seq != ref.seq + 1:
                 return -1  # missed a message: the stream has it
         self._keep_snapshot(st, data, ranking)
-        frame = Frame(sid, ranking.id, event_frame(EVENT_RANKING, contract.event_id(ranking.id, ranking.epoch), data),
-                      ranking.epoch, seq)
+        frame = Frame.ranking(sid, ranking.id, data, ranking.epoch, seq)
         return int(st.append(frame))
 
     def _on_message(self, channel: bytes, data: bytes) -> None:

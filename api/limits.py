@@ -13,7 +13,6 @@ listening socket.
 
 from __future__ import annotations
 
-import json
 import logging
 import resource
 from typing import Final
@@ -21,6 +20,7 @@ from typing import Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.connections import CONNECTIONS
+from api.edge import JSON_TYPE, error_body
 from api.frames import REPLICA_HEADER
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ class ConnectionCap:
         self.cap = cap or default_cap(redis_pool)
         self.open = 0
         self.rejected = 0
-        self._body = json.dumps({"detail": f"replica at its connection cap ({self.cap}); retry later"}).encode()
-        self._headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(self._body)),
+        self._body = error_body(f"replica at its connection cap ({self.cap}); retry later")
+        self._headers = [JSON_TYPE, (b"content-length", b"%d" % len(self._body)),
                          (b"retry-after", b"%d" % retry_after_s), (REPLICA_HEADER, replica_id.encode())]
 
     def at_cap(self) -> bool:
