@@ -94,26 +94,8 @@ class ApiCollector(Collector):
             restarts.add_metric([], hub.restarts)
             ready.add_metric([], 1.0 if hub.live else 0.0)
         rejected.add_metric([], self._get_rejected())
-        head_timeouts = CounterMetricFamily("kiwoom_api_request_head_timeouts",
-                                            "Connections closed with 408: request head not complete in time")
-        head_timeouts.add_metric([], DEADLINES.expired)
-        body_timeouts = CounterMetricFamily("kiwoom_api_request_body_timeouts",
-                                            "Connections closed: request body not complete in time")
-        body_timeouts.add_metric([], DEADLINES.body.count)
-        open_conns = GaugeMetricFamily("kiwoom_api_open_connections",
-                                       "Open client connections (HTTP, keep-alive and WebSocket)")
-        open_conns.add_metric([], CONNECTIONS.open)
-        shed = CounterMetricFamily("kiwoom_api_connections_shed",
-                                   "Connections still sending their request closed (408) to keep the probes' reserve")
-        shed.add_metric([], CONNECTIONS.shed.count)
-        refused = CounterMetricFamily("kiwoom_api_connections_refused",
-                                      "Connections answered 503 at once: at the descriptor reserve, none to shed")
-        refused.add_metric([], CONNECTIONS.refused.count)
-        accept_errors = CounterMetricFamily("kiwoom_api_accept_errors",
-                                            "accept() failures reported by the event loop (EMFILE, ENFILE, ...)")
-        accept_errors.add_metric([], CONNECTIONS.accept_errors.count)
-        yield from (clients, multi, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected,
-                    head_timeouts, body_timeouts, open_conns, shed, refused, accept_errors)
+        yield from (clients, multi, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected)
+        yield from _connection_metrics()
         latency = HistogramMetricFamily("kiwoom_api_request_seconds", "Request latency (SSE: until headers sent)",
                                         labels=["route"])
         for route, observed in sorted(self._latency.routes.items()):
@@ -123,6 +105,32 @@ class ApiCollector(Collector):
                 buckets.append((bound, cumulative))
             latency.add_metric([route], buckets, observed.total)
         yield latency
+
+
+#: Connection accounting below ASGI (api.deadline, api.connections): (kind, name, help, value).
+_CONNECTION_METRICS: Final[tuple[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str,
+                                       Callable[[], float]], ...]] = (
+    (CounterMetricFamily, "kiwoom_api_request_head_timeouts",
+     "Connections closed with 408: request head not complete in time", lambda: DEADLINES.expired),
+    (CounterMetricFamily, "kiwoom_api_request_body_timeouts",
+     "Connections closed: request body not complete in time", lambda: DEADLINES.body.count),
+    (GaugeMetricFamily, "kiwoom_api_open_connections",
+     "Open client connections (HTTP, keep-alive and WebSocket)", lambda: CONNECTIONS.open),
+    (CounterMetricFamily, "kiwoom_api_connections_shed",
+     "Connections still sending their request closed (408) to keep the probes' reserve",
+     lambda: CONNECTIONS.shed.count),
+    (CounterMetricFamily, "kiwoom_api_connections_refused",
+     "Connections answered 503 at once: at the descriptor reserve, none to shed", lambda: CONNECTIONS.refused.count),
+    (CounterMetricFamily, "kiwoom_api_accept_errors",
+     "accept() failures reported by the event loop (EMFILE, ENFILE, ...)", lambda: CONNECTIONS.accept_errors.count),
+)
+
+
+def _connection_metrics() -> Iterator[Metric]:
+    for kind, name, text, value in _CONNECTION_METRICS:
+        family = kind(name, text)
+        family.add_metric([], value())
+        yield family
 
 
 def build_registry(get_hub: Callable[[], Hub | None], latency: LatencyHistogram,
