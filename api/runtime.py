@@ -25,7 +25,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Final
 
-from starlette.types import Message, Receive, Send
+from starlette.types import Receive, Send
 
 from api.hub import Hub
 from api.ring import Client
@@ -83,13 +83,8 @@ class Connection:
         return self.loop.create_task(self._watch(receive, on_gone))
 
     async def _watch(self, receive: Receive, on_gone: Callable[[], None]) -> None:
-        await until_disconnect(receive)
+        # The loop is inlined, not a helper coroutine: one frame less per idle connection (RSS per client).
+        while (await receive())["type"] not in DISCONNECTS:
+            pass
         self.client.gone = True
         on_gone()
-
-
-async def until_disconnect(receive: Receive) -> Message:
-    """Read (and discard) client messages until the disconnect."""
-    while (message := await receive())["type"] not in DISCONNECTS:
-        pass
-    return message

@@ -49,7 +49,7 @@ from api.frames import (
 from api.hub import Hub
 from api.ring import PING as WAKE_PING
 from api.ring import FeedState, Frame, ResetReason, Snapshot
-from api.runtime import Connection, until_disconnect
+from api.runtime import DISCONNECTS, Connection
 from api.slow import writes_chunked
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,8 @@ async def _live(hub: Hub, cur: FeedCursor, conn: Connection, out: SseOutput, rec
         if receive is not None:
             st.park(client, cur)
             try:
-                await until_disconnect(receive)
+                while (await receive())["type"] not in DISCONNECTS:
+                    pass
                 client.gone = True
                 return
             except asyncio.CancelledError:

@@ -34,7 +34,6 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -303,41 +302,36 @@ async def serve_ws(hub: Hub | None, keys: KeyStore | None, scope: Scope, receive
             if key is None:
                 await close(CloseCode.UNAUTHORIZED, "invalid API key")
                 return
-    async with Connection(hub, send) as conn:
-        await _serve(hub, conn, key, keys, receive, close=close)
-
-
-async def _serve(hub: Hub, conn: Connection, key: ApiKey | None, keys: KeyStore | None, receive: Receive, *,
-                 close: Callable[[CloseCode, str], Awaitable[None]]) -> None:
-    settings, client = hub.settings, conn.client
-    out = WsOutput(conn)
-    session = WsSession(hub, client, out, key, keys)
-    reader = hub.loop.create_task(_read(receive, session, settings.ws_max_message))
-    deadline = None
-    if not session.authenticated:
-        def too_late() -> None:
-            if not session.authenticated and session.close_with is None:
-                session.close_with = (CloseCode.UNAUTHORIZED, "no API key in time")
-                session.poke()
-        deadline = hub.loop.call_later(settings.ws_auth_timeout_s, too_late)
-    hub.counters.ws_connections += 1
-    try:
-        auth = "off" if keys is None else "ok" if key is not None else "required"
-        await out.write(dumps_text({"event": "hello", "replica": settings.replica_id, "auth": auth,
-                                    "max_feeds": settings.mux_max_feeds}))
-        await session.run()
-        if session.overflow:
-            await close(CloseCode.POLICY, f"more than {MAX_PENDING} messages waiting")
-        elif session.close_with is not None:
-            await close(*session.close_with)
-    except Exception:
-        if not (client.gone or client.dropped):
-            log.exception("websocket failed")
-            await close(CloseCode.SERVER_ERROR, "server error")
-        # else: the peer left or was dropped while we wrote to it
-    finally:
-        hub.counters.ws_connections -= 1
-        if deadline is not None:
-            deadline.cancel()
-        session.close()
-        reader.cancel()
+    async with Connection(hub, send) as conn:  # one coroutine frame per WebSocket, not two
+        client = conn.client
+        out = WsOutput(conn)
+        session = WsSession(hub, client, out, key, keys)
+        reader = hub.loop.create_task(_read(receive, session, settings.ws_max_message))
+        deadline = None
+        if not session.authenticated:
+            def too_late() -> None:
+                if not session.authenticated and session.close_with is None:
+                    session.close_with = (CloseCode.UNAUTHORIZED, "no API key in time")
+                    session.poke()
+            deadline = hub.loop.call_later(settings.ws_auth_timeout_s, too_late)
+        hub.counters.ws_connections += 1
+        try:
+            auth = "off" if keys is None else "ok" if key is not None else "required"
+            await out.write(dumps_text({"event": "hello", "replica": settings.replica_id, "auth": auth,
+                                        "max_feeds": settings.mux_max_feeds}))
+            await session.run()
+            if session.overflow:
+                await close(CloseCode.POLICY, f"more than {MAX_PENDING} messages waiting")
+            elif session.close_with is not None:
+                await close(*session.close_with)
+        except Exception:
+            if not (client.gone or client.dropped):
+                log.exception("websocket failed")
+                await close(CloseCode.SERVER_ERROR, "server error")
+            # else: the peer left or was dropped while we wrote to it
+        finally:
+            hub.counters.ws_connections -= 1
+            if deadline is not None:
+                deadline.cancel()
+            session.close()
+            reader.cancel()
