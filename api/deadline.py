@@ -2,11 +2,10 @@
 
 uvicorn bounds only the idle time between requests (``timeout_keep_alive``); a connection that sends nothing, or
 one header byte every few seconds, would hold its descriptor for ever. :class:`HeaderDeadlineProtocol` starts a
-timer when the connection is made and again when a request begins, and cancels it once the head is complete;
-when it fires, the client gets ``408 Request Timeout`` and the connection is closed. A request body still
-arriving when its head is done gets a deadline of its own (``body_timeout_s``): past it the client gets 408 if
-no answer has started, and the connection is closed. Expiries are counted for /metrics and logged at most once
-per ``LOG_EVERY_S``.
+timer when the connection is made and again when a request begins (``header_timeout_s``); it runs until the
+request is complete, except that a body's first bytes replace it with the body's own (``body_timeout_s``).
+When it fires, the client gets ``408 Request Timeout`` (if no answer has started) and the connection is
+closed. Expiries are counted for /metrics and logged at most once per ``LOG_EVERY_S``.
 
 Every connection is counted in :data:`api.connections.CONNECTIONS` from ``connection_made`` to
 ``connection_lost`` (a WebSocket by :class:`CountedWebSocketProtocol` after the upgrade), which also sheds the
@@ -61,7 +60,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     # Slots, not the instance dict: uvicorn's protocol has 27 attributes, and a dict past 30 keys stops sharing
     # its keys with the class's other instances (296 -> 1,584 bytes per connection, measured).
-    __slots__ = ("_body_armed", "_counted", "_in_body", "_read_timer")
+    __slots__ = ("_body_armed", "_counted", "_read_timer")
 
     #: Set by :func:`protocol_with_deadline`; class attributes because uvicorn builds the protocol itself.
     header_timeout_s: float = 10.0
@@ -71,8 +70,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_timer: asyncio.TimerHandle | None = None
-        #: Head complete, body not yet: the body deadline applies once the current read returns.
-        self._in_body = False
+        #: The body deadline replaced the head's (at the request's first body bytes).
         self._body_armed = False
         self._counted = False
 
@@ -89,7 +87,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _expired(self) -> None:
         self._read_timer = None
-        if self._in_body:
+        scope = self.scope
+        if scope is not None and "path" in scope:  # the head was complete (on_headers_complete set the path)
             COUNTERS.body.bump(self.body_timeout_s)
         else:
             COUNTERS.expire(self.header_timeout_s)
@@ -125,12 +124,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             CONNECTIONS.closed()
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._in_body and not self._body_armed:
-            self._body_armed = True
-            self._arm(self.body_timeout_s)
-
     def handle_websocket_upgrade(self) -> None:
         # The WebSocket protocol takes the transport (and the count: CountedWebSocketProtocol gives it back).
         self._disarm()
@@ -139,12 +132,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_body = self._body_armed = False
+        self._body_armed = False
         self._arm(self.header_timeout_s)
         CONNECTIONS.pending[self] = None
 
     def on_url(self, url: bytes) -> None:
-        super().on_url(url)
+        self.url += url  # uvicorn's on_url, inlined: it runs for every request
         # +1: the "?" between path and query, which the gate's count leaves out.
         if len(self.url) > MAX_TARGET + 1 and not self.transport.is_closing():
             self._disarm()
@@ -155,12 +148,14 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():  # closed with 414 above: the parser's complaint has no one to go to
             super().send_400_response(msg)
 
-    def on_headers_complete(self) -> None:
-        self._in_body = True
-        super().on_headers_complete()
+    def on_body(self, body: bytes) -> None:
+        # Until a body's first bytes the head's deadline still runs (it is disarmed when the message is complete).
+        if not self._body_armed:
+            self._body_armed = True
+            self._arm(self.body_timeout_s)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._in_body = False
         self._disarm()
         super().on_message_complete()
 
