@@ -104,6 +104,11 @@ class FastPath:
         finally:
             self.state.latency.observe(_route_label(scope["path"]), time.perf_counter() - started)
 
+    async def error(self, send: Send, status: int, detail: object, headers: list[tuple[bytes, bytes]] | None = None,
+                    ) -> None:
+        """An error answer: ``{"detail": ...}``."""
+        await self.reply(send, status, {"detail": detail}, headers)
+
     async def reply(self, send: Send, status: int, payload: Any,
                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
         """A JSON answer naming the replica (api.app.ReplicaHeader leaves fast-path requests alone)."""
@@ -118,12 +123,12 @@ class FastPath:
                 return
             await self.snapshot(hub, scope, send, feed)
         except ServiceUnavailable as exc:
-            await self.reply(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
+            await self.error(send, 503, str(exc), [(b"retry-after", b"1")])
         except (RedisError, TimeoutError) as exc:  # TimeoutError: the read deadline (Hub.deadline) passed
             log.warning("%s: redis unavailable: %s: %s", scope["path"][:200], type(exc).__name__, exc)
-            await self.reply(send, 503, {"detail": REDIS_UNAVAILABLE}, [(b"retry-after", b"1")])
+            await self.error(send, 503, REDIS_UNAVAILABLE, [(b"retry-after", b"1")])
         except QueryError as exc:
-            await self.reply(send, 422, {"detail": exc.detail})
+            await self.error(send, 422, exc.detail)
         if not events:
             self.state.latency.observe("snapshot", time.perf_counter() - started)
 
@@ -133,7 +138,7 @@ class FastPath:
         async with hub.deadline():
             st = await hub.lookup(feed)
         if st is None:
-            await self.reply(send, 404, {"detail": f"unknown feed {clip(feed)!r}"})
+            await self.error(send, 404, f"unknown feed {clip(feed)!r}")
         return st
 
     async def snapshot(self, hub: Hub, scope: Scope, send: Send, feed: str) -> None:
@@ -151,7 +156,7 @@ class FastPath:
             async with hub.deadline():
                 raw = bytes_value(await hub.redis.get(contract.latest_key(feed)))
             if raw is None:
-                await self.reply(send, 404, {"detail": f"feed {feed!r} has no ranking yet"})
+                await self.error(send, 404, f"feed {feed!r} has no ranking yet")
                 return
             if hub.take_snapshot(st, raw) is None:
                 log.error("feed %s: snapshot in redis breaks the contract: %s", feed, st.error)
@@ -193,7 +198,7 @@ class FastPath:
             try:
                 resume = parse_resume_id(rid)
             except ContractError:
-                await self.reply(send, 400, {"detail": f"malformed Last-Event-ID {clip(rid)!r}: {EVENT_ID_EXPECTED}"})
+                await self.error(send, 400, f"malformed Last-Event-ID {clip(rid)!r}: {EVENT_ID_EXPECTED}")
                 return
         st = await self._feed(hub, feed, send)
         if st is None:
@@ -219,7 +224,7 @@ class FastPath:
             try:
                 feeds = parse_feeds(scope["query_string"], hub.settings.mux_max_feeds)
             except MuxInputError as exc:
-                await self.reply(send, 422, {"detail": str(exc)})
+                await self.error(send, 422, str(exc))
                 return
             resume_text = last_event_id(scope["headers"], scope["query_string"])
             positions: list[ResumeId | None] = [None] * len(feeds)
@@ -227,7 +232,7 @@ class FastPath:
                 try:
                     positions = parse_positions(resume_text, feeds)
                 except MuxInputError as exc:
-                    await self.reply(send, 400, {"detail": str(exc)})
+                    await self.error(send, 400, str(exc))
                     return
             if not hub.live:
                 raise ServiceUnavailable(REDIS_UNAVAILABLE)
@@ -241,7 +246,7 @@ class FastPath:
                     else:
                         states.append(st)
             if unknown:
-                await self.reply(send, 404, {"detail": f"unknown feed(s): {', '.join(unknown)}"})
+                await self.error(send, 404, f"unknown feed(s): {', '.join(unknown)}")
                 return
             if scope["method"] == "HEAD":
                 await send({"type": "http.response.start", "status": 200,
@@ -251,10 +256,10 @@ class FastPath:
             self.state.latency.observe("events", time.perf_counter() - started)
             await serve_mux(hub, states, resume_text, receive, send, positions=positions)
         except ServiceUnavailable as exc:
-            await self.reply(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
+            await self.error(send, 503, str(exc), [(b"retry-after", b"1")])
         except (RedisError, TimeoutError) as exc:
             log.warning("%s: redis unavailable: %s: %s", scope["path"][:200], type(exc).__name__, exc)
-            await self.reply(send, 503, {"detail": REDIS_UNAVAILABLE}, [(b"retry-after", b"1")])
+            await self.error(send, 503, REDIS_UNAVAILABLE, [(b"retry-after", b"1")])
 
 
 _LABELS: Final = {"/v1/feeds": "feeds", "/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",
