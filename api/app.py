@@ -11,6 +11,7 @@ security headers of :mod:`api.headers`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import KeyStore
+from api.connections import CONNECTIONS, install_accept_counter
 from api.docs import install_docs
 from api.fastpath import FastPath, hot_route
 from api.frames import REPLICA_HEADER
@@ -100,7 +102,8 @@ class ApiApp:
             started = perf_counter()
             answer = plain.answer(scope)
             cap = self.cap
-            if answer is not None and cap.open < cap.cap:
+            conns = CONNECTIONS  # cap.at_cap() inlined: this is the hottest path of the replica
+            if answer is not None and cap.open < cap.cap and conns.open - len(conns.pending) <= cap.cap:
                 cap.open += 1
                 try:
                     await send(answer[0])
@@ -161,6 +164,10 @@ async def _unset(scope: Scope, receive: Receive, send: Send) -> None:  # pragma:
 def _build_fastapi(state: AppState, fast: FastPath, keys: KeyStore | None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        install_accept_counter(asyncio.get_running_loop())
+        if not CONNECTIONS.cap:  # set by api.cli with the protocol
+            log.warning("served without api.deadline's protocol (not started by kiwoom-api / python -m api): "
+                        "connections have no request deadline and are not counted against the cap")
         await state.open()
         try:
             yield

@@ -12,8 +12,9 @@ import uvicorn
 
 from api import accesslog
 from api.app import ApiApp, create_app
-from api.deadline import protocol_with_deadline
-from api.gate import MAX_HEAD
+from api.connections import CONNECTIONS
+from api.deadline import CountedWebSocketProtocol, protocol_with_deadline
+from api.edge import MAX_HEAD
 from api.settings import AccessLog, ApiSettings
 from api.workers import Workers
 
@@ -40,15 +41,19 @@ def serve(settings: ApiSettings, sock: socket.socket | None = None) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     access_log = accesslog.configure(settings.access_log)
     app = create_app(settings)
+    # The protocol counts connections against the app's cap and keeps the probes' reserve above it.
+    CONNECTIONS.cap = app.cap.cap
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         access_log=access_log,
         # uvicorn takes whole seconds: a fractional grace period is rounded up, never cut short.
         timeout_graceful_shutdown=math.ceil(settings.graceful_shutdown_s) or None, lifespan="on",
         # The hub streams to thousands of idle sockets; uvicorn's default keep-alive is for short requests.
-        timeout_keep_alive=30,
-        # uvicorn has no deadline for a request head that never completes (a slow-header client holds its fd).
-        http=protocol_with_deadline(settings.header_timeout_s),
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # uvicorn passes it to call_later
+        # uvicorn has no deadline for a request head that never completes (a slow-header client holds its fd);
+        # this protocol adds it, a body deadline and the connection count (api/deadline.py, api/connections.py).
+        http=protocol_with_deadline(settings.header_timeout_s, settings.body_timeout_s, settings.replica_id),
+        ws=CountedWebSocketProtocol,
         # The h11 parser's cap on one request head; with httptools (the default) api.gate enforces the limits.
         h11_max_incomplete_event_size=MAX_HEAD,
         # /v1/ws: a client message is a small JSON op (api.ws answers larger ones up to ws_max_message with an

@@ -21,9 +21,9 @@ from typing import Final
 
 from redis.exceptions import RedisError
 
+from api.edge import ResumeId
 from api.hub import Hub
 from api.ring import FeedState, Frame, ResetReason, Snapshot, StreamId
-from kiwoom_cache import contract
 from kiwoom_cache.errors import ContractError
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,11 @@ class FeedCursor:
     async def send_reset(self, out: Output, reason: ResetReason) -> None:
         await out.reset(self, reason, self.reset(reason))
 
-    async def start(self, out: Output, resume_id: str | None) -> bool:
-        """Send what opens the feed; False if the replay failed (Redis) and the client should retry."""
+    async def start(self, out: Output, resume: ResumeId | None) -> bool:
+        """Send what opens the feed (from ``resume``, parsed once at the edge by :func:`api.edge.parse_resume_id`);
+        False if the replay failed (Redis) and the client should retry."""
         st = self.st
-        if resume_id is None:
+        if resume is None:
             snap = st.snapshot
             if snap is None:
                 self.pos = st.next_pos
@@ -101,7 +102,7 @@ class FeedCursor:
             self.pos = st.next_pos if pos is None else pos
             await out.snapshot(self, snap)
             return True
-        sid, rid, epoch = contract.parse_event_id(resume_id)
+        sid, rid, epoch = resume.sid, resume.rid, resume.epoch
         if epoch is not None and st.epoch is not None and epoch != st.epoch:
             await self.send_reset(out, ResetReason.epoch)
             return True
@@ -113,7 +114,7 @@ class FeedCursor:
         try:
             await self._replay(out, sid, rid, epoch)
         except RedisError as exc:
-            log.warning("feed %s: replay after %s failed (%s); the client should retry", st.feed, resume_id, exc)
+            log.warning("feed %s: replay after %s failed (%s); the client should retry", st.feed, resume.text, exc)
             return False
         except ContractError:  # the history key is not a stream (Hub.read logged it): the id means nothing now
             await self.send_reset(out, ResetReason.epoch)

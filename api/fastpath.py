@@ -10,21 +10,19 @@ when the fast path is turned off (``KIWOOM_API_FAST_PATH=false``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any, Final
-from urllib.parse import parse_qs
 
 from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.frames import REPLICA_HEADER
+from api.edge import EVENT_ID_EXPECTED, ResumeId, last_event_id, parse_resume_id, send_json
+from api.frames import REPLICA_HEADER, stream_headers
 from api.hub import Hub
 from api.mux import PATH as MUX_PATH
-from api.mux import MuxInputError, parse_feeds, serve_mux
-from api.mux import parse_id as parse_mux_id
+from api.mux import MuxInputError, parse_feeds, parse_positions, serve_mux
 from api.public import REDIS_UNAVAILABLE, clip
 from api.replies import bytes_value
 from api.snapshot import (
@@ -40,7 +38,7 @@ from api.snapshot import (
     render_body,
     snapshot_headers,
 )
-from api.sse import serve_events, stream_headers
+from api.sse import serve_events
 from api.state import AppState, ServiceUnavailable
 from api.ws import PATH as WS_PATH
 from api.ws import serve_ws
@@ -51,15 +49,7 @@ from kiwoom_cache.errors import ContractError
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "/v1/rankings/"
-_JSON: Final = (b"content-type", b"application/json")
 EMPTY_BODY: Final[Message] = {"type": "http.response.body", "body": b""}
-
-
-async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [_JSON, (b"content-length", b"%d" % len(body)), *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def hot_route(scope: Scope) -> tuple[str, bool] | None:
@@ -114,6 +104,11 @@ class FastPath:
         finally:
             self.state.latency.observe(_route_label(scope["path"]), time.perf_counter() - started)
 
+    async def error(self, send: Send, status: int, detail: object, headers: list[tuple[bytes, bytes]] | None = None,
+                    ) -> None:
+        """An error answer: ``{"detail": ...}``."""
+        await self.reply(send, status, {"detail": detail}, headers)
+
     async def reply(self, send: Send, status: int, payload: Any,
                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
         """A JSON answer naming the replica (api.app.ReplicaHeader leaves fast-path requests alone)."""
@@ -128,12 +123,12 @@ class FastPath:
                 return
             await self.snapshot(hub, scope, send, feed)
         except ServiceUnavailable as exc:
-            await self.reply(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
+            await self.error(send, 503, str(exc), [(b"retry-after", b"1")])
         except (RedisError, TimeoutError) as exc:  # TimeoutError: the read deadline (Hub.deadline) passed
             log.warning("%s: redis unavailable: %s: %s", scope["path"][:200], type(exc).__name__, exc)
-            await self.reply(send, 503, {"detail": REDIS_UNAVAILABLE}, [(b"retry-after", b"1")])
+            await self.error(send, 503, REDIS_UNAVAILABLE, [(b"retry-after", b"1")])
         except QueryError as exc:
-            await self.reply(send, 422, {"detail": exc.detail})
+            await self.error(send, 422, exc.detail)
         if not events:
             self.state.latency.observe("snapshot", time.perf_counter() - started)
 
@@ -143,7 +138,7 @@ class FastPath:
         async with hub.deadline():
             st = await hub.lookup(feed)
         if st is None:
-            await self.reply(send, 404, {"detail": f"unknown feed {clip(feed)!r}"})
+            await self.error(send, 404, f"unknown feed {clip(feed)!r}")
         return st
 
     async def snapshot(self, hub: Hub, scope: Scope, send: Send, feed: str) -> None:
@@ -161,7 +156,7 @@ class FastPath:
             async with hub.deadline():
                 raw = bytes_value(await hub.redis.get(contract.latest_key(feed)))
             if raw is None:
-                await self.reply(send, 404, {"detail": f"feed {feed!r} has no ranking yet"})
+                await self.error(send, 404, f"feed {feed!r} has no ranking yet")
                 return
             if hub.take_snapshot(st, raw) is None:
                 log.error("feed %s: snapshot in redis breaks the contract: %s", feed, st.error)
@@ -197,18 +192,13 @@ class FastPath:
 
     async def events(self, hub: Hub, scope: Scope, receive: Receive, send: Send, feed: str, *,
                      started: float) -> None:
-        last_event_id = _header(scope, b"last-event-id")
-        if last_event_id is None and scope["query_string"]:
-            values = parse_qs(scope["query_string"].decode("latin-1")).get("last_event_id")
-            last_event_id = values[-1].encode() if values else None
-        rid: str | None = None
-        if last_event_id is not None and last_event_id.strip():
-            rid = last_event_id.decode("latin-1").strip()
+        rid = last_event_id(scope["headers"], scope["query_string"])
+        resume = None
+        if rid is not None:
             try:
-                contract.parse_event_id(rid)
+                resume = parse_resume_id(rid)
             except ContractError:
-                await self.reply(send, 400, {"detail": f"malformed Last-Event-ID {clip(rid)!r}: expected a "
-                                                       "ranking id <ms>-<seq>, optionally @<epoch>"})
+                await self.error(send, 400, f"malformed Last-Event-ID {clip(rid)!r}: {EVENT_ID_EXPECTED}")
                 return
         st = await self._feed(hub, feed, send)
         if st is None:
@@ -219,7 +209,7 @@ class FastPath:
             await send({"type": "http.response.body", "body": b""})
             return
         self.state.latency.observe("events", time.perf_counter() - started)
-        await serve_events(hub, st, rid, receive, send)
+        await serve_events(hub, st, resume, receive, send)
 
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -234,19 +224,15 @@ class FastPath:
             try:
                 feeds = parse_feeds(scope["query_string"], hub.settings.mux_max_feeds)
             except MuxInputError as exc:
-                await self.reply(send, 422, {"detail": str(exc)})
+                await self.error(send, 422, str(exc))
                 return
-            raw = _header(scope, b"last-event-id")
-            if raw is None and scope["query_string"]:
-                values = parse_qs(scope["query_string"].decode("latin-1")).get("last_event_id")
-                raw = values[-1].encode() if values else None
-            last_event_id = raw.decode("latin-1").strip() if raw is not None and raw.strip() else None
-            positions: list[str | None] = [None] * len(feeds)
-            if last_event_id is not None:
+            resume_text = last_event_id(scope["headers"], scope["query_string"])
+            positions: list[ResumeId | None] = [None] * len(feeds)
+            if resume_text is not None:
                 try:
-                    positions = parse_mux_id(last_event_id, feeds)
+                    positions = parse_positions(resume_text, feeds)
                 except MuxInputError as exc:
-                    await self.reply(send, 400, {"detail": str(exc)})
+                    await self.error(send, 400, str(exc))
                     return
             if not hub.live:
                 raise ServiceUnavailable(REDIS_UNAVAILABLE)
@@ -260,7 +246,7 @@ class FastPath:
                     else:
                         states.append(st)
             if unknown:
-                await self.reply(send, 404, {"detail": f"unknown feed(s): {', '.join(unknown)}"})
+                await self.error(send, 404, f"unknown feed(s): {', '.join(unknown)}")
                 return
             if scope["method"] == "HEAD":
                 await send({"type": "http.response.start", "status": 200,
@@ -268,12 +254,12 @@ class FastPath:
                 await send({"type": "http.response.body", "body": b""})
                 return
             self.state.latency.observe("events", time.perf_counter() - started)
-            await serve_mux(hub, states, last_event_id, receive, send, positions=positions)
+            await serve_mux(hub, states, resume_text, receive, send, positions=positions)
         except ServiceUnavailable as exc:
-            await self.reply(send, 503, {"detail": str(exc)}, [(b"retry-after", b"1")])
+            await self.error(send, 503, str(exc), [(b"retry-after", b"1")])
         except (RedisError, TimeoutError) as exc:
             log.warning("%s: redis unavailable: %s: %s", scope["path"][:200], type(exc).__name__, exc)
-            await self.reply(send, 503, {"detail": REDIS_UNAVAILABLE}, [(b"retry-after", b"1")])
+            await self.error(send, 503, REDIS_UNAVAILABLE, [(b"retry-after", b"1")])
 
 
 _LABELS: Final = {"/v1/feeds": "feeds", "/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",

@@ -15,7 +15,6 @@ request headers, one SHA-256 and one dict lookup.
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from typing import Final
 
@@ -23,17 +22,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import ApiKey, KeyStore, key_from
 from api.auth import Scope as KeyScope
+from api.edge import MAX_HEAD, MAX_HEADER_LINE, MAX_HEADERS, MAX_TARGET, TARGET_TOO_LONG, json_reply
 from api.fastpath import PREFIX
 from api.mux import PATH as MUX_PATH
 from api.mux import MuxInputError, parse_feeds
 
 #: ASGI scope entry holding the request's :class:`api.auth.ApiKey` (absent when auth is off).
 KEY_SCOPE: Final = "kiwoom.api_key"
-MAX_TARGET: Final = 8 * 1024
-MAX_HEADER_LINE: Final = 8 * 1024
-MAX_HEADERS: Final = 32 * 1024
-#: Everything uvicorn's h11 parser may buffer for one request head (request line + headers).
-MAX_HEAD: Final = MAX_TARGET + MAX_HEADERS
+__all__ = ["KEY_SCOPE", "MAX_HEAD", "MAX_HEADERS", "MAX_HEADER_LINE", "MAX_TARGET", "Gate", "Need", "need_of"]
 
 REALM: Final = b'Bearer realm="kiwoom-cache"'
 _PUBLIC: Final = frozenset({"/healthz", "/readyz", "/login", "/logout", "/favicon.ico"})
@@ -91,7 +87,7 @@ class Gate:
             await self.app(scope, receive, send)
             return
         if len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"]) > MAX_TARGET:
-            await self.reply(send, 414, "request target too long (limit 8 KiB)")
+            await self.reply(send, 414, TARGET_TOO_LONG)
             return
         keys = self.keys
         if keys is None:
@@ -130,10 +126,8 @@ class Gate:
 
     async def reply(self, send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None,
                     ) -> None:
-        body = json.dumps({"detail": detail}).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
-            (b"cache-control", b"no-store"), self.replica_header, *(headers or [])]})
+        status, head, body = json_reply(status, detail, self.replica_header, headers)
+        await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": body})
 
     async def redirect_to_login(self, send: Send) -> None:

@@ -1,26 +1,31 @@
 """The per-replica connection cap: beyond it, 503 JSON with ``Retry-After`` instead of a silent fd shortage.
 
 Counts the HTTP requests and WebSockets in flight (an event stream or a WebSocket is one for as long as it
-lasts; a WebSocket beyond the cap is accepted and closed with 1013, try again later, so a browser learns why).
-``/healthz`` and ``/readyz`` are neither counted nor refused, so a balancer can always ask. The default cap
-leaves headroom under the process's file-descriptor limit for those probes, Redis connections, logs and the
+lasts; a WebSocket beyond the cap is accepted and closed with 1013, try again later, so a browser learns why)
+and, when served by ``api.cli``, the open connections themselves (``api.connections``: an idle keep-alive
+holds a descriptor too; one still sending its request is bounded by its deadline and shed first at the
+reserve instead): a request is refused when either count is past the cap.
+``/healthz``, ``/readyz`` and ``/metrics`` are neither counted nor refused, so a balancer and a scraper can
+always ask; the protocol keeps ``connections.PROBE_RESERVE`` connections above the cap for them. The default
+cap leaves headroom under the process's file-descriptor limit for those probes, Redis connections, logs and the
 listening socket.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import resource
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.connections import CONNECTIONS
+from api.edge import JSON_TYPE, error_body
 from api.frames import REPLICA_HEADER
 
 log = logging.getLogger(__name__)
 
-ALWAYS_ANSWERED: Final = frozenset({"/healthz", "/readyz"})
+ALWAYS_ANSWERED: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 #: Descriptors an idle replica holds besides its clients (stdio, the listener, epoll, the subscription, the
@@ -45,16 +50,20 @@ class ConnectionCap:
         self.cap = cap or default_cap(redis_pool)
         self.open = 0
         self.rejected = 0
-        self._body = json.dumps({"detail": f"replica at its connection cap ({self.cap}); retry later"}).encode()
-        self._headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(self._body)),
+        self._body = error_body(f"replica at its connection cap ({self.cap}); retry later")
+        self._headers = [JSON_TYPE, (b"content-length", b"%d" % len(self._body)),
                          (b"retry-after", b"%d" % retry_after_s), (REPLICA_HEADER, replica_id.encode())]
+
+    def at_cap(self) -> bool:
+        """No room for one more request: the requests in flight, or the connections (this one included)."""
+        return self.open >= self.cap or CONNECTIONS.counted > self.cap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket") or scope["path"] in ALWAYS_ANSWERED:
             await self.app(scope, receive, send)
             return
-        if self.open >= self.cap:
+        if self.at_cap():
             self.rejected += 1
             if self.rejected == 1 or self.rejected % 1000 == 0:
                 log.warning("at the connection cap (%d): %d request(s) refused with 503 so far", self.cap,

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.connections import CONNECTIONS
 from api.deadline import COUNTERS as DEADLINES
 from api.hub import Hub
 
@@ -93,11 +94,8 @@ class ApiCollector(Collector):
             restarts.add_metric([], hub.restarts)
             ready.add_metric([], 1.0 if hub.live else 0.0)
         rejected.add_metric([], self._get_rejected())
-        head_timeouts = CounterMetricFamily("kiwoom_api_request_head_timeouts",
-                                            "Connections closed with 408: request head not complete in time")
-        head_timeouts.add_metric([], DEADLINES.expired)
-        yield from (clients, multi, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected,
-                    head_timeouts)
+        yield from (clients, multi, sent, dropped, resets, reconnects, bad, ready, restarts, stalled, rejected)
+        yield from _connection_metrics()
         latency = HistogramMetricFamily("kiwoom_api_request_seconds", "Request latency (SSE: until headers sent)",
                                         labels=["route"])
         for route, observed in sorted(self._latency.routes.items()):
@@ -107,6 +105,32 @@ class ApiCollector(Collector):
                 buckets.append((bound, cumulative))
             latency.add_metric([route], buckets, observed.total)
         yield latency
+
+
+#: Connection accounting below ASGI (api.deadline, api.connections): (kind, name, help, value).
+_CONNECTION_METRICS: Final[tuple[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str,
+                                       Callable[[], float]], ...]] = (
+    (CounterMetricFamily, "kiwoom_api_request_head_timeouts",
+     "Connections closed with 408: request head not complete in time", lambda: DEADLINES.expired),
+    (CounterMetricFamily, "kiwoom_api_request_body_timeouts",
+     "Connections closed: request body not complete in time", lambda: DEADLINES.body.count),
+    (GaugeMetricFamily, "kiwoom_api_open_connections",
+     "Open client connections (HTTP, keep-alive and WebSocket)", lambda: CONNECTIONS.open),
+    (CounterMetricFamily, "kiwoom_api_connections_shed",
+     "Connections still sending their request closed (408) to keep the probes' reserve",
+     lambda: CONNECTIONS.shed.count),
+    (CounterMetricFamily, "kiwoom_api_connections_refused",
+     "Connections answered 503 at once: at the descriptor reserve, none to shed", lambda: CONNECTIONS.refused.count),
+    (CounterMetricFamily, "kiwoom_api_accept_errors",
+     "accept() failures reported by the event loop (EMFILE, ENFILE, ...)", lambda: CONNECTIONS.accept_errors.count),
+)
+
+
+def _connection_metrics() -> Iterator[Metric]:
+    for kind, name, text, value in _CONNECTION_METRICS:
+        family = kind(name, text)
+        family.add_metric([], value())
+        yield family
 
 
 def build_registry(get_hub: Callable[[], Hub | None], latency: LatencyHistogram,

@@ -71,6 +71,11 @@ class Session:
             self._beat_armed.remove_done_callback(self._on_beat)
             self._beat_armed = None
 
+    def leave(self) -> None:
+        """The peer left (the client is marked gone): drop the feeds and let the loop end."""
+        self.close()
+        self.poke()
+
     # --- wake-ups ------------------------------------------------------------------------------
 
     def poke(self) -> None:

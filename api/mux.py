@@ -19,8 +19,6 @@ Each feed then follows the single-feed rules of :mod:`api.cursor` (replay from t
 
 from __future__ import annotations
 
-import asyncio
-import json
 import zlib
 from collections.abc import Iterable
 from typing import Final
@@ -29,12 +27,25 @@ from urllib.parse import parse_qs
 from starlette.types import Receive, Send
 
 from api.cursor import FeedCursor
-from api.frames import EVENT_HELLO, PING, SEP, comment_frame, retry_frame
+from api.edge import ResumeId, dumps, parse_resume_id
+from api.frames import (
+    END,
+    EVENT_HELLO,
+    EVENT_RANKING,
+    EVENT_RESET,
+    EVENT_SNAPSHOT,
+    PING,
+    SEP,
+    comment_frame,
+    event_tail,
+    reset_data,
+    retry_frame,
+    stream_headers,
+)
 from api.hub import Hub
 from api.multi import MultiOutput, Session
-from api.ring import Client, FeedState, Frame, ResetReason, Snapshot
-from api.slow import limit_send_buffer, transport_of
-from api.sse import END, reset_frame, send_body, stream_headers
+from api.ring import FeedState, Frame, ResetReason, Snapshot
+from api.runtime import Connection
 from kiwoom_cache import contract
 from kiwoom_cache.errors import ContractError
 
@@ -77,7 +88,12 @@ def format_id(feeds: list[str], positions: list[str | None]) -> str:
 
 
 def parse_id(value: str, feeds: list[str]) -> list[str | None]:
-    """A multiplexed ``Last-Event-ID`` -> each feed's event id (None: none yet); raises MuxInputError."""
+    """A multiplexed ``Last-Event-ID`` -> each feed's event id as sent (None: none yet); raises MuxInputError."""
+    return [p.text if p is not None else None for p in parse_positions(value, feeds)]
+
+
+def parse_positions(value: str, feeds: list[str]) -> list[ResumeId | None]:
+    """A multiplexed ``Last-Event-ID`` -> each feed's resume id (None: none yet); raises MuxInputError."""
     fp, sep, rest = value.partition(":")
     if not sep or len(fp) != 8:
         raise MuxInputError("malformed Last-Event-ID: expected <fingerprint>:<event id>,<event id>,... as sent "
@@ -87,33 +103,24 @@ def parse_id(value: str, feeds: list[str]) -> list[str | None]:
     parts = rest.split(",")
     if len(parts) != len(feeds):
         raise MuxInputError(f"Last-Event-ID holds {len(parts)} positions for {len(feeds)} feeds")
+    positions: list[ResumeId | None] = []
     for part in parts:
-        if part:
-            try:
-                contract.parse_event_id(part)
-            except ContractError as exc:
-                raise MuxInputError(f"malformed position in Last-Event-ID: {str(exc)[:200]}") from None
-    return [part or None for part in parts]
-
-
-def _event_id_of(data: bytes) -> bytes:
-    """The single-feed event id of an encoded frame (its first line is ``id: <event id>``)."""
-    return data[4:data.index(SEP)]
-
-
-def _without_id(data: bytes) -> memoryview:
-    return memoryview(data)[data.index(SEP) + 2:]
+        try:
+            positions.append(parse_resume_id(part) if part else None)
+        except ContractError as exc:
+            raise MuxInputError(f"malformed position in Last-Event-ID: {str(exc)[:200]}") from None
+    return positions
 
 
 class MuxOutput(MultiOutput):
-    """Single-feed frames behind a multiplexed ``id:`` line that records every feed's position."""
+    """Single-feed events behind a multiplexed ``id:`` line that records every feed's position."""
 
-    __slots__ = ("client", "held", "index", "loop", "positions", "prefix", "send")
+    __slots__ = ("conn", "held", "index", "positions", "prefix")
 
-    def __init__(self, hub: Hub, client: Client, send: Send, feeds: list[str], positions: list[str | None]) -> None:
-        self.client, self.send, self.loop = client, send, hub.loop
+    def __init__(self, conn: Connection, feeds: list[str], positions: list[ResumeId | None]) -> None:
+        self.conn = conn
         self.index = {feed: i for i, feed in enumerate(feeds)}
-        self.positions = [p.encode() if p else b"" for p in positions]
+        self.positions = [p.text.encode() if p else b"" for p in positions]
         self.prefix = b"id: " + fingerprint(feeds).encode() + b":"
         #: Bodies gathered between hold() and release() (at most a batch per feed).
         self.held: list[bytes] | None = None
@@ -134,81 +141,70 @@ class MuxOutput(MultiOutput):
         if self.held is not None:
             self.held.append(body)
             return
-        await send_body(self.client, self.send, self.loop, body)
+        await self.conn.body(body)
 
     async def snapshot(self, cur: FeedCursor, snap: Snapshot) -> None:
-        frame = snap.frame("snapshot")
-        await self.write(b"".join((self._id_line(cur.feed, snap.event_id.encode()), _without_id(frame))))
+        tail = snap.variants.get(_SNAPSHOT_TAIL)
+        if tail is None:
+            tail = snap.variants[_SNAPSHOT_TAIL] = event_tail(EVENT_SNAPSHOT, snap.doc)
+        await self.write(self._id_line(cur.feed, snap.event_id.encode()) + tail)
 
     async def empty(self, cur: FeedCursor) -> None:
         await self.write(comment_frame(f"{cur.feed}: no ranking yet"))
 
     async def reset(self, cur: FeedCursor, reason: ResetReason, snap: Snapshot | None) -> None:
-        frame = reset_frame(cur.feed, reason, snap)
-        if snap is None:  # the feed starts afresh: its position is cleared
-            await self.write(self._id_line(cur.feed, b"") + frame)
-        else:
-            await self.write(b"".join((self._id_line(cur.feed, snap.event_id.encode()), _without_id(frame))))
+        # With no snapshot the feed starts afresh: its position is cleared.
+        position = snap.event_id.encode() if snap is not None else b""
+        tail = event_tail(EVENT_RESET, reset_data(cur.feed, reason, snap))
+        await self.write(self._id_line(cur.feed, position) + tail)
 
     async def frames(self, cur: FeedCursor, frames: list[Frame]) -> None:
-        parts: list[bytes | memoryview] = []
+        parts: list[bytes] = []
         for f in frames:
-            data = f.data
-            parts += (self._id_line(cur.feed, _event_id_of(data)), _without_id(data))
+            tail = f.mux
+            if tail is None:
+                tail = f.mux = event_tail(EVENT_RANKING, f.doc)
+            parts += (self._id_line(cur.feed, f.event_id.encode()), tail)
         await self.write(b"".join(parts))
 
     async def ping(self) -> None:
         await self.write(PING)
 
     async def end(self) -> None:
-        await self.send(END)
+        await self.conn.send(END)
+
+
+_SNAPSHOT_TAIL: Final = ("mux", EVENT_SNAPSHOT)
 
 
 def hello_frame(replica: str, feeds: list[str], resumed_from: str | None) -> bytes:
-    data = json.dumps({"replica": replica, "feeds": feeds, "resumed_from": resumed_from}, separators=(",", ":"))
-    return b"event: " + EVENT_HELLO.encode() + SEP + b"data: " + data.encode() + SEP + SEP
+    data = dumps({"replica": replica, "feeds": feeds, "resumed_from": resumed_from})
+    return event_tail(EVENT_HELLO, data)
 
 
 async def serve_mux(hub: Hub, states: list[FeedState], last_event_id: str | None, receive: Receive, send: Send, *,
-                    positions: list[str | None]) -> None:
+                    positions: list[ResumeId | None]) -> None:
     """Stream several feeds (sorted as ``feeds=`` is) to one client until it leaves or the replica stops."""
-    task = asyncio.current_task()
-    transport = transport_of(send)
-    if transport is not None:
-        limit_send_buffer(transport, hub.settings.send_buffer_bytes)
-    client = Client(task, transport)
-    client.progress_at = hub.loop.time()
-    feeds = [st.feed for st in states]
-    out = MuxOutput(hub, client, send, feeds, positions)
-    session = Session(hub, client, out)
-    watcher = hub.loop.create_task(_watch_disconnect(receive, session))
-    hub.counters.mux_connections += 1
-    try:
-        settings = hub.settings
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": stream_headers(settings.replica_id)})
-        await out.write(retry_frame(settings.retry_ms, "kiwoom-cache")
-                        + hello_frame(settings.replica_id, feeds, last_event_id))
-        for st, position in zip(states, positions, strict=True):
-            cur = FeedCursor(hub, st)
-            session.add(cur)
-            if not await cur.start(out, position):
-                await send(END)  # a replay failed: ending the stream makes the client retry
-                return
-        await session.run()
-    except asyncio.CancelledError:
-        if not client.dropped or task is None:
-            raise
-        task.uncancel()  # dropped by the hub without a transport to abort (see Hub.drop)
-    finally:
-        hub.counters.mux_connections -= 1
-        session.close()
-        watcher.cancel()
-
-
-async def _watch_disconnect(receive: Receive, session: Session) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    session.client.gone = True
-    session.close()
-    session.poke()
+    async with Connection(hub, send) as conn:
+        feeds = [st.feed for st in states]
+        out = MuxOutput(conn, feeds, positions)
+        session = Session(hub, conn.client, out)
+        watcher = conn.watch(receive, session.leave)
+        hub.counters.mux_connections += 1
+        try:
+            settings = hub.settings
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": stream_headers(settings.replica_id)})
+            await out.write(retry_frame(settings.retry_ms, "kiwoom-cache")
+                            + hello_frame(settings.replica_id, feeds, last_event_id))
+            for st, position in zip(states, positions, strict=True):
+                cur = FeedCursor(hub, st)
+                session.add(cur)
+                if not await cur.start(out, position):
+                    await send(END)  # a replay failed: ending the stream makes the client retry
+                    return
+            await session.run()
+        finally:
+            hub.counters.mux_connections -= 1
+            session.close()
+            watcher.cancel()

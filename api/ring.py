@@ -23,7 +23,7 @@ from collections import deque
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from api.frames import PING_CHUNK, chunk, event_frame
+from api.frames import EVENT_RANKING, PING_CHUNK, chunk, event_frame
 from kiwoom_cache import contract
 
 #: Wake-up signals carried by a feed's shared future.
@@ -48,21 +48,35 @@ class ResetReason(StrEnum):
 
 
 class Frame:
-    """One ring entry: a stream entry id, its epoch and seq, and its encoded ``ranking`` frame."""
+    """One ring entry: a stream entry id, its epoch and seq, the document once, and its encoding per transport.
 
-    __slots__ = ("chunked", "data", "epoch", "id", "seq", "sid", "ws")
+    ``data`` is the single-feed SSE ``ranking`` frame, built with the frame (the fan-out's hot path, and what
+    the ring's byte bound counts); the other transports' encodings are built from ``doc`` by the first client
+    that needs them and then shared, so no transport cuts another's bytes apart.
+    """
 
-    def __init__(self, sid: StreamId, rid: str, data: bytes, epoch: str | None = None, seq: int = 0) -> None:
+    __slots__ = ("chunked", "data", "doc", "epoch", "event_id", "id", "mux", "seq", "sid", "ws")
+
+    def __init__(self, sid: StreamId, rid: str, data: bytes, epoch: str | None = None, seq: int = 0, *,
+                 doc: bytes = b"") -> None:
         self.sid = sid
         self.id = rid
         self.data = data
+        self.doc = doc
         self.epoch = epoch
         self.seq = seq
-        #: The WebSocket message of this frame and its UTF-8 size, built by the first WebSocket client that
-        #: needs it (api.ws).
-        self.ws: tuple[str, int] | None = None
+        self.event_id = contract.event_id(rid, epoch)
         #: ``data`` framed as an HTTP chunk, built by the first push that writes it.
         self.chunked: bytes | None = None
+        #: The multiplexed stream's frame after its ``id:`` line (api.mux).
+        self.mux: bytes | None = None
+        #: The WebSocket message and its UTF-8 size (api.ws).
+        self.ws: tuple[str, int] | None = None
+
+    @classmethod
+    def ranking(cls, sid: StreamId, rid: str, doc: bytes, epoch: str | None, seq: int) -> Frame:
+        """A ``ranking`` event of the document ``doc`` (the hub's one way to make a frame)."""
+        return cls(sid, rid, event_frame(EVENT_RANKING, contract.event_id(rid, epoch), doc), epoch, seq, doc=doc)
 
 
 class Snapshot:

@@ -70,6 +70,11 @@ class ApiSettings(BaseSettings):
     #: A connection whose request head (line and headers) is not complete this many seconds after it opened, or
     #: after its request began, is answered 408 and closed (api/deadline.py).
     header_timeout_s: float = Field(10.0, gt=0)
+    #: A request body not complete this many seconds after its first bytes (before them the head's deadline
+    #: runs): 408 if no answer has started, and the connection is closed (api/deadline.py).
+    body_timeout_s: float = Field(10.0, gt=0)
+    #: An idle keep-alive connection (answered, no new request) is closed after this many seconds.
+    keep_alive_s: float = Field(30.0, gt=0)
     #: While Redis is unreachable, snapshots and /v1/feeds are answered from memory, flagged stale, for up
     #: to this long after the last successful contact (RFC 5861 stale-if-error); 0 turns it off.
     stale_if_error_s: float = Field(3600.0, ge=0)

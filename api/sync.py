@@ -16,7 +16,6 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from api.frames import EVENT_RANKING, event_frame
 from api.reader import Faults, StreamReader
 from api.replies import bytes_value
 from api.ring import FeedState, Frame, ResetReason, Snapshot
@@ -219,14 +218,13 @@ class FeedSync:
             if seq != ref.seq + 1:
                 return -1  # missed a message: the stream has it
         _keep_snapshot(st, data, ranking)
-        frame = Frame(sid, ranking.id, event_frame(EVENT_RANKING, contract.event_id(ranking.id, ranking.epoch), data),
-                      ranking.epoch, seq)
+        frame = Frame.ranking(sid, ranking.id, data, ranking.epoch, seq)
         return int(st.append(frame))
 
 
 def frame_of(entry: Entry) -> Frame:
-    """A stream entry as the ring holds it: the SSE frame built once."""
-    return Frame(entry.sid, entry.id, event_frame(EVENT_RANKING, entry.event_id, entry.doc), entry.epoch, entry.seq)
+    """A stream entry as the ring holds it: the document once, each transport's frame built from it once."""
+    return Frame.ranking(entry.sid, entry.id, entry.doc, entry.epoch, entry.seq)
 
 
 def _keep_snapshot(st: FeedState, doc: bytes, ranking: contract.Ranking) -> None:

@@ -30,7 +30,6 @@ dropped without a close frame (the browser reports 1006), like a slow SSE client
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -44,12 +43,13 @@ from starlette.types import Receive, Scope, Send
 
 from api.auth import ApiKey, KeyStore, presented_key
 from api.cursor import FeedCursor
+from api.edge import EVENT_ID_EXPECTED, dumps_text, parse_resume_id
+from api.frames import reset_data
 from api.hub import Hub
 from api.multi import MultiOutput, Session
 from api.public import REDIS_UNAVAILABLE, clip
 from api.ring import Client, Frame, ResetReason, Snapshot
-from api.slow import limit_send_buffer, transport_of
-from api.sse import reset_data
+from api.runtime import Connection
 from kiwoom_cache import contract
 from kiwoom_cache.errors import ContractError
 
@@ -70,36 +70,22 @@ class CloseCode(IntEnum):
     FORBIDDEN_ORIGIN = 4403
 
 
-def _dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-
-
 def _message(feed: str, event: str, event_id: str | None, data: bytes) -> str:
-    head = _dumps({"feed": feed, "event": event, "id": event_id})
+    head = dumps_text({"feed": feed, "event": event, "id": event_id})
     return head[:-1] + ',"data":' + data.decode() + "}"
-
-
-def _doc_of(frame: Frame) -> bytes:
-    """The document inside an encoded ``ranking`` frame (``...data: <doc>\\r\\n\\r\\n``)."""
-    data = frame.data
-    return data[data.index(b"\r\ndata: ") + 8:-4]
 
 
 class WsOutput(MultiOutput):
     """One JSON text message per event; a ring frame's message is built once and shared."""
 
-    __slots__ = ("client", "loop", "send")
+    __slots__ = ("conn",)
 
-    def __init__(self, hub: Hub, client: Client, send: Send) -> None:
-        self.client, self.send, self.loop = client, send, hub.loop
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
     async def write(self, text: str, size: int = 0) -> None:
         """Send one message; ``size`` is its UTF-8 length when known (the slow-client check counts bytes)."""
-        client = self.client
-        client.written += size or len(text.encode())
-        client.send_since = self.loop.time()
-        await self.send({"type": "websocket.send", "text": text})
-        client.send_since = 0.0
+        await self.conn.text(text, size)
 
     async def snapshot(self, cur: FeedCursor, snap: Snapshot) -> None:
         await self.write(_message(cur.feed, "snapshot", snap.event_id, snap.doc))
@@ -115,7 +101,7 @@ class WsOutput(MultiOutput):
         for f in frames:
             message = f.ws
             if message is None:
-                text = _message(cur.feed, "ranking", contract.event_id(f.id, f.epoch), _doc_of(f))
+                text = _message(cur.feed, "ranking", f.event_id, f.doc)
                 message = f.ws = (text, len(text.encode()))
             await self.write(*message)
 
@@ -123,7 +109,8 @@ class WsOutput(MultiOutput):
         await self.write('{"event":"ping"}')
 
     async def end(self) -> None:
-        await self.send({"type": "websocket.close", "code": CloseCode.GOING_AWAY, "reason": "replica shutting down"})
+        await self.conn.send({"type": "websocket.close", "code": CloseCode.GOING_AWAY,
+                              "reason": "replica shutting down"})
 
 
 def origin_allowed(scope: Scope, allowed: list[str]) -> bool:
@@ -169,7 +156,7 @@ class WsSession(Session):
         if feed is not None:
             payload["feed"] = feed
         payload["detail"] = detail
-        await self.ws_out.write(_dumps(payload))
+        await self.ws_out.write(dumps_text(payload))
 
     async def step(self) -> bool:
         if not self.pending:
@@ -191,7 +178,7 @@ class WsSession(Session):
                 await self.error(f"not subscribed to {clip(str(feed))!r}", "unsubscribe",
                                  feed if isinstance(feed, str) else None)
             else:
-                await self.ws_out.write(_dumps({"event": "unsubscribed", "feed": feed}))
+                await self.ws_out.write(dumps_text({"event": "unsubscribed", "feed": feed}))
         elif op == "ping":
             await self.ws_out.write('{"event":"pong"}')
         else:
@@ -222,14 +209,15 @@ class WsSession(Session):
         except ContractError:
             await self.error(f"invalid feed name {shown!r}: 1-64 of [a-z0-9-]", "subscribe", shown)
             return
+        resume = None
         if last_id is not None:
             try:
                 if not isinstance(last_id, str):
                     raise ContractError("not a string")
-                contract.parse_event_id(last_id)
+                resume = parse_resume_id(last_id)
             except ContractError:
-                await self.error(f"malformed last_id {clip(str(last_id))!r}: expected a ranking id <ms>-<seq>, "
-                                 "optionally @<epoch>", "subscribe", feed)
+                await self.error(f"malformed last_id {clip(str(last_id))!r}: {EVENT_ID_EXPECTED}", "subscribe",
+                                 feed)
                 return
         if self.key is not None and not self.key.may_read(feed):
             await self.error("this key may not read this feed", "subscribe", feed)
@@ -248,10 +236,10 @@ class WsSession(Session):
         if st is None:
             await self.error(f"{REDIS_UNAVAILABLE}; subscribe again", "subscribe", feed)
             return
-        await self.ws_out.write(_dumps({"event": "subscribed", "feed": feed, "resumed_from": last_id}))
+        await self.ws_out.write(dumps_text({"event": "subscribed", "feed": feed, "resumed_from": last_id}))
         cur = FeedCursor(hub, st)
         self.add(cur)
-        if not await cur.start(self.ws_out, last_id):
+        if not await cur.start(self.ws_out, resume):
             self.remove(feed)
             await self.error(f"{REDIS_UNAVAILABLE} while replaying; subscribe again", "subscribe", feed)
 
@@ -314,44 +302,36 @@ async def serve_ws(hub: Hub | None, keys: KeyStore | None, scope: Scope, receive
             if key is None:
                 await close(CloseCode.UNAUTHORIZED, "invalid API key")
                 return
-    task = asyncio.current_task()
-    transport = transport_of(send)
-    if transport is not None:
-        limit_send_buffer(transport, settings.send_buffer_bytes)
-    client = Client(task, transport)
-    client.progress_at = hub.loop.time()
-    out = WsOutput(hub, client, send)
-    session = WsSession(hub, client, out, key, keys)
-    reader = hub.loop.create_task(_read(receive, session, settings.ws_max_message))
-    deadline = None
-    if not session.authenticated:
-        def too_late() -> None:
-            if not session.authenticated and session.close_with is None:
-                session.close_with = (CloseCode.UNAUTHORIZED, "no API key in time")
-                session.poke()
-        deadline = hub.loop.call_later(settings.ws_auth_timeout_s, too_late)
-    hub.counters.ws_connections += 1
-    try:
-        auth = "off" if keys is None else "ok" if key is not None else "required"
-        await out.write(_dumps({"event": "hello", "replica": settings.replica_id, "auth": auth,
-                                "max_feeds": settings.mux_max_feeds}))
-        await session.run()
-        if session.overflow:
-            await close(CloseCode.POLICY, f"more than {MAX_PENDING} messages waiting")
-        elif session.close_with is not None:
-            await close(*session.close_with)
-    except asyncio.CancelledError:
-        if not client.dropped or task is None:
-            raise
-        task.uncancel()  # dropped by the hub without a transport to abort (see Hub.drop)
-    except Exception:
-        if not (client.gone or client.dropped):
-            log.exception("websocket failed")
-            await close(CloseCode.SERVER_ERROR, "server error")
-        # else: the peer left or was dropped while we wrote to it
-    finally:
-        hub.counters.ws_connections -= 1
-        if deadline is not None:
-            deadline.cancel()
-        session.close()
-        reader.cancel()
+    async with Connection(hub, send) as conn:  # one coroutine frame per WebSocket, not two
+        client = conn.client
+        out = WsOutput(conn)
+        session = WsSession(hub, client, out, key, keys)
+        reader = hub.loop.create_task(_read(receive, session, settings.ws_max_message))
+        deadline = None
+        if not session.authenticated:
+            def too_late() -> None:
+                if not session.authenticated and session.close_with is None:
+                    session.close_with = (CloseCode.UNAUTHORIZED, "no API key in time")
+                    session.poke()
+            deadline = hub.loop.call_later(settings.ws_auth_timeout_s, too_late)
+        hub.counters.ws_connections += 1
+        try:
+            auth = "off" if keys is None else "ok" if key is not None else "required"
+            await out.write(dumps_text({"event": "hello", "replica": settings.replica_id, "auth": auth,
+                                        "max_feeds": settings.mux_max_feeds}))
+            await session.run()
+            if session.overflow:
+                await close(CloseCode.POLICY, f"more than {MAX_PENDING} messages waiting")
+            elif session.close_with is not None:
+                await close(*session.close_with)
+        except Exception:
+            if not (client.gone or client.dropped):
+                log.exception("websocket failed")
+                await close(CloseCode.SERVER_ERROR, "server error")
+            # else: the peer left or was dropped while we wrote to it
+        finally:
+            hub.counters.ws_connections -= 1
+            if deadline is not None:
+                deadline.cancel()
+            session.close()
+            reader.cancel()
