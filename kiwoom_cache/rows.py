@@ -75,7 +75,7 @@ class RowSchema:
 
 
 #: Row schema by name. The publisher maps each TR's Kiwoom output items onto these names
-#: (publisher/sources/trs.py); the API documents and selects them; the dashboard draws their columns.
+#: (publisher/trs/catalogue.py); the API documents and selects them; the dashboard draws their columns.
 ROW_SCHEMAS: Final[Mapping[RowSchemaName, RowSchema]] = MappingProxyType({s.name: s for s in (
     RowSchema(RowSchemaName.volume_surge, "opt10023", "거래량급증 (volume surge)", (
         RowField("prev_volume", int, "이전거래량: cumulative volume at the comparison point"),

@@ -1,4 +1,4 @@
-"""Raw ranking-TR strings -> typed rows, one set of rules for every TR (publisher/sources/trs.py says which
+"""Raw ranking-TR strings -> typed rows, one set of rules for every TR (publisher/trs/catalogue.py says which
 output item is which kind).
 
 Kiwoom returns every field as a padded string. Prices carry ``+``/``-`` meaning direction versus the

@@ -40,7 +40,7 @@ class FeedSettings(BaseModel):
     """One ranking query polled on its own timer: a TR and its inputs (Kiwoom's input codes).
 
     Inputs may be given flat (``market = "001"``, as configs did before a feed could name its TR) or under
-    ``params``; every input is checked against the TR's spec (publisher/sources/trs.py) at start, and one
+    ``params``; every input is checked against the TR's spec (publisher/trs/catalogue.py) at start, and one
     left out takes the spec's default. A feed without ``tr`` is an opt10023 feed.
     """
 

@@ -14,7 +14,7 @@ HTTPS, no Qt.
   ``cont-yn``/``next-key`` headers and are merged into one answer, each page taking a slot from the shared
   limiter first. Timeouts, connection errors and 5xx answers are retried with exponential backoff.
 * Answers become the same :class:`RawResponse` as the OCX's: the answer keys are renamed to the OCX's
-  item names once (each :class:`~publisher.sources.trs.TrOutput` knows both) and the one parser does the
+  item names once (each :class:`~publisher.trs.spec.TrOutput` knows both) and the one parser does the
   rest. ``return_code`` values become the typed families of :mod:`publisher.sources.rest_codes` (1700 is a
   :class:`RateLimitError`).
 
