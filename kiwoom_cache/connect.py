@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Final, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -68,12 +68,7 @@ def is_sentinel(url: str) -> bool:
 
 def parse_sentinel_url(url: str) -> SentinelUrl:
     """Parse ``redis+sentinel://…``; a ContractError says what is wrong with it (never echoing a password)."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != SENTINEL_SCHEME:
-        raise ContractError(f"not a Sentinel URL: the scheme must be {SENTINEL_SCHEME}://")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    user, colon, password = userinfo.partition(":")
-    sentinels = _host_ports(hosts, "Sentinel URL", "sentinel")
+    parts, sentinels, user, password = _split(url, SENTINEL_SCHEME, "Sentinel URL", "sentinel")
     path = [unquote(p) for p in parts.path.split("/") if p]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ContractError("Sentinel URL: the path must be /SERVICE or /SERVICE/DB")
@@ -82,8 +77,7 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     if unknown:
         raise ContractError(f"Sentinel URL: unsupported query parameter(s) {', '.join(sorted(unknown))}; "
                             f"allowed: {', '.join(sorted(_SENTINEL_QUERY))}")
-    return SentinelUrl(sentinels, path[0], int(path[1]) if len(path) == 2 else 0,
-                       unquote(user) or None, unquote(password) if colon else None,
+    return SentinelUrl(sentinels, path[0], int(path[1]) if len(path) == 2 else 0, user, password,
                        query.get("sentinel_username"), query.get("sentinel_password"))
 
 
@@ -105,17 +99,23 @@ def is_cluster(url: str) -> bool:
 
 def parse_cluster_url(url: str) -> ClusterUrl:
     """Parse ``redis+cluster://…``; a ContractError says what is wrong with it (never echoing a password)."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != CLUSTER_SCHEME:
-        raise ContractError(f"not a Cluster URL: the scheme must be {CLUSTER_SCHEME}://")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    user, colon, password = userinfo.partition(":")
-    nodes = _host_ports(hosts, "Cluster URL", "node")
+    parts, nodes, user, password = _split(url, CLUSTER_SCHEME, "Cluster URL", "node")
     if parts.path.strip("/") not in ("", "0"):
         raise ContractError("Cluster URL: a cluster has only database 0 (the path must be empty or /0)")
     if parts.query:
         raise ContractError("Cluster URL: no query parameters are supported")
-    return ClusterUrl(nodes, unquote(user) or None, unquote(password) if colon else None)
+    return ClusterUrl(nodes, user, password)
+
+
+def _split(url: str, scheme: str, what: str, kind: str) -> tuple[SplitResult, tuple[tuple[str, int], ...],
+                                                                 str | None, str | None]:
+    """A multi-host URL's parts, its ``HOST:PORT`` list, user and password (either may be absent)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != scheme:
+        raise ContractError(f"not a {what}: the scheme must be {scheme}://")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return parts, _host_ports(hosts, what, kind), unquote(user) or None, unquote(password) if colon else None
 
 
 def _host_ports(hosts: str, what: str, kind: str) -> tuple[tuple[str, int], ...]:

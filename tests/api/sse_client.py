@@ -4,12 +4,13 @@ across reconnects as EventSource does."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 import httpx
 from httpx_sse import ServerSentEvent, connect_sse
+
+from tests.api.client_thread import ClientThread
 
 
 class Event(ServerSentEvent):
@@ -56,31 +57,26 @@ def read_events(url: str, count: int, headers: dict[str, str] | None = None,
     return events
 
 
-class Collector(threading.Thread):
+class Collector(ClientThread):
     """Collects every event of one connection until ``stop()`` (and one more event) or the stream ends."""
 
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(daemon=True)
+        super().__init__()
         self.url, self.headers = url, headers or {}
         self.events: list[Event] = []
         self.hellos: list[Event] = []
-        self.error: BaseException | None = None
         self.ended = False
-        self._stop_flag = threading.Event()
-        self.lock = threading.Lock()
 
-    def run(self) -> None:
-        try:
-            with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as client, \
-                    connect_sse(client, "GET", self.url, headers=self.headers) as source:
-                for event in events_of(source.iter_sse()):
-                    with self.lock:
-                        (self.hellos if is_hello(event) else self.events).append(event)
-                    if self._stop_flag.is_set():
-                        return
-                self.ended = True
-        except BaseException as exc:
-            self.error = exc
+    def connection(self) -> bool:
+        with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as client, \
+                connect_sse(client, "GET", self.url, headers=self.headers) as source:
+            for event in events_of(source.iter_sse()):
+                with self.lock:
+                    (self.hellos if is_hello(event) else self.events).append(event)
+                if self.stopping:
+                    return True
+            self.ended = True
+        return True
 
     def ids(self) -> list[str]:
         with self.lock:
@@ -89,11 +85,8 @@ class Collector(threading.Thread):
     def has(self, rid: str) -> bool:
         return rid in self.ids()
 
-    def stop(self) -> None:
-        self._stop_flag.set()
 
-
-class ResumingSse(threading.Thread):
+class ResumingSse(ClientThread):
     """What a browser's EventSource does, in a thread: on any end of the stream (or a refused connection) it
     reconnects with the last id as Last-Event-ID. Records every snapshot, ranking and reset (parsed), and which
     replica said ``hello`` on each connection; works for one feed's stream and the multiplexed one alike."""
@@ -102,25 +95,14 @@ class ResumingSse(threading.Thread):
     KINDS = ("snapshot", "ranking", "reset")
 
     def __init__(self, url: str, read_timeout: float = 30.0) -> None:
-        super().__init__(daemon=True)
+        super().__init__()
         self.url = url
         self.timeout = httpx.Timeout(read_timeout, connect=5.0)
         self.events: list[tuple[str, dict]] = []
         self.hellos: list[str] = []
         self.last_id: str | None = None
-        self.error: BaseException | None = None
-        self._stop_flag = threading.Event()
-        self.lock = threading.Lock()
 
-    def run(self) -> None:
-        try:
-            while not self._stop_flag.is_set():
-                if self._connection():
-                    return
-        except BaseException as exc:  # anything but a dropped connection fails the test that reads .error
-            self.error = exc
-
-    def _connection(self) -> bool:
+    def connection(self) -> bool:
         """One connection; True when stopped, False to reconnect (after a short pause, as EventSource does)."""
         headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
         try:
@@ -129,7 +111,7 @@ class ResumingSse(threading.Thread):
                 if source.response.status_code == 200:
                     for event in source.iter_sse():
                         self._record(event)
-                        if self._stop_flag.is_set():
+                        if self.stopping:
                             return True
         except (httpx.HTTPError, OSError):
             pass
@@ -160,6 +142,3 @@ class ResumingSse(threading.Thread):
         """The replica of the current (or last) connection."""
         with self.lock:
             return self.hellos[-1] if self.hellos else None
-
-    def stop(self) -> None:
-        self._stop_flag.set()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+
+from tests.api.client_thread import ClientThread
 
 
 def ws_url(http_url: str) -> str:
@@ -59,34 +60,28 @@ class Ws:
         self._stack.close()
 
 
-class ResumingWs(threading.Thread):
+class ResumingWs(ClientThread):
     """Subscribes to feeds and, whenever the connection ends, reconnects and resubscribes with each feed's last id,
     as the client in docs/api.md does; records every feed event it receives and every hello."""
 
     def __init__(self, http_url: str, feeds: list[str]) -> None:
-        super().__init__(daemon=True)
+        super().__init__()
         self.url, self.feeds = http_url, feeds
         self.events: list[dict[str, Any]] = []
         self.hellos: list[str] = []
         self.last_ids: dict[str, str | None] = dict.fromkeys(feeds)
-        self.error: BaseException | None = None
-        self._stop_flag = threading.Event()
-        self.lock = threading.Lock()
 
-    def run(self) -> None:
+    def connection(self) -> bool:
         try:
-            while not self._stop_flag.is_set():
-                try:
-                    self._session()
-                except (ConnectionClosed, OSError, TimeoutError):
-                    time.sleep(0.1)
-        except BaseException as exc:
-            self.error = exc
+            self._session()
+        except (ConnectionClosed, OSError, TimeoutError):
+            time.sleep(0.1)
+        return False
 
     def _session(self) -> None:
         ws = Ws(self.url)
         try:
-            while not self._stop_flag.is_set():
+            while not self.stopping:
                 message = ws.recv(timeout=30)
                 event = message.get("event")
                 if event == "hello":
@@ -106,6 +101,3 @@ class ResumingWs(threading.Thread):
     def ids(self, feed: str, kinds: tuple[str, ...] = ("ranking",)) -> list[str]:
         with self.lock:
             return [m["data"]["id"] for m in self.events if m["feed"] == feed and m["event"] in kinds]
-
-    def stop(self) -> None:
-        self._stop_flag.set()
