@@ -50,23 +50,26 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Bind:
+def _binder(state: AppState, fast: FastPath) -> Callable[[HTTPConnection], Awaitable[None]]:
     """The router's one dependency: puts this app's state and fast path where the handlers' dependencies find
-    them, so the handlers are plain module-level functions (one app per process, several in the tests)."""
+    them, so the handlers are plain module-level functions (one app per process, several in the tests).
 
-    def __init__(self, state: AppState, fast: FastPath) -> None:
-        self.state, self.fast = state, fast
+    Functions, not a callable object: FastAPI 0.110 (the floor) resolves a dependency's string annotations (this
+    module's ``from __future__ import annotations``) through the callable's ``__globals__``, which an instance
+    lacks, and would read ``conn`` as a query parameter. ``async``: a plain ``def`` costs a thread hop."""
 
-    def __call__(self, conn: HTTPConnection) -> None:
-        conn.state.kiwoom_state, conn.state.kiwoom_fast = self.state, self.fast
+    async def bind(conn: HTTPConnection) -> None:
+        conn.state.kiwoom_state, conn.state.kiwoom_fast = state, fast
+
+    return bind
 
 
-def _app_state(conn: HTTPConnection) -> AppState:
+async def _app_state(conn: HTTPConnection) -> AppState:
     state: AppState = conn.state.kiwoom_state
     return state
 
 
-def _fast_path(conn: HTTPConnection) -> FastPath:
+async def _fast_path(conn: HTTPConnection) -> FastPath:
     fast: FastPath = conn.state.kiwoom_fast
     return fast
 
@@ -77,7 +80,7 @@ FastDep = Annotated[FastPath, Depends(_fast_path)]
 
 def build_router(state: AppState, fast: FastPath) -> APIRouter:
     """Every FastAPI route of a replica, bound to its state (the handlers are below, one function each)."""
-    router = APIRouter(dependencies=[Depends(_Bind(state, fast))])
+    router = APIRouter(dependencies=[Depends(_binder(state, fast))])
     router.add_api_route("/v1/feeds", feeds, response_model=FeedsModel, tags=["rankings"],
                          responses={503: _ERRORS[503]})
     router.add_api_route(
