@@ -319,7 +319,7 @@ def publisher_model(status: contract.PublisherStatus, now: int) -> PublisherMode
     """One publisher's heartbeat document as /v1/feeds shows it."""
     return PublisherModel(
         liveness=contract.publisher_liveness(status, now),
-        id=status.id, role=status.role.value if status.role else None,
+        id=status.id, role=status.role,
         state=status.state, session=status.session, source=status.source, version=status.version,
         heartbeat_at=iso_kst(status.heartbeat_at_ms),
         heartbeat_age_s=round((now - status.heartbeat_at_ms) / 1000, 3),
