@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
@@ -16,6 +15,7 @@ from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 
 from api.auth import ApiKey
+from api.edge import EVENT_ID_PATTERN, RANKING_ID_PATTERN, dumps
 from api.fastpath import FastPath, MuxResponse, RawResponse
 from api.gate import KEY_SCOPE
 from api.history import HistoryQueryError, bounds, read_page
@@ -38,9 +38,6 @@ from kiwoom_cache import contract
 from kiwoom_cache.clock import iso_kst, now_ms
 
 log = logging.getLogger(__name__)
-
-RANKING_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
-EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}(@[0-9a-z]{1,32})?$"
 
 FeedPath = Annotated[str, Path(description="Feed slug, e.g. kospi-surge (see /v1/feeds)")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -249,7 +246,7 @@ async def history(
     if cursor is not None:
         next_url = str(request.url.remove_query_params(["after", "before"]).include_query_params(
             **{"before" if order == "desc" else "after": cursor}))
-    head = _dumps({"feed": feed, "order": order, "limit": limit, "count": len(docs), "skipped": skipped,
+    head = dumps({"feed": feed, "order": order, "limit": limit, "count": len(docs), "skipped": skipped,
                    "next_cursor": cursor, "next": next_url})
     return Response(head[:-1] + b',"items":[' + b",".join(docs) + b"]}", media_type="application/json")
 
@@ -302,10 +299,6 @@ async def readyz(state: StateDep) -> JSONResponse:
 async def metrics(state: StateDep) -> Response:
     """Prometheus text format: SSE clients, events sent, dropped slow clients, Redis reconnects, latency."""
     return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _query_error(name: str, msg: str, value: object) -> JSONResponse:
