@@ -27,7 +27,8 @@ EVENT_RESET: Final = EventName.reset
 #: EventSource's last event id (and hence ``Last-Event-ID`` on the next reconnect) is left untouched.
 EVENT_HELLO: Final = EventName.hello
 REPLICA_HEADER: Final = b"x-kiwoom-replica"
-PING: Final = ServerSentEvent(comment="ping").encode()
+#: The heartbeat: an SSE comment line, which EventSource ignores, so idle proxies keep the stream open.
+KEEPALIVE: Final = ServerSentEvent(comment="ping").encode()
 
 
 def chunk(data: bytes) -> bytes:
@@ -36,7 +37,7 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n" % len(data) + data + b"\r\n"
 
 
-PING_CHUNK: Final = chunk(PING)
+KEEPALIVE_CHUNK: Final = chunk(KEEPALIVE)
 
 
 def event_frame(event: str, event_id: str, data: bytes) -> bytes:

@@ -34,7 +34,7 @@ from api.frames import (
     EVENT_RANKING,
     EVENT_RESET,
     EVENT_SNAPSHOT,
-    PING,
+    KEEPALIVE,
     SEP,
     comment_frame,
     event_tail,
@@ -168,7 +168,7 @@ class MuxOutput(MultiOutput):
         await self.write(b"".join(parts))
 
     async def ping(self) -> None:
-        await self.write(PING)
+        await self.write(KEEPALIVE)
 
     async def end(self) -> None:
         await self.conn.send(END)

@@ -39,7 +39,7 @@ from api.edge import ResumeId
 from api.frames import (
     END,
     EVENT_SNAPSHOT,
-    PING,
+    KEEPALIVE,
     comment_frame,
     hello_frame,
     reset_frame,
@@ -47,8 +47,7 @@ from api.frames import (
     stream_headers,
 )
 from api.hub import Hub
-from api.ring import PING as WAKE_PING
-from api.ring import FeedState, Frame, ResetReason, Snapshot
+from api.ring import FeedState, Frame, ResetReason, Snapshot, Wake
 from api.runtime import DISCONNECTS, Connection
 from api.slow import writes_chunked
 
@@ -151,5 +150,5 @@ async def _live(hub: Hub, cur: FeedCursor, conn: Connection, out: SseOutput, rec
             if task is None or task.cancelling():
                 raise
             continue  # the shared future was cancelled by someone else; FeedState replaces it
-        if signal is WAKE_PING:
-            await out.write(PING)
+        if signal is Wake.ping:
+            await out.write(KEEPALIVE)
