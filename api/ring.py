@@ -23,8 +23,9 @@ from collections import deque
 from enum import Enum, StrEnum
 from typing import Any, Protocol
 
-from api.frames import EVENT_RANKING, KEEPALIVE_CHUNK, chunk, event_frame
+from api.frames import KEEPALIVE_CHUNK, chunk, event_frame
 from kiwoom_cache import contract
+from kiwoom_cache.contract import EventName
 
 
 class Wake(Enum):
@@ -83,7 +84,7 @@ class Frame:
     @classmethod
     def ranking(cls, sid: StreamId, rid: str, doc: bytes, epoch: str | None, seq: int) -> Frame:
         """A ``ranking`` event of the document ``doc`` (the hub's one way to make a frame)."""
-        return cls(sid, rid, event_frame(EVENT_RANKING, contract.event_id(rid, epoch), doc), epoch, seq, doc=doc)
+        return cls(sid, rid, event_frame(EventName.ranking, contract.event_id(rid, epoch), doc), epoch, seq, doc=doc)
 
 
 class Snapshot:

@@ -38,7 +38,6 @@ from api.cursor import FeedCursor, Output
 from api.edge import ResumeId
 from api.frames import (
     END,
-    EVENT_SNAPSHOT,
     KEEPALIVE,
     comment_frame,
     hello_frame,
@@ -50,6 +49,7 @@ from api.hub import Hub
 from api.ring import FeedState, Frame, ResetReason, Snapshot, Wake
 from api.runtime import DISCONNECTS, Connection
 from api.slow import writes_chunked
+from kiwoom_cache.contract import EventName
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class SseOutput(Output):
         await self.conn.body(body)
 
     async def snapshot(self, cur: FeedCursor, snap: Snapshot) -> None:
-        await self.write(snap.frame(EVENT_SNAPSHOT))
+        await self.write(snap.frame(EventName.snapshot))
 
     async def empty(self, cur: FeedCursor) -> None:
         await self.write(comment_frame("no ranking yet"))
