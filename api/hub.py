@@ -239,7 +239,7 @@ class Hub:
         await self.publishing.refresh(self.feeds, lambda: self.publishing.status_pending(
             self.lost_at, self.recovered_at, self.loop.time()))
 
-    def liveness(self, at_ms: int | None = None) -> str:
+    def liveness(self, at_ms: int | None = None) -> contract.Liveness:
         return self.publishing.liveness(now_ms() if at_ms is None else at_ms)
 
     def stalled(self, st: FeedState) -> bool:

@@ -146,7 +146,7 @@ def _feed_model(hub: Hub, name: str, info: contract.FeedInfo, st: FeedState | No
                 outage: str | None) -> FeedModel:
     """One feed of /v1/feeds: its registration, what this replica holds of it, and its leader."""
     snap = st.snapshot if st else None
-    stale, _ = freshness(hub, name, snap, now) if snap else ("no ranking yet", "")
+    stale = freshness(hub, name, snap, now)[0] if snap else "no ranking yet"
     base = f"/v1/rankings/{name}"
     schema_name = contract.ROW_SCHEMA_OF_TR.get(info.tr.lower())
     schema = contract.ROW_SCHEMAS[schema_name] if schema_name else None
