@@ -19,15 +19,9 @@ if TYPE_CHECKING:
     from api.ring import ResetReason, Snapshot
 
 SEP: Final = b"\r\n"
-#: Event names a client can listen to with ``addEventListener``.
-EVENT_SNAPSHOT: Final = EventName.snapshot
-EVENT_RANKING: Final = EventName.ranking
-EVENT_RESET: Final = EventName.reset
-#: First event of every stream: which replica serves it and where it resumed from. It has no ``id:`` line, so
-#: EventSource's last event id (and hence ``Last-Event-ID`` on the next reconnect) is left untouched.
-EVENT_HELLO: Final = EventName.hello
 REPLICA_HEADER: Final = b"x-kiwoom-replica"
-PING: Final = ServerSentEvent(comment="ping").encode()
+#: The heartbeat: an SSE comment line, which EventSource ignores, so idle proxies keep the stream open.
+KEEPALIVE: Final = ServerSentEvent(comment="ping").encode()
 
 
 def chunk(data: bytes) -> bytes:
@@ -36,7 +30,7 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n" % len(data) + data + b"\r\n"
 
 
-PING_CHUNK: Final = chunk(PING)
+KEEPALIVE_CHUNK: Final = chunk(KEEPALIVE)
 
 
 def event_frame(event: str, event_id: str, data: bytes) -> bytes:
@@ -45,8 +39,10 @@ def event_frame(event: str, event_id: str, data: bytes) -> bytes:
 
 
 def hello_frame(replica: str, resumed_from: str | None) -> bytes:
+    """First event of every stream: which replica serves it and where it resumed from. It has no ``id:`` line,
+    so EventSource's last event id (and hence ``Last-Event-ID`` on the next reconnect) is left untouched."""
     data = dumps({"replica": replica, "resumed_from": resumed_from})
-    return b"event: " + EVENT_HELLO.encode() + SEP + b"data: " + data + SEP + SEP
+    return b"event: " + EventName.hello.encode() + SEP + b"data: " + data + SEP + SEP
 
 
 def retry_frame(retry_ms: int, comment: str) -> bytes:
@@ -87,8 +83,8 @@ def reset_data(feed: str, reason: ResetReason, snap: Snapshot | None) -> bytes:
 def reset_frame(feed: str, reason: ResetReason, snap: Snapshot | None) -> bytes:
     """The ``reset`` event; with no snapshot it carries no ``id:`` (the resume point stays where it was)."""
     if snap is None:
-        return b"event: " + EVENT_RESET.encode() + SEP + b"data: " + reset_data(feed, reason, None) + SEP + SEP
-    return event_frame(EVENT_RESET, snap.event_id, reset_data(feed, reason, snap))
+        return b"event: " + EventName.reset.encode() + SEP + b"data: " + reset_data(feed, reason, None) + SEP + SEP
+    return event_frame(EventName.reset, snap.event_id, reset_data(feed, reason, snap))
 
 
 def event_tail(event: str, data: bytes) -> bytes:

@@ -3,8 +3,8 @@
 docs/design-figures.md §3 shows that per-client Python work per event (a queue, a generator, a task group) is what
 costs multiples of nchan, and that one shared wake-up with the frame built once matches it. So each feed has a
 **ring** of its last ``ring_size`` frames, each encoded once; a client holds nothing but its cursor, and one
-shared **future per feed** wakes every waiting client with ``DATA``, ``PING`` or ``CLOSE`` (clients never
-cancel it). Memory is bounded whatever clients do: ``ring_size`` frames per feed, one cursor per client.
+shared **future per feed** wakes every waiting client with a :class:`~api.ring.Wake` (data, ping or close;
+clients never cancel it). Memory is bounded whatever clients do: ``ring_size`` frames per feed, one cursor per client.
 
 This class owns the feeds and the lifecycle; the rest is by concern: :mod:`api.subscription` (the pub/sub
 connection), :mod:`api.sync` (rings contiguous with the streams), :mod:`api.reader` (stream reads,
@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from api.eviction import Evictor
 from api.reader import Faults, StreamReader
 from api.registry import Registry
-from api.ring import CLOSE, DATA, PING, Client, FeedState, Frame, ResetReason, Snapshot, StreamCounters
+from api.ring import Client, FeedState, Frame, ResetReason, Snapshot, StreamCounters, Wake
 from api.settings import ApiSettings
 from api.stream import Entry, Page
 from api.subscription import Subscription
@@ -38,7 +38,7 @@ from kiwoom_cache.errors import ContractError
 log = logging.getLogger(__name__)
 
 # The ring types the hub's users share, importable from here as before the split.
-__all__ = ["CLOSE", "DATA", "PING", "Client", "FeedState", "Frame", "Hub", "ResetReason", "Snapshot"]
+__all__ = ["Client", "FeedState", "Frame", "Hub", "ResetReason", "Snapshot", "Wake"]
 
 
 class Hub:
@@ -86,7 +86,7 @@ class Hub:
     async def aclose(self) -> None:
         self.draining = True
         self.live = False
-        self.ticker.wake(CLOSE)
+        self.ticker.wake(Wake.close)
         tasks = self._tasks + [st.sync_task for st in self.feeds.values() if st.sync_task]
         for task in tasks:
             task.cancel()
@@ -101,8 +101,8 @@ class Hub:
         return self._loop
 
     @property
-    def beat(self) -> asyncio.Future[str]:
-        """What connections of several feeds wait on beside their feeds' wake-ups (PING, CLOSE)."""
+    def beat(self) -> asyncio.Future[Wake]:
+        """What connections of several feeds wait on beside their feeds' wake-ups (Wake.ping, Wake.close)."""
         return self.ticker.beat
 
     @property
@@ -173,7 +173,7 @@ class Hub:
         return not st.synced and task is not None and task.done()
 
     def fanned_out(self, st: FeedState) -> None:
-        st.wake(DATA)
+        st.wake(Wake.data)
         self.ticker.burst()
 
     @property
@@ -239,7 +239,7 @@ class Hub:
         await self.publishing.refresh(self.feeds, lambda: self.publishing.status_pending(
             self.lost_at, self.recovered_at, self.loop.time()))
 
-    def liveness(self, at_ms: int | None = None) -> str:
+    def liveness(self, at_ms: int | None = None) -> contract.Liveness:
         return self.publishing.liveness(now_ms() if at_ms is None else at_ms)
 
     def stalled(self, st: FeedState) -> bool:

@@ -12,7 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # DroppedRow and the row schemas come from the contract itself, so the API documents exactly the fields the
 # publisher writes and never keeps a second copy of them.
-from kiwoom_cache.contract import ROW_SCHEMAS, DroppedRow, RowSchema
+from kiwoom_cache.contract import (
+    ROW_SCHEMAS,
+    DroppedRow,
+    Liveness,
+    PublisherRole,
+    PublisherState,
+    RowSchema,
+    Source,
+)
 
 
 def _row_model(schema: RowSchema) -> type[BaseModel]:
@@ -52,7 +60,7 @@ class RankingModel(BaseModel):
                             "price, sign, change, change_rate, volume) plus the TR's own, see the *Row schemas; "
                             "absent before schema 3 (then volume_surge)")
     params: dict[str, str]
-    source: str
+    source: Source
     session: str | None
     requested_at: str
     requested_at_ms: int
@@ -84,14 +92,14 @@ class HistoryPageModel(BaseModel):
 
 
 class PublisherModel(BaseModel):
-    liveness: Literal["alive", "stale", "dead"]
+    liveness: Liveness
     id: str | None = Field(None, description="The publisher's id, also the value of the feed leases it holds")
-    role: Literal["leader", "standby"] | None = Field(
+    role: PublisherRole | None = Field(
         None, description="leader: holds the feeds' leases and writes; standby: sends no TR, takes over when the "
                           "leader stops renewing")
-    state: str | None = None
+    state: PublisherState | None = None
     session: str | None = Field(None, description="Market session reported by the publisher")
-    source: str | None = None
+    source: Source | None = None
     version: str | None = None
     heartbeat_at: str | None = None
     heartbeat_age_s: float | None = None

@@ -14,7 +14,7 @@ import asyncio
 
 from api.cursor import FeedCursor, Output
 from api.hub import Hub
-from api.ring import PING, Client
+from api.ring import Client, Wake
 
 
 class MultiOutput(Output):
@@ -43,8 +43,8 @@ class Session:
         self.hub, self.client, self.out = hub, client, out
         self.cursors: dict[str, FeedCursor] = {}
         self.ping_due = False
-        self._armed: dict[str, asyncio.Future[str]] = {}
-        self._beat_armed: asyncio.Future[str] | None = None
+        self._armed: dict[str, asyncio.Future[Wake]] = {}
+        self._beat_armed: asyncio.Future[Wake] | None = None
         self._wake: asyncio.Future[None] | None = None
 
     # --- feeds ---------------------------------------------------------------------------------
@@ -84,11 +84,11 @@ class Session:
         if wake is not None and not wake.done():
             wake.set_result(None)
 
-    def _fire(self, _fut: asyncio.Future[str]) -> None:
+    def _fire(self, _fut: asyncio.Future[Wake]) -> None:
         self.poke()
 
-    def _on_beat(self, fut: asyncio.Future[str]) -> None:
-        if not fut.cancelled() and fut.result() == PING:
+    def _on_beat(self, fut: asyncio.Future[Wake]) -> None:
+        if not fut.cancelled() and fut.result() is Wake.ping:
             self.ping_due = True
         self.poke()
 

@@ -30,11 +30,7 @@ from api.cursor import FeedCursor
 from api.edge import ResumeId, dumps, parse_resume_id
 from api.frames import (
     END,
-    EVENT_HELLO,
-    EVENT_RANKING,
-    EVENT_RESET,
-    EVENT_SNAPSHOT,
-    PING,
+    KEEPALIVE,
     SEP,
     comment_frame,
     event_tail,
@@ -47,6 +43,7 @@ from api.multi import MultiOutput, Session
 from api.ring import FeedState, Frame, ResetReason, Snapshot
 from api.runtime import Connection
 from kiwoom_cache import contract
+from kiwoom_cache.contract import EventName
 from kiwoom_cache.errors import ContractError
 
 PATH: Final = "/v1/events"
@@ -146,7 +143,7 @@ class MuxOutput(MultiOutput):
     async def snapshot(self, cur: FeedCursor, snap: Snapshot) -> None:
         tail = snap.variants.get(_SNAPSHOT_TAIL)
         if tail is None:
-            tail = snap.variants[_SNAPSHOT_TAIL] = event_tail(EVENT_SNAPSHOT, snap.doc)
+            tail = snap.variants[_SNAPSHOT_TAIL] = event_tail(EventName.snapshot, snap.doc)
         await self.write(self._id_line(cur.feed, snap.event_id.encode()) + tail)
 
     async def empty(self, cur: FeedCursor) -> None:
@@ -155,7 +152,7 @@ class MuxOutput(MultiOutput):
     async def reset(self, cur: FeedCursor, reason: ResetReason, snap: Snapshot | None) -> None:
         # With no snapshot the feed starts afresh: its position is cleared.
         position = snap.event_id.encode() if snap is not None else b""
-        tail = event_tail(EVENT_RESET, reset_data(cur.feed, reason, snap))
+        tail = event_tail(EventName.reset, reset_data(cur.feed, reason, snap))
         await self.write(self._id_line(cur.feed, position) + tail)
 
     async def frames(self, cur: FeedCursor, frames: list[Frame]) -> None:
@@ -163,23 +160,23 @@ class MuxOutput(MultiOutput):
         for f in frames:
             tail = f.mux
             if tail is None:
-                tail = f.mux = event_tail(EVENT_RANKING, f.doc)
+                tail = f.mux = event_tail(EventName.ranking, f.doc)
             parts += (self._id_line(cur.feed, f.event_id.encode()), tail)
         await self.write(b"".join(parts))
 
     async def ping(self) -> None:
-        await self.write(PING)
+        await self.write(KEEPALIVE)
 
     async def end(self) -> None:
         await self.conn.send(END)
 
 
-_SNAPSHOT_TAIL: Final = ("mux", EVENT_SNAPSHOT)
+_SNAPSHOT_TAIL: Final = ("mux", EventName.snapshot)
 
 
 def hello_frame(replica: str, feeds: list[str], resumed_from: str | None) -> bytes:
     data = dumps({"replica": replica, "feeds": feeds, "resumed_from": resumed_from})
-    return event_tail(EVENT_HELLO, data)
+    return event_tail(EventName.hello, data)
 
 
 async def serve_mux(hub: Hub, states: list[FeedState], last_event_id: str | None, receive: Receive, send: Send, *,

@@ -95,7 +95,7 @@ class Registry:
             return True
         return recovered_at is not None and now - recovered_at < 2 * status.heartbeat_s
 
-    def liveness(self, at_ms: int) -> str:
+    def liveness(self, at_ms: int) -> contract.Liveness:
         return contract.publisher_liveness(self.status, at_ms)
 
     def behind(self, feeds: Mapping[str, FeedState], now: float, at_ms: int) -> list[str]:

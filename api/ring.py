@@ -20,16 +20,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from enum import StrEnum
-from typing import Any, Final, Protocol
+from enum import Enum, StrEnum
+from typing import Any, Protocol
 
-from api.frames import EVENT_RANKING, PING_CHUNK, chunk, event_frame
+from api.frames import KEEPALIVE_CHUNK, chunk, event_frame
 from kiwoom_cache import contract
+from kiwoom_cache.contract import EventName
 
-#: Wake-up signals carried by a feed's shared future.
-DATA: Final = "data"
-PING: Final = "ping"
-CLOSE: Final = "close"
+
+class Wake(Enum):
+    """Why a feed's shared future (and the hub's beat) resolved; never on the wire, compared by identity."""
+
+    #: New frames, or a reset (the ring's generation changed).
+    data = "data"
+    #: The heartbeat: time to send a keep-alive.
+    ping = "ping"
+    #: The server is shutting down: streams end.
+    close = "close"
+
 
 StreamId = tuple[int, int]
 
@@ -76,7 +84,7 @@ class Frame:
     @classmethod
     def ranking(cls, sid: StreamId, rid: str, doc: bytes, epoch: str | None, seq: int) -> Frame:
         """A ``ranking`` event of the document ``doc`` (the hub's one way to make a frame)."""
-        return cls(sid, rid, event_frame(EVENT_RANKING, contract.event_id(rid, epoch), doc), epoch, seq, doc=doc)
+        return cls(sid, rid, event_frame(EventName.ranking, contract.event_id(rid, epoch), doc), epoch, seq, doc=doc)
 
 
 class Snapshot:
@@ -200,7 +208,7 @@ class FeedState:
         self.held: list[bytes] | None = None
         self.sync_task: asyncio.Task[None] | None = None
         self._loop = loop
-        self._waiter: asyncio.Future[str] = loop.create_future()
+        self._waiter: asyncio.Future[Wake] = loop.create_future()
 
     @property
     def first_pos(self) -> int:
@@ -214,12 +222,12 @@ class FeedState:
         return self.snapshot.epoch if self.snapshot is not None else None
 
     @property
-    def waiter(self) -> asyncio.Future[str]:
+    def waiter(self) -> asyncio.Future[Wake]:
         if self._waiter.cancelled():  # defensive: a cancelled shared future must not stall everyone
             self._waiter = self._loop.create_future()
         return self._waiter
 
-    def wake(self, signal: str) -> None:
+    def wake(self, signal: Wake) -> None:
         if self.parked:
             self.push(signal)
         fut, self._waiter = self._waiter, self._loop.create_future()
@@ -243,20 +251,20 @@ class FeedState:
         self.parked.pop(client, None)
         client.parked = False
 
-    def push(self, signal: str) -> None:
+    def push(self, signal: Wake) -> None:
         """Write what ``signal`` brings to every parked client's transport; wake the task of any client for
         which that is not one plain write (reset, behind, overlap, bytes still queued, shutdown). A closed
         connection is skipped: its task must end after the server has seen the disconnect, or uvicorn
         reports a response left incomplete."""
         parked = self.parked
         back: list[Client] = []
-        if signal == PING:
+        if signal is Wake.ping:
             for client in parked:
                 transport = client.transport
                 if transport is not None and not transport.is_closing() and not transport.get_write_buffer_size():
-                    transport.write(PING_CHUNK)
-                    client.written += len(PING_CHUNK)
-        elif signal == DATA:
+                    transport.write(KEEPALIVE_CHUNK)
+                    client.written += len(KEEPALIVE_CHUNK)
+        elif signal is Wake.data:
             next_pos, first_pos, generation, ring = self.next_pos, self.first_pos, self.generation, self.ring
             # What is due from a position: (chunk, sid of its first and last frame, frames), built once.
             due: dict[int, tuple[bytes, StreamId, StreamId, int] | None] = {}
@@ -325,7 +333,7 @@ class FeedState:
         self.snapshot = None
         self.generation += 1
         self.reset_reason = reason
-        self.wake(DATA)
+        self.wake(Wake.data)
 
     def frame_at(self, pos: int) -> Frame:
         return self.ring[pos - self.first_pos]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
@@ -16,6 +15,7 @@ from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 
 from api.auth import ApiKey
+from api.edge import EVENT_ID_PATTERN, RANKING_ID_PATTERN, dumps
 from api.fastpath import FastPath, MuxResponse, RawResponse
 from api.gate import KEY_SCOPE
 from api.history import HistoryQueryError, bounds, read_page
@@ -38,9 +38,6 @@ from kiwoom_cache import contract
 from kiwoom_cache.clock import iso_kst, now_ms
 
 log = logging.getLogger(__name__)
-
-RANKING_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
-EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}(@[0-9a-z]{1,32})?$"
 
 FeedPath = Annotated[str, Path(description="Feed slug, e.g. kospi-surge (see /v1/feeds)")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -152,7 +149,7 @@ def _feed_model(hub: Hub, name: str, info: contract.FeedInfo, st: FeedState | No
                 outage: str | None) -> FeedModel:
     """One feed of /v1/feeds: its registration, what this replica holds of it, and its leader."""
     snap = st.snapshot if st else None
-    stale, _ = freshness(hub, name, snap, now) if snap else ("no ranking yet", "")
+    stale = freshness(hub, name, snap, now)[0] if snap else "no ranking yet"
     base = f"/v1/rankings/{name}"
     schema_name = contract.ROW_SCHEMA_OF_TR.get(info.tr.lower())
     schema = contract.ROW_SCHEMAS[schema_name] if schema_name else None
@@ -252,7 +249,7 @@ async def history(
     if cursor is not None:
         next_url = str(request.url.remove_query_params(["after", "before"]).include_query_params(
             **{"before" if order == "desc" else "after": cursor}))
-    head = _dumps({"feed": feed, "order": order, "limit": limit, "count": len(docs), "skipped": skipped,
+    head = dumps({"feed": feed, "order": order, "limit": limit, "count": len(docs), "skipped": skipped,
                    "next_cursor": cursor, "next": next_url})
     return Response(head[:-1] + b',"items":[' + b",".join(docs) + b"]}", media_type="application/json")
 
@@ -307,10 +304,6 @@ async def metrics(state: StateDep) -> Response:
     return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def _query_error(name: str, msg: str, value: object) -> JSONResponse:
     """Same shape as FastAPI's own 422 body (the query value as sent, clipped)."""
     return JSONResponse({"detail": [{"type": "value_error", "loc": ["query", name], "msg": clip(msg, 200),
@@ -322,7 +315,7 @@ def publisher_model(status: contract.PublisherStatus, now: int) -> PublisherMode
     """One publisher's heartbeat document as /v1/feeds shows it."""
     return PublisherModel(
         liveness=contract.publisher_liveness(status, now),
-        id=status.id, role=status.role.value if status.role else None,
+        id=status.id, role=status.role,
         state=status.state, session=status.session, source=status.source, version=status.version,
         heartbeat_at=iso_kst(status.heartbeat_at_ms),
         heartbeat_age_s=round((now - status.heartbeat_at_ms) / 1000, 3),

@@ -62,7 +62,7 @@ def parse_snapshot_query(query_string: bytes) -> tuple[int | None, tuple[str, ..
     return limit, fields
 
 
-def freshness(hub: Hub, feed: str, snap: Snapshot, now_ms: int) -> tuple[str | None, str]:
+def freshness(hub: Hub, feed: str, snap: Snapshot, now_ms: int) -> tuple[str | None, Liveness]:
     """``(stale reason or None, publisher liveness)``; a quiet market (publisher paused) is not stale."""
     liveness = hub.liveness(now_ms)
     if liveness != Liveness.alive:
@@ -145,7 +145,7 @@ def _max_age_s(published_ms: int, poll_ms: float, now_ms: int) -> int:
 
 
 def snapshot_headers(hub: Hub, st: FeedState, snap: Snapshot, *, stale: str | None,
-                     liveness: str, cache: bytes) -> list[tuple[bytes, bytes]]:
+                     liveness: Liveness, cache: bytes) -> list[tuple[bytes, bytes]]:
     """The validators and flags of a snapshot answer (200 and 304 alike); ``cache`` from :func:`cache_control`."""
     headers = [
         (b"etag", b'W/"' + snap.id.encode() + b'"'),

@@ -38,8 +38,7 @@ from api.cursor import FeedCursor, Output
 from api.edge import ResumeId
 from api.frames import (
     END,
-    EVENT_SNAPSHOT,
-    PING,
+    KEEPALIVE,
     comment_frame,
     hello_frame,
     reset_frame,
@@ -47,10 +46,10 @@ from api.frames import (
     stream_headers,
 )
 from api.hub import Hub
-from api.ring import PING as WAKE_PING
-from api.ring import FeedState, Frame, ResetReason, Snapshot
+from api.ring import FeedState, Frame, ResetReason, Snapshot, Wake
 from api.runtime import DISCONNECTS, Connection
 from api.slow import writes_chunked
+from kiwoom_cache.contract import EventName
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class SseOutput(Output):
         await self.conn.body(body)
 
     async def snapshot(self, cur: FeedCursor, snap: Snapshot) -> None:
-        await self.write(snap.frame(EVENT_SNAPSHOT))
+        await self.write(snap.frame(EventName.snapshot))
 
     async def empty(self, cur: FeedCursor) -> None:
         await self.write(comment_frame("no ranking yet"))
@@ -151,5 +150,5 @@ async def _live(hub: Hub, cur: FeedCursor, conn: Connection, out: SseOutput, rec
             if task is None or task.cancelling():
                 raise
             continue  # the shared future was cancelled by someone else; FeedState replaces it
-        if signal is WAKE_PING:
-            await out.write(PING)
+        if signal is Wake.ping:
+            await out.write(KEEPALIVE)

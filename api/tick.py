@@ -10,7 +10,7 @@ import logging
 from typing import Protocol
 
 from api.eviction import Evictor
-from api.ring import CLOSE, PING, FeedState
+from api.ring import FeedState, Wake
 from api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -35,18 +35,18 @@ class Ticker:
         self.evictor = evictor
         self._freeze_at = 0.0
         self._full_gc_at = 0.0
-        #: Resolved with PING by the heartbeat and CLOSE on shutdown: what connections carrying several feeds
+        #: Resolved with Wake.ping by the heartbeat and Wake.close on shutdown: what connections carrying several feeds
         #: (api.multi) wait on beside their feeds' wake-ups. Created when first asked for.
-        self._beat: asyncio.Future[str] | None = None
+        self._beat: asyncio.Future[Wake] | None = None
 
     @property
-    def beat(self) -> asyncio.Future[str]:
+    def beat(self) -> asyncio.Future[Wake]:
         if self._beat is None or self._beat.cancelled():
             self._beat = self.host.loop.create_future()
         return self._beat
 
-    def wake(self, signal: str) -> None:
-        """Every feed's wake-up and the beat, with PING or CLOSE."""
+    def wake(self, signal: Wake) -> None:
+        """Every feed's wake-up and the beat, with Wake.ping or Wake.close."""
         for st in self.host.feeds.values():
             st.wake(signal)
         fut, self._beat = self._beat, None
@@ -72,11 +72,11 @@ class Ticker:
             self.evictor.sweep(host.feeds.values(), now, check_queues)
             if now >= next_ping:
                 next_ping = now + self.settings.ping_s
-                self.wake(PING)
+                self.wake(Wake.ping)
             if host.exit_requested and not host.draining:
                 log.info("server is shutting down: ending %d event streams", host.client_count)
                 host.draining = True
-                self.wake(CLOSE)
+                self.wake(Wake.close)
             if self._freeze_at and now >= self._freeze_at:
                 self._freeze_at = 0.0
                 if now - self._full_gc_at > 300.0:  # now and then, collect what got frozen

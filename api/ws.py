@@ -51,6 +51,7 @@ from api.public import REDIS_UNAVAILABLE, clip
 from api.ring import Client, Frame, ResetReason, Snapshot
 from api.runtime import Connection
 from kiwoom_cache import contract
+from kiwoom_cache.contract import EventName, WsOp
 from kiwoom_cache.errors import ContractError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,12 @@ log = logging.getLogger(__name__)
 PATH: Final = "/v1/ws"
 #: Client messages waiting for the connection's task; more and the client is not reading our errors.
 MAX_PENDING: Final = 64
+#: The messages that never vary, encoded once.
+_PING_MESSAGE: Final = dumps_text({"event": EventName.ping})
+_PONG_MESSAGE: Final = dumps_text({"event": EventName.pong})
+_AUTHENTICATED_MESSAGE: Final = dumps_text({"event": EventName.authenticated})
+_OPS: Final = [op.value for op in WsOp]
+_UNKNOWN_OP_HINT: Final = f"use {', '.join(_OPS[:-1])} or {_OPS[-1]}"
 
 
 class CloseCode(IntEnum):
@@ -70,7 +77,7 @@ class CloseCode(IntEnum):
     FORBIDDEN_ORIGIN = 4403
 
 
-def _message(feed: str, event: str, event_id: str | None, data: bytes) -> str:
+def _message(feed: str, event: EventName, event_id: str | None, data: bytes) -> str:
     head = dumps_text({"feed": feed, "event": event, "id": event_id})
     return head[:-1] + ',"data":' + data.decode() + "}"
 
@@ -88,25 +95,25 @@ class WsOutput(MultiOutput):
         await self.conn.text(text, size)
 
     async def snapshot(self, cur: FeedCursor, snap: Snapshot) -> None:
-        await self.write(_message(cur.feed, "snapshot", snap.event_id, snap.doc))
+        await self.write(_message(cur.feed, EventName.snapshot, snap.event_id, snap.doc))
 
     async def empty(self, cur: FeedCursor) -> None:
         pass  # "subscribed" was sent; rankings follow when there are some
 
     async def reset(self, cur: FeedCursor, reason: ResetReason, snap: Snapshot | None) -> None:
-        await self.write(_message(cur.feed, "reset", snap.event_id if snap else None,
+        await self.write(_message(cur.feed, EventName.reset, snap.event_id if snap else None,
                                   reset_data(cur.feed, reason, snap)))
 
     async def frames(self, cur: FeedCursor, frames: list[Frame]) -> None:
         for f in frames:
             message = f.ws
             if message is None:
-                text = _message(cur.feed, "ranking", f.event_id, f.doc)
+                text = _message(cur.feed, EventName.ranking, f.event_id, f.doc)
                 message = f.ws = (text, len(text.encode()))
             await self.write(*message)
 
     async def ping(self) -> None:
-        await self.write('{"event":"ping"}')
+        await self.write(_PING_MESSAGE)
 
     async def end(self) -> None:
         await self.conn.send({"type": "websocket.close", "code": CloseCode.GOING_AWAY,
@@ -149,8 +156,8 @@ class WsSession(Session):
     def finished(self) -> bool:
         return super().finished() or self.close_with is not None or self.overflow
 
-    async def error(self, detail: str, op: str | None = None, feed: str | None = None) -> None:
-        payload: dict[str, Any] = {"event": "error"}
+    async def error(self, detail: str, op: WsOp | None = None, feed: str | None = None) -> None:
+        payload: dict[str, Any] = {"event": EventName.error}
         if op is not None:
             payload["op"] = op
         if feed is not None:
@@ -166,28 +173,28 @@ class WsSession(Session):
             await self.error(item)
             return True
         op = item.get("op")
-        if not self.authenticated and op != "auth":
+        if not self.authenticated and op != WsOp.auth:
             self.close_with = (CloseCode.UNAUTHORIZED, "authenticate first: {\"op\":\"auth\",\"key\":...}")
-        elif op == "auth":
+        elif op == WsOp.auth:
             await self.auth(item)
-        elif op == "subscribe":
+        elif op == WsOp.subscribe:
             await self.subscribe(item)
-        elif op == "unsubscribe":
+        elif op == WsOp.unsubscribe:
             feed = item.get("feed")
             if not isinstance(feed, str) or not self.remove(feed):
-                await self.error(f"not subscribed to {clip(str(feed))!r}", "unsubscribe",
+                await self.error(f"not subscribed to {clip(str(feed))!r}", WsOp.unsubscribe,
                                  feed if isinstance(feed, str) else None)
             else:
-                await self.ws_out.write(dumps_text({"event": "unsubscribed", "feed": feed}))
-        elif op == "ping":
-            await self.ws_out.write('{"event":"pong"}')
+                await self.ws_out.write(dumps_text({"event": EventName.unsubscribed, "feed": feed}))
+        elif op == WsOp.ping:
+            await self.ws_out.write(_PONG_MESSAGE)
         else:
-            await self.error(f"unknown op {clip(str(op))!r}: use subscribe, unsubscribe, ping or auth")
+            await self.error(f"unknown op {clip(str(op))!r}: {_UNKNOWN_OP_HINT}")
         return True
 
     async def auth(self, item: dict[str, Any]) -> None:
         if self.keys is None or self.key is not None:
-            await self.error("already authenticated" if self.keys else "auth is off on this replica", "auth")
+            await self.error("already authenticated" if self.keys else "auth is off on this replica", WsOp.auth)
             return
         secret = item.get("key")
         key = self.keys.lookup(secret.encode()) if isinstance(secret, str) and 0 < len(secret) <= 512 else None
@@ -195,19 +202,19 @@ class WsSession(Session):
             self.close_with = (CloseCode.UNAUTHORIZED, "invalid API key")
             return
         self.key = key
-        await self.ws_out.write('{"event":"authenticated"}')
+        await self.ws_out.write(_AUTHENTICATED_MESSAGE)
 
     async def subscribe(self, item: dict[str, Any]) -> None:
         hub = self.hub
         feed, last_id = item.get("feed"), item.get("last_id")
         if not isinstance(feed, str):
-            await self.error('subscribe needs "feed": a feed name', "subscribe")
+            await self.error('subscribe needs "feed": a feed name', WsOp.subscribe)
             return
         shown = clip(feed)
         try:
             contract.check_feed(feed)
         except ContractError:
-            await self.error(f"invalid feed name {shown!r}: 1-64 of [a-z0-9-]", "subscribe", shown)
+            await self.error(f"invalid feed name {shown!r}: 1-64 of [a-z0-9-]", WsOp.subscribe, shown)
             return
         resume = None
         if last_id is not None:
@@ -216,32 +223,32 @@ class WsSession(Session):
                     raise ContractError("not a string")
                 resume = parse_resume_id(last_id)
             except ContractError:
-                await self.error(f"malformed last_id {clip(str(last_id))!r}: {EVENT_ID_EXPECTED}", "subscribe",
+                await self.error(f"malformed last_id {clip(str(last_id))!r}: {EVENT_ID_EXPECTED}", WsOp.subscribe,
                                  feed)
                 return
         if self.key is not None and not self.key.may_read(feed):
-            await self.error("this key may not read this feed", "subscribe", feed)
+            await self.error("this key may not read this feed", WsOp.subscribe, feed)
             return
         max_feeds = hub.settings.mux_max_feeds
         if feed not in self.cursors and len(self.cursors) >= max_feeds:
-            await self.error(f"too many feeds: at most {max_feeds} per connection", "subscribe", feed)
+            await self.error(f"too many feeds: at most {max_feeds} per connection", WsOp.subscribe, feed)
             return
         st = None
         if hub.live:
             with contextlib.suppress(RedisError):
                 st = await hub.lookup(feed)
                 if st is None:
-                    await self.error(f"unknown feed {feed!r}", "subscribe", feed)
+                    await self.error(f"unknown feed {feed!r}", WsOp.subscribe, feed)
                     return
         if st is None:
-            await self.error(f"{REDIS_UNAVAILABLE}; subscribe again", "subscribe", feed)
+            await self.error(f"{REDIS_UNAVAILABLE}; subscribe again", WsOp.subscribe, feed)
             return
-        await self.ws_out.write(dumps_text({"event": "subscribed", "feed": feed, "resumed_from": last_id}))
+        await self.ws_out.write(dumps_text({"event": EventName.subscribed, "feed": feed, "resumed_from": last_id}))
         cur = FeedCursor(hub, st)
         self.add(cur)
         if not await cur.start(self.ws_out, resume):
             self.remove(feed)
-            await self.error(f"{REDIS_UNAVAILABLE} while replaying; subscribe again", "subscribe", feed)
+            await self.error(f"{REDIS_UNAVAILABLE} while replaying; subscribe again", WsOp.subscribe, feed)
 
 
 async def _read(receive: Receive, session: WsSession, max_message: int) -> None:
@@ -317,7 +324,7 @@ async def serve_ws(hub: Hub | None, keys: KeyStore | None, scope: Scope, receive
         hub.counters.ws_connections += 1
         try:
             auth = "off" if keys is None else "ok" if key is not None else "required"
-            await out.write(dumps_text({"event": "hello", "replica": settings.replica_id, "auth": auth,
+            await out.write(dumps_text({"event": EventName.hello, "replica": settings.replica_id, "auth": auth,
                                         "max_feeds": settings.mux_max_feeds}))
             await session.run()
             if session.overflow:

@@ -28,6 +28,12 @@ class EventName(StrEnum):
     pong = "pong"
     #: WebSocket: a refused op; nothing else changed.
     error = "error"
+    #: WebSocket: a ``subscribe`` op took effect (events of the feed follow).
+    subscribed = "subscribed"
+    #: WebSocket: an ``unsubscribe`` op took effect (no more events of the feed).
+    unsubscribed = "unsubscribed"
+    #: WebSocket: the ``auth`` op's key was accepted.
+    authenticated = "authenticated"
 
 
 class WsOp(StrEnum):

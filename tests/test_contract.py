@@ -265,7 +265,8 @@ def test_vocabularies_keep_their_wire_values() -> None:
     assert [r.value for r in c.PublisherRole] == ["leader", "standby"]
     assert [m.value for m in c.AccountMode] == ["real", "mock", "sim", "replay"]
     assert [s.value for s in c.Source] == ["kiwoom", "sim", "replay", "rest"]
-    assert [e.value for e in c.EventName] == ["snapshot", "ranking", "reset", "hello", "ping", "pong", "error"]
+    assert [e.value for e in c.EventName] == ["snapshot", "ranking", "reset", "hello", "ping", "pong", "error",
+                                          "subscribed", "unsubscribed", "authenticated"]
     assert [o.value for o in c.WsOp] == ["subscribe", "unsubscribe", "ping", "auth"]
     status = c.PublisherStatus(
         state=c.PublisherState.paused, source=c.Source.sim, account_mode=c.AccountMode.mock, version="0.1.0",

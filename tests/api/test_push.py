@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from api.frames import PING_CHUNK, chunk, event_frame
-from api.hub import CLOSE, DATA, PING, Frame, Hub, ResetReason, Snapshot
+from api.frames import KEEPALIVE_CHUNK, chunk, event_frame
+from api.hub import Frame, Hub, ResetReason, Snapshot, Wake
 from api.settings import ApiSettings
 from api.sse import serve_events
 from kiwoom_cache import contract as c
@@ -109,7 +109,7 @@ class Feed:
             self.st.snapshot = Snapshot(rid, doc, c.decode_ranking(doc))
             self.st.append(Frame((self.ms, 0), rid, event_frame("ranking", c.event_id(rid, epoch), doc), epoch,
                                  self.ms))
-        self.st.wake(DATA)
+        self.st.wake(Wake.data)
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ async def feed() -> Any:
     f.publish()
     yield f
     hub.draining = True
-    f.st.wake(CLOSE)
+    f.st.wake(Wake.close)
 
 
 async def connect(feed: Feed, last_event_id: str | None = None) -> tuple[Cycle, asyncio.Task[None]]:
@@ -139,8 +139,8 @@ async def test_caught_up_clients_get_one_shared_chunk_without_waking_their_tasks
     assert frame.chunked == chunk(frame.data)
     assert a.sends + b.sends == sends and len(feed.st.parked) == 2  # written by the fan-out, tasks asleep
     assert feed.hub.counters.events_sent == sent + 2
-    feed.st.wake(PING)
-    assert a.transport.writes[-1] is PING_CHUNK
+    feed.st.wake(Wake.ping)
+    assert a.transport.writes[-1] is KEEPALIVE_CHUNK
     assert a.transport.events() == [":", "hello", "snapshot", "ranking", ":"]  # retry:, hello, ...
 
 
@@ -189,7 +189,7 @@ async def test_disconnect_ends_a_parked_stream_and_closed_connections_are_not_wr
 async def test_shutdown_ends_parked_streams(feed: Feed) -> None:
     a, task = await connect(feed)
     feed.hub.draining = True
-    feed.st.wake(CLOSE)
+    feed.st.wake(Wake.close)
     await asyncio.wait_for(task, 5)
     assert a.transport.events()[-1] == "<end>" and not feed.st.parked and not feed.st.clients
 
@@ -211,5 +211,5 @@ async def test_without_a_chunked_transport_every_frame_goes_through_send(feed: F
     await until(lambda: len(bodies) == 2, "ranking sent")
     assert not feed.st.parked and bodies[1].startswith(b"id: 2-0@e1\r\nevent: ranking")
     feed.hub.draining = True
-    feed.st.wake(CLOSE)
+    feed.st.wake(Wake.close)
     await asyncio.wait_for(task, 5)

@@ -13,6 +13,7 @@ from api.connections import Connections
 from api.cursor import FeedCursor, Output
 from api.edge import (
     EVENT_ID_PATTERN,
+    RANKING_ID_PATTERN,
     ResumeId,
     dumps,
     error_body,
@@ -46,6 +47,10 @@ def test_one_resume_id_parser() -> None:
     import re
     for text in ("5-1@e1", "5-1"):
         assert re.match(EVENT_ID_PATTERN, text)
+    for bad in ("", "5", "x-1", "5-1@", "5-1@UPPER", "5-1@" + "a" * 33, "1" * 21 + "-0"):
+        assert not re.match(EVENT_ID_PATTERN, bad), "OpenAPI's pattern is the parser's rule"
+        assert not re.match(RANKING_ID_PATTERN, bad)
+    assert re.match(RANKING_ID_PATTERN, "5-1") and not re.match(RANKING_ID_PATTERN, "5-1@e1")
 
 
 def test_last_event_id_header_first_then_query_and_blank_is_none() -> None:

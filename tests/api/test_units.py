@@ -9,9 +9,9 @@ import fakeredis
 import pytest
 from sse_starlette.event import ServerSentEvent
 
-from api.frames import PING, event_frame
+from api.frames import KEEPALIVE, event_frame
 from api.history import MAX_SEQ, HistoryQueryError, bounds
-from api.hub import CLOSE, DATA, FeedState, Frame, Hub, Snapshot
+from api.hub import FeedState, Frame, Hub, Snapshot, Wake
 from api.settings import ApiSettings
 from api.snapshot import QueryError, etag_matches, parse_snapshot_query
 from api.sse import serve_events
@@ -24,7 +24,7 @@ from tests.waiting import async_wait_until
 def test_frames_match_sse_starlette_wire_format() -> None:
     doc = b'{"id":"1-0","name":"\xec\x82\xbc"}'
     assert event_frame("ranking", "1-0", doc) == ServerSentEvent(data=doc.decode(), id="1-0", event="ranking").encode()
-    assert PING == b": ping\r\n\r\n"
+    assert KEEPALIVE == b": ping\r\n\r\n"
 
 
 def _frame(ms: int) -> Frame:
@@ -95,7 +95,7 @@ async def test_hub_follows_the_subscription_with_fakeredis() -> None:
         assert st is not None and st.snapshot is not None and st.snapshot.id == first
         waiter = st.waiter
         second = script(*c.write_ranking_args(make_ranking()))[0].decode()
-        assert await asyncio.wait_for(waiter, 5) == DATA
+        assert await asyncio.wait_for(waiter, 5) is Wake.data
         assert [f.id for f in st.ring] == [first, second] and st.snapshot.id == second
         assert await hub.lookup("nope") is None
     finally:
@@ -115,7 +115,7 @@ async def test_client_behind_the_ring_gets_a_reset() -> None:
         doc = c.splice_document(c.encode_body(make_ranking()), rid, ms, "e1")
         st.snapshot = Snapshot(rid, doc, c.decode_ranking(doc))
         st.append(Frame((ms, 0), rid, event_frame("ranking", c.event_id(rid, "e1"), doc), "e1", ms))
-        st.wake(DATA)
+        st.wake(Wake.data)
 
     publish(1)
     bodies: list[bytes] = []
@@ -146,7 +146,7 @@ async def test_client_behind_the_ring_gets_a_reset() -> None:
         await asyncio.sleep(0.01)
     assert bodies[2].startswith(b"id: 7-0@e1\r\nevent: ranking")
     hub.draining = True
-    st.wake(CLOSE)
+    st.wake(Wake.close)
     await asyncio.wait_for(task, 5)
     assert hub.counters.resets == 1 and not st.clients
 
