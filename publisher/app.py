@@ -4,10 +4,8 @@ The same object runs against every source (the real OCX, the simulated control, 
 API) on the event loop that source needs (Qt or asyncio, :mod:`publisher.loop`): only ``source`` and
 ``loop`` differ.
 
-Logins: a failed one is retried every ``login_retry_s``, except inside Kiwoom's daily maintenance
-(:mod:`publisher.kiwoom_maintenance`: state ``paused`` until it is over), after Kiwoom's version update (-102) and
-after ``login_max_failures`` refusals in a row (-100, REST keys): then the process must end, with the status of
-:mod:`publisher.exit_codes` that tells a supervisor whether to start it again (:attr:`Publisher.exitRequested`).
+Logins and the Kiwoom session are supervised by :class:`~publisher.login_supervision.LoginSupervision`, the
+KRX session's effect on polling by :class:`~publisher.market_hours.MarketHours`; both are mixed in here.
 
 Leadership (:mod:`publisher.lease`): the publisher polls only while it leads. A standby sends no TR; a hot
 one is logged in and idle, a cold one logs in when it takes over. Losing the lease stops polling at once.
@@ -34,27 +32,24 @@ from kiwoom_cache.contract import (
     Ranking,
     new_publisher_id,
 )
-from kiwoom_cache.errors import KiwoomCacheError
 from publisher.exit_codes import ExitCode
-from publisher.kiwoom_errors import LoginRefusedError, VersionUpdateError
-from publisher.kiwoom_maintenance import Maintenance, maintenance_at
+from publisher.kiwoom_maintenance import Maintenance
 from publisher.lease import Fitness, LeasePolicy
 from publisher.limiter import RateLimiter
+from publisher.login_supervision import LoginSupervision
 from publisher.loop import Loop, Signal
-from publisher.market_session import TRADING_STATES, MarketOperation, SessionModel, SessionState
+from publisher.market_hours import MarketHours
+from publisher.market_session import SessionModel
 from publisher.poller import Poller
 from publisher.settings import PublisherSettings, StandbyLogin
 from publisher.sources.base import RankingSource
-from publisher.sources.rest_codes import CredentialsError
-from publisher.writer import RedisWriter, Written
+from publisher.writer import RedisWriter
+from publisher.writer_records import Written
 
 log = logging.getLogger(__name__)
 
-#: Re-check the session at least this often, so a wall-clock jump cannot leave a stale state for long.
-SESSION_RECHECK_S = 60.0
 
-
-class Publisher:
+class Publisher(LoginSupervision, MarketHours):
     def __init__(self, settings: PublisherSettings, source: RankingSource, loop: Loop, *,
                  writer: RedisWriter | None = None, clock: Callable[[], datetime] = lambda: datetime.now(KST),
                  limiter: RateLimiter | None = None) -> None:
@@ -203,141 +198,6 @@ class Publisher:
         stats = self.writer.stop(flush_timeout_s)
         log.info("publisher stopped: %d written, %d superseded, %d unsent", stats.written, stats.superseded,
                  stats.pending)
-
-    def _login(self) -> None:
-        if self._stopped or self.exit_code is not None or self._wait_for_maintenance():
-            return
-        self._set_state(PublisherState.connecting, f"logging in ({self.settings.source})")
-        try:
-            self.source.login()
-        except KiwoomCacheError as error:
-            self._on_login(error)
-
-    def _on_login(self, error: KiwoomCacheError | None) -> None:
-        if error is not None:
-            self._login_failed(error)  # also while polling: a failed login result means the session is gone
-            return
-        if self.poller.running:  # a late or repeated login success changes nothing
-            return
-        self._logged_in = True
-        self._login_refusals = 0
-        self._maintenance = None
-        with self._lock:
-            self._account_mode = AccountMode(self.source.account_mode)
-        self._watchdog.start()
-        if self._role is not PublisherRole.leader:
-            log.info("logged in (%s server); standing by, no TR sent until this publisher leads", self._account_mode)
-            self._stand_by()
-            return
-        log.info("logged in (%s server); polling %d feed(s)", self._account_mode, len(self.poller.feeds))
-        self._apply_session(start_polling=True)
-
-    def _login_failed(self, error: KiwoomCacheError) -> None:
-        """Wait out Kiwoom's maintenance; exit on a version update or refusals in a row; else retry later."""
-        if self._wait_for_maintenance(str(error)):
-            return
-        if isinstance(error, VersionUpdateError):
-            self._exit(ExitCode.RESTART, f"{error}: Kiwoom updated OpenAPI+ (버전처리); every program holding the "
-                                         "control must exit and start again")
-            return
-        if isinstance(error, LoginRefusedError | CredentialsError):
-            self._login_refusals += 1
-            if self._login_refusals >= self.settings.login_max_failures:
-                if isinstance(error, CredentialsError):  # REST keys: only a config change helps
-                    self._exit(ExitCode.CONFIG, f"{error}; refused {self._login_refusals} times in a row: check "
-                                                "the REST app key and secret key and rest_mode (real or mock)")
-                else:
-                    self._exit(ExitCode.RESTART, f"{error}; refused {self._login_refusals} times in a row: check "
-                                                 "the saved account password (자동로그인) or log in by hand once")
-                return
-        retry = self.settings.login_retry_s
-        self._lose_session(f"{error}; retrying in {retry:g}s", retry)
-
-    def _exit(self, code: ExitCode, text: str) -> None:
-        """Stop trying in this process: say why, and ask the CLI to end with ``code`` (a supervisor restarts)."""
-        self.exit_code = code
-        self._logged_in = False
-        self.poller.stop()
-        self._watchdog.stop()
-        self._login_timer.stop()
-        self._error(f"{text}; exiting with status {int(code)} ({code.name})")
-        self._set_state(PublisherState.stopping, text)
-        self.exitRequested.emit(code)
-
-    def _wait_for_maintenance(self, reason: str | None = None) -> bool:
-        """Inside Kiwoom's daily maintenance: pause (no login, no TR) and look again later. False outside it."""
-        window = maintenance_at(self._clock()) if self.settings.follows_maintenance() else None
-        if window is None:
-            self._maintenance = None
-            return False
-        if window != self._maintenance:
-            log.warning("%s%s", f"{reason}: " if reason else "", window.describe())
-        self._maintenance = window
-        self._logged_in = False
-        self.poller.stop()
-        self._watchdog.stop()
-        self._set_state(PublisherState.paused, window.describe())
-        # Re-checked at least every login_retry_s, so a clock that jumps past the window is noticed.
-        remaining = (window.resume_at - self._clock()).total_seconds()
-        self._login_timer.start(max(0.0, min(remaining, self.settings.login_retry_s)))
-        return True
-
-    def _check_connection(self) -> None:
-        if self._logged_in and not self.source.is_connected():
-            self._lose_session("connection to Kiwoom lost (the source reports no session); logging in again", 1.0)
-
-    def _on_connection_lost(self) -> None:
-        if self.poller.running:
-            self._lose_session("connection to Kiwoom lost (session closed); logging in again", 1.0)
-
-    def _lose_session(self, text: str, relogin_after_s: float) -> None:
-        """Kiwoom never reconnects by itself: stop sending TRs, report it, and log in again later."""
-        if self._wait_for_maintenance(text):
-            return
-        self._logged_in = False
-        self.poller.stop()
-        self._watchdog.stop()
-        self._set_state(PublisherState.degraded, text)
-        self._error(text)
-        self._login_timer.start(relogin_after_s)
-
-    # --- market session ---------------------------------------------------------------------------
-
-    @property
-    def session(self) -> SessionState:
-        return self._session
-
-    def update_session(self) -> None:
-        """Re-evaluate the KRX session now and schedule the next check at the next transition."""
-        now = self._clock()
-        self._session = self._sessions.state_at(now)
-        wait = (self._sessions.next_check(now) - now).total_seconds()
-        self._session_timer.start(max(0.0, min(wait, SESSION_RECHECK_S)) + 0.01)
-        self._apply_session()
-
-    def _on_market_operation(self, value: str, time_text: str, remaining_text: str) -> None:
-        """A 장시작시간 push: the market's own word on the session, taken over the schedule for the rest of the day."""
-        if self._sessions.observe(MarketOperation(value, self._clock(), time_text, remaining_text)):
-            log.info("장시작시간: 장운영구분 %s at %s (time left %s)", value, time_text, remaining_text or "-")
-            self.update_session()
-
-    def _apply_session(self, *, start_polling: bool = False) -> None:
-        """Pause or slow polling outside trading hours (when configured) and say so in the status."""
-        paused, floor, message = False, None, None
-        if self.settings.follows_market_hours() and self._session not in TRADING_STATES:
-            off = self.settings.off_hours_interval_s
-            if off is None:
-                paused = True
-                resume = self._sessions.next_check(self._clock())
-                message = f"market {self._session.value}; polling paused until {resume.isoformat()}"
-            else:
-                floor = off
-                message = f"market {self._session.value}; polling every {off:g}s"
-        self.poller.set_schedule(floor, paused=paused)  # before start(), so a closed market sends nothing
-        if start_polling:
-            self.poller.start()
-        if self.poller.running:
-            self._set_state(PublisherState.paused if paused else PublisherState.running, message)
 
     # --- data path --------------------------------------------------------------------------------
 

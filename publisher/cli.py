@@ -134,7 +134,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
         headless = True
     event_loop = _make_loop(settings, headless=headless) if spec.qt else _make_asyncio_loop()
     from publisher.app import Publisher  # noqa: PLC0415
-    from publisher.writer import WriterState  # noqa: PLC0415
+    from publisher.writer_records import WriterState  # noqa: PLC0415
 
     limiter = settings.limiter()  # shared: the poller's requests and the source's own calls (REST tokens)
     source = create_source(settings.source, SourceContext(settings, event_loop, replay or (), loop, limiter))

@@ -140,7 +140,7 @@ class Elector:
         self.policy = policy
         lead = [f for f in feeds if policy.lead is None or f in policy.lead]
         self.lease = Lease(client, lead, policy.holder, policy.ttl_s)
-        #: Replaced as a whole by the publisher's thread (:meth:`publisher.writer.RedisWriter.set_fitness`).
+        #: Replaced as a whole by the publisher's thread (:meth:`publisher.writer_lease.WriterLeadership.set_fitness`).
         self.fitness = Fitness()
         self.role = PublisherRole.standby
         self._clock = clock

@@ -4,12 +4,11 @@
 feed (a newer ranking of a feed supersedes the unsent older one, which is counted, never silently
 lost), so memory is bounded by the number of feeds however long Redis is away. The thread writes with
 the contract's Lua script (snapshot, stream entry and channel message in one round trip), reconnects
-with capped exponential backoff and jitter, and refreshes the heartbeat status key.
+with capped exponential backoff and jitter, and refreshes the heartbeat status key
+(:mod:`publisher.writer_status`).
 
-With a :class:`~publisher.lease.LeasePolicy` the thread also takes part in leadership (:mod:`publisher.lease`):
-a standby looks at the leases every ``check_s``, the leader renews them with its heartbeat, every write carries
-the lease id, and a write the script fences is counted (``fenced``) and dropped, never retried as if Redis were
-down: the publisher lost its lease and another one writes now.
+With a :class:`~publisher.lease.LeasePolicy` the thread also takes part in leadership
+(:mod:`publisher.writer_lease`): every write carries the lease id, and a fenced write is counted and dropped.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 
 import redis
 from redis.backoff import EqualJitterBackoff
@@ -29,61 +27,16 @@ from redis.backoff import EqualJitterBackoff
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.connect import sync_client
-from kiwoom_cache.contract import FeedInfo, PublisherRole, PublisherState, PublisherStatus, Ranking
-from kiwoom_cache.errors import ContractError
-from publisher.lease import Elector, Fitness, LeasePolicy
+from kiwoom_cache.contract import FeedInfo, PublisherRole, PublisherStatus, Ranking
+from publisher.lease import Elector, LeasePolicy
+from publisher.writer_lease import WriterLeadership
+from publisher.writer_records import Fenced, WriterState, WriterStats, Written
+from publisher.writer_status import StatusHeartbeat
 
 log = logging.getLogger(__name__)
 
 
-class WriterState(StrEnum):
-    #: Not started yet.
-    idle = "idle"
-    #: Connected; writes go through.
-    connected = "connected"
-    #: Redis unreachable; retrying with backoff, keeping the newest ranking per feed.
-    disconnected = "disconnected"
-    #: Stopped; see ``stats()`` for anything left unsent.
-    stopped = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    feed: str
-    id: str
-    seq: int
-    published_at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class WriterStats:
-    state: WriterState
-    submitted: int
-    written: int
-    superseded: int
-    #: Rankings that could never be written (e.g. not encodable); each was logged.
-    rejected: int
-    #: Rankings submitted and not yet written, superseded, rejected or fenced, including the one being written
-    #: or retried right now, so ``submitted == written + superseded + rejected + fenced + pending`` always holds.
-    pending: int
-    reconnects: int
-    last_error: str | None
-    last_written: Written | None
-    #: Rankings the write script refused because this publisher no longer held the feed's lease.
-    fenced: int = 0
-    #: None without a lease policy (a single writer that always writes).
-    role: PublisherRole | None = None
-
-
-class Fenced(Exception):
-    """The write script refused the ranking: the feed's lease is not ours."""
-
-    def __init__(self, feed: str, holder: str) -> None:
-        super().__init__(f"{feed}: the lease is held by {holder or 'nobody'}")
-        self.holder = holder
-
-
-class RedisWriter:
+class RedisWriter(WriterLeadership, StatusHeartbeat):
     """Owns one Redis connection on its own thread.
 
     :param status: called on the writer thread before each heartbeat; returns the status to publish.
@@ -177,24 +130,6 @@ class RedisWriter:
     def state(self) -> WriterState:
         return self._state
 
-    @property
-    def role(self) -> PublisherRole | None:
-        return self._elector.role if self._elector is not None else None
-
-    def set_fitness(self, fitness: Fitness) -> None:
-        """The publisher's word on whether it may lead (any thread); the leases are looked at again at once."""
-        if self._elector is not None and fitness != self._elector.fitness:
-            self._elector.fitness = fitness  # one reference swapped: the writer thread sees the old or the new
-            self.refresh_status()
-
-    @property
-    def leads(self) -> frozenset[str]:
-        """The feeds whose lease this publisher holds (every feed without a lease policy)."""
-        return self._elector.leads if self._elector is not None else frozenset(f.feed for f in self._feeds)
-
-    @property
-    def role_reason(self) -> str | None:
-        return self._elector.reason if self._elector is not None else None
 
     def start(self) -> None:
         if self._thread is not None:
@@ -315,12 +250,6 @@ class RedisWriter:
             with self._lock:
                 self._state = state
 
-    def _register(self) -> None:
-        """The feeds registry: readers list feeds without knowing the publisher's config."""
-        if self._feeds:
-            self._client.hset(contract.FEEDS_KEY, mapping={f.feed: f.encode() for f in self._feeds})
-        self._registered = True
-
     def _write(self, ranking: Ranking) -> None:
         ranking = replace(ranking, published_at_ms=now_ms())
         token = self._elector.holder if self._elector is not None else ""
@@ -356,83 +285,3 @@ class RedisWriter:
             self._last_written = written
         if self._on_written is not None:
             self._on_written(written)
-
-    def _lease_tick(self) -> bool:
-        """Look at the other publishers and the leases; True if the feeds this publisher leads changed."""
-        assert self._elector is not None
-        now = now_ms()
-        peers: list[PublisherStatus] = []
-        stale: list[bytes | str] = []
-        for pid, raw in self._client.hgetall(contract.PUBLISHERS_KEY).items():
-            try:
-                peer = PublisherStatus.decode(raw)
-            except ContractError as exc:
-                log.warning("ignoring a bad entry %r in %s: %s", pid, contract.PUBLISHERS_KEY, exc)
-                continue
-            if now - peer.heartbeat_at_ms > self._ttl_ms:
-                stale.append(pid)  # silent for longer than the status TTL: gone (the status key would have expired)
-            else:
-                peers.append(peer)
-        if stale:
-            self._client.hdel(contract.PUBLISHERS_KEY, *stale)
-        self._elector.tick(peers, now)
-        return self._announce()
-
-    def _announce(self) -> bool:
-        """Tell the publisher when the feeds it leads changed (whatever changed them); True if they did."""
-        assert self._elector is not None
-        leads = self._elector.leads
-        if leads == self._announced:
-            return False
-        self._announced = leads
-        if self._on_leads is not None:
-            self._on_leads(self._elector.role, leads)
-        return True
-
-    def _hand_over(self) -> None:
-        """Graceful stop of the leader: every pending ranking is written, so give the leases to the standby now."""
-        assert self._elector is not None
-        try:
-            self._elector.step_down("stopping: leases released for the standby")
-        except redis.RedisError as exc:
-            log.warning("could not release the leases (they expire by themselves): %s", exc)
-
-    def _stamped(self, status: PublisherStatus) -> PublisherStatus:
-        lead = self._elector.policy.lead if self._elector is not None else None
-        return replace(status, heartbeat_at_ms=now_ms(), redis=WriterState.connected.value, role=self.role,
-                       fenced=self._fenced, leads=tuple(sorted(self.leads)),
-                       may_lead=tuple(sorted(lead)) if lead is not None else None)
-
-    def _writes_status_key(self) -> bool:
-        """The status key has one writer at a time: the holder of the first feed's lease (every leader writes its
-        own entry in the publishers hash). Without a lease policy: this writer."""
-        return self._elector is None or self._status_feed in self._elector.leads
-
-    def _heartbeat(self) -> None:
-        """The status key, and the feeds registry again: readers must find it after a FLUSHALL or a restart
-        of Redis without persistence, not only after the writer's next reconnect.
-
-        Every publisher with an id heartbeats into the publishers hash, naming the feeds it leads; the status key has
-        one writer, the holder of the first feed's lease (:meth:`_writes_status_key`), so two leaders of disjoint
-        feeds never overwrite each other's status."""
-        status = self._stamped(self._status())
-        with self._client.pipeline(transaction=False) as pipe:
-            if self._feeds:
-                pipe.hset(contract.FEEDS_KEY, mapping={f.feed: f.encode() for f in self._feeds})
-            if status.id is not None:
-                pipe.hset(contract.PUBLISHERS_KEY, status.id, status.encode())
-            if self._writes_status_key():
-                pipe.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
-            pipe.execute()
-
-    def _final_status(self) -> None:
-        status = replace(self._stamped(self._status()), state=PublisherState.stopped)
-        try:
-            with self._client.pipeline(transaction=False) as pipe:
-                if status.id is not None:
-                    pipe.hset(contract.PUBLISHERS_KEY, status.id, status.encode())
-                if self._writes_status_key():
-                    pipe.set(contract.STATUS_KEY, status.encode(), px=self._ttl_ms)
-                pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("could not write the final status: %s", exc)

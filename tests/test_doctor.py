@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from kiwoom_cache import contract as c
-from publisher import doctor
-from publisher.doctor import Outcome
+from publisher import doctor, doctor_checks
+from publisher.doctor_checks import Outcome
 from stack.localredis import LocalRedis
 from stack.redisacl import TEMPLATE, RedisUsers, Role, prepare
 from tests.rest_fake_server import APPKEY, SECRETKEY, serve
@@ -139,7 +139,7 @@ def test_permission_probes_change_nothing(redis_client: redis.Redis) -> None:
     pubsub = redis_client.pubsub()
     pubsub.psubscribe(c.UPDATES_PATTERN)
     wait_until(lambda: pubsub.get_message(timeout=0.2), 5, "psubscribe confirmed")
-    assert doctor.check_permissions(redis_client).outcome is Outcome.ok
+    assert doctor_checks.check_permissions(redis_client).outcome is Outcome.ok
     message = wait_until(lambda: pubsub.get_message(timeout=0.2), 5, "the probe's message")
     assert c.feed_of_channel(message["channel"]) is None, "replicas ignore the probe's channel"
     pubsub.close()
@@ -159,13 +159,13 @@ def test_the_publisher_user_reads_the_servers_clock(users_redis: tuple[LocalRedi
     """deploy/redis-users.acl gives the publisher TIME (read-only, no key) for this check."""
     server, users = users_redis
     with redis.Redis.from_url(users.url(server.url, Role.PUBLISHER)) as publisher:
-        assert abs(doctor.server_time(publisher) - time.time()) < 5  # same machine: the clocks agree
-        assert doctor.check_clock(publisher).outcome is Outcome.ok
+        assert abs(doctor_checks.server_time(publisher) - time.time()) < 5  # same machine: the clocks agree
+        assert doctor_checks.check_clock(publisher).outcome is Outcome.ok
 
 
 def test_clock_offset_beyond_a_second_fails() -> None:
-    assert doctor.check_clock(FakeTime(0.0)).outcome is Outcome.ok  # type: ignore[arg-type]
-    late = doctor.check_clock(FakeTime(-5.0))  # type: ignore[arg-type]
+    assert doctor_checks.check_clock(FakeTime(0.0)).outcome is Outcome.ok  # type: ignore[arg-type]
+    late = doctor_checks.check_clock(FakeTime(-5.0))  # type: ignore[arg-type]
     assert late.outcome is Outcome.failed and "behind" in late.detail and "w32tm /resync" in late.fix
 
 

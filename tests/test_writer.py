@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from kiwoom_cache import contract as c
-from publisher.writer import RedisWriter, WriterState
+from publisher.writer import RedisWriter
+from publisher.writer_records import WriterState
 from stack.localredis import LocalRedis, free_port
 from tests.test_contract import make_ranking
 from tests.waiting import wait_until
