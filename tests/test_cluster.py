@@ -1,6 +1,6 @@
 """Both sides against a Redis Cluster: three primaries on loopback (stack/cluster.py), the publisher writing three
 feeds whose keys live on three different nodes, two API replicas on a ``redis+cluster://`` URL, each on its user
-of deploy/redis-users.acl (plus ``stack.cluster.CLUSTER_RULES``). A multiplexed
+of deploy/redis-users.acl, unchanged. A multiplexed
 SSE client resumes from one replica on the other: per feed one snapshot, then exactly the stream's entries.
 
 The subscription stays classic pub/sub (kiwoom_cache/connect.py): each node receives every PUBLISH over the
