@@ -3,7 +3,7 @@
 docs/design-figures.md §3 shows that per-client Python work per event (a queue, a generator, a task group) is what
 costs multiples of nchan, and that one shared wake-up with the frame built once matches it. So each feed has a
 **ring** of its last ``ring_size`` frames, each encoded once; a client holds nothing but its cursor, and one
-shared **future per feed** wakes every waiting client with a :class:`~api.ring.Wake` (data, ping or close;
+shared **future per feed** wakes every waiting client with a :class:`~api.wake.Wake` (data, ping or close;
 clients never cancel it). Memory is bounded whatever clients do: ``ring_size`` frames per feed, one cursor per client.
 
 This class owns the feeds and the lifecycle; the rest is by concern: :mod:`api.subscription` (the pub/sub
@@ -25,12 +25,13 @@ from redis.exceptions import RedisError
 from api.eviction import Evictor
 from api.reader import Faults, StreamReader
 from api.registry import Registry
-from api.ring import Client, FeedState, Frame, ResetReason, Snapshot, StreamCounters, Wake
+from api.ring import Client, FeedState, Frame, ResetReason, Snapshot, StreamCounters
 from api.settings import ApiSettings
 from api.stream import Entry, Page
 from api.subscription import Subscription
 from api.sync import FeedSync, frame_of
 from api.tick import Ticker
+from api.wake import Wake
 from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.errors import ContractError
@@ -38,7 +39,7 @@ from kiwoom_cache.errors import ContractError
 log = logging.getLogger(__name__)
 
 # The ring types the hub's users share, importable from here as before the split.
-__all__ = ["Client", "FeedState", "Frame", "Hub", "ResetReason", "Snapshot", "Wake"]
+__all__ = ["Client", "FeedState", "Frame", "Hub", "ResetReason", "Snapshot"]
 
 
 class Hub:

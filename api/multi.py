@@ -14,7 +14,8 @@ import asyncio
 
 from api.cursor import FeedCursor, Output
 from api.hub import Hub
-from api.ring import Client, Wake
+from api.ring import Client
+from api.wake import Wake
 
 
 class MultiOutput(Output):

@@ -20,24 +20,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from api.frames import KEEPALIVE_CHUNK, chunk, event_frame
+from api.wake import Wake
 from kiwoom_cache import contract
 from kiwoom_cache.contract import EventName
-
-
-class Wake(Enum):
-    """Why a feed's shared future (and the hub's beat) resolved; never on the wire, compared by identity."""
-
-    #: New frames, or a reset (the ring's generation changed).
-    data = "data"
-    #: The heartbeat: time to send a keep-alive.
-    ping = "ping"
-    #: The server is shutting down: streams end.
-    close = "close"
-
 
 StreamId = tuple[int, int]
 

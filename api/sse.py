@@ -46,9 +46,10 @@ from api.frames import (
     stream_headers,
 )
 from api.hub import Hub
-from api.ring import FeedState, Frame, ResetReason, Snapshot, Wake
+from api.ring import FeedState, Frame, ResetReason, Snapshot
 from api.runtime import DISCONNECTS, Connection
 from api.slow import writes_chunked
+from api.wake import Wake
 from kiwoom_cache.contract import EventName
 
 log = logging.getLogger(__name__)

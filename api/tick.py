@@ -10,8 +10,9 @@ import logging
 from typing import Protocol
 
 from api.eviction import Evictor
-from api.ring import FeedState, Wake
+from api.ring import FeedState
 from api.settings import ApiSettings
+from api.wake import Wake
 
 log = logging.getLogger(__name__)
 

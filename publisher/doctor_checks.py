@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import redis
 from pydantic import ValidationError
 
 from kiwoom_cache import contract
+from kiwoom_cache.connect import sync_client
 from kiwoom_cache.contract import Source
 from publisher.settings import PublisherSettings
 
@@ -173,7 +175,8 @@ def _redis_fix(exc: redis.RedisError, url: str) -> str:
 
 def check_redis(settings: PublisherSettings) -> tuple[Check, redis.Redis | None]:
     url = settings.masked_url()
-    client: redis.Redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    # The publisher's own way to a URL: redis://, rediss://, unix://, redis+sentinel:// and redis+cluster://.
+    client = sync_client(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     try:
         started = time.perf_counter()
         client.ping()
@@ -181,7 +184,7 @@ def check_redis(settings: PublisherSettings) -> tuple[Check, redis.Redis | None]
     except redis.RedisError as exc:
         client.close()
         return failed("Redis", f"{url}: {type(exc).__name__}: {exc}", _redis_fix(exc, url)), None
-    user = client.connection_pool.connection_kwargs.get("username") or "default"
+    user = unquote(urlsplit(settings.redis_url).username or "") or "default"
     return ok("Redis", f"{url} answers PING in {elapsed_ms:.1f} ms as user {user}"), client
 
 

@@ -69,14 +69,6 @@ def test_public_surface_is_pinned() -> None:
     assert kiwoom_cache.__all__ == ("__version__",)
 
 
-def test_contract_modules_stay_small() -> None:
-    """Small modules named for what they hold (issue 24): none of the contract's grows past ~250 lines."""
-    for name, module in [*MODULES.items(), ("contract", c)]:
-        assert module.__file__ is not None
-        with open(module.__file__, encoding="utf-8") as source:
-            assert sum(1 for _ in source) <= 250, f"kiwoom_cache/{name}.py is over 250 lines: split it"
-
-
 def test_exact_key_names() -> None:
     assert c.latest_key("kospi-surge") == "kiwoom:{kospi-surge}:latest"
     assert c.history_key("kospi-surge") == "kiwoom:{kospi-surge}:history"

@@ -26,6 +26,7 @@ from stack.sentinel import SentinelGroup
 from tests import sim_publisher
 from tests.api.conftest import Replica
 from tests.api.sse_client import ResumingSse
+from tests.test_doctor import lines, run_doctor
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -125,3 +126,15 @@ def test_sentinel_failover_to_a_lagging_replica_under_load(tmp_path: Path) -> No
             f"client {n}: ids differ from XRANGE: got {tail}, stream {[(r.epoch, r.seq, r.id) for r in survivors]}")
     log = (tmp_path / "publisher.log").read_text()
     assert "history replaced in Redis" in log
+
+
+def test_doctor_checks_the_publisher_user_through_the_sentinels(tmp_path: Path) -> None:
+    """`kiwoom-publisher doctor` takes the Sentinel URL the publisher takes: it asks the sentinels for the
+    primary and checks the publisher user of the shipped file there."""
+    with SentinelGroup(tmp_path / "redis") as group:
+        proc = run_doctor("--source", "sim", "--redis-url", group.url(Role.PUBLISHER))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = lines(proc.stdout)
+    for name in ("Redis", "clock", "Redis permissions", "TR request"):
+        assert checks[name].startswith("✔"), checks[name]
+    assert "as user kiwoom-publisher" in checks["Redis"]

@@ -1,5 +1,4 @@
-"""Kiwoom's REST API as a ranking source: each ranking TR's ka100xx twin (ka10023 for opt10023, ...) over
-HTTPS, no Qt.
+"""Kiwoom's REST API as a ranking source: each ranking TR's ka100xx twin (ka10023 for opt10023, ...), no Qt.
 
 * Login is an OAuth client-credentials token (``au10001``, ``POST /oauth2/token``) from the app key and
   secret key in the environment only (:data:`APPKEY_ENV`, :data:`SECRETKEY_ENV`): they never enter the

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from api.frames import KEEPALIVE_CHUNK, chunk, event_frame
-from api.hub import Frame, Hub, ResetReason, Snapshot, Wake
+from api.hub import Frame, Hub, ResetReason, Snapshot
 from api.settings import ApiSettings
 from api.sse import serve_events
+from api.wake import Wake
 from kiwoom_cache import contract as c
 from tests.api.writer import make_ranking
 

@@ -11,10 +11,11 @@ from sse_starlette.event import ServerSentEvent
 
 from api.frames import KEEPALIVE, event_frame
 from api.history import MAX_SEQ, HistoryQueryError, bounds
-from api.hub import FeedState, Frame, Hub, Snapshot, Wake
+from api.hub import FeedState, Frame, Hub, Snapshot
 from api.settings import ApiSettings
 from api.snapshot import QueryError, etag_matches, parse_snapshot_query
 from api.sse import serve_events
+from api.wake import Wake
 from kiwoom_cache import contract as c
 from kiwoom_cache.urls import mask_url
 from tests.api.writer import make_ranking
