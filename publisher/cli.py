@@ -1,22 +1,8 @@
-"""``kiwoom-publisher`` / ``python -m publisher``: run the publisher against a source.
-
-Examples::
-
-    kiwoom-publisher --source kiwoom                         # Windows, 32-bit Python, operator window
-    kiwoom-publisher --source sim --headless --redis-url redis://127.0.0.1:6379/0
-    kiwoom-publisher --source sim --record day.jsonl --duration 600
-    kiwoom-publisher --source replay day.jsonl --speed 5
-    kiwoom-publisher --source rest      # Kiwoom's REST API; keys in $KIWOOM_PUBLISHER_REST_APPKEY/_SECRETKEY
-    kiwoom-publisher doctor --source kiwoom                  # check this PC before the first run
-    kiwoom-publisher supervise -- --source kiwoom            # restart after Kiwoom's version update or a crash
-
-Exit status: 0 stopped as asked, 1 rankings left unsent, 2 bad configuration (do not restart: fix it),
-75 restart me (Kiwoom's version update, logins refused in a row).
-"""
+"""``kiwoom-publisher`` / ``python -m publisher``: run the publisher against a source (the arguments, with
+examples and exit statuses: :mod:`publisher.arguments`)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -27,41 +13,12 @@ from pydantic import ValidationError
 
 from kiwoom_cache.contract import PublisherRole, Source
 from kiwoom_cache.errors import KiwoomCacheError
+from publisher.arguments import check_arguments
+from publisher.event_loops import make_asyncio_loop, make_qt_loop
 from publisher.exit_codes import ExitCode
 from publisher.settings import PublisherSettings, load_settings
 
 log = logging.getLogger("publisher")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kiwoom-publisher", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n".join(__doc__.split("\n")[2:]))
-    p.add_argument("recording", nargs="?", metavar="FILE", help="recording to replay (with --source replay)")
-    p.add_argument("--source", choices=[s.value for s in Source], help="where rankings come from (default sim)")
-    p.add_argument("--config", metavar="FILE", help="TOML config file (feeds, limits, Redis URL)")
-    p.add_argument("--redis-url", help="Redis URL (default redis://127.0.0.1:6379/0 or $KIWOOM_CACHE_REDIS_URL)")
-    p.add_argument("--record", metavar="FILE", help="append every raw TR answer to FILE (JSON Lines)")
-    p.add_argument("--speed", type=float, default=1.0, help="replay speed factor (default 1)")
-    p.add_argument("--once", action="store_true", help="replay the recording once instead of looping")
-    p.add_argument("--headless", action="store_true", help="no operator window (default when no display)")
-    p.add_argument("--seed", type=int, help="simulated market seed")
-    p.add_argument("--duration", type=float, metavar="S", help="stop cleanly after S seconds (demos, tests)")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
-    return p
-
-
-def check_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    """The publisher's arguments, checked; argparse's SystemExit(2) with the reason on stderr when they are bad."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.source == "replay" and not args.recording:
-        parser.error("--source replay needs a recording FILE")
-    if args.recording and args.source != "replay":
-        parser.error("a FILE argument is only used with --source replay")
-    if args.speed <= 0:
-        parser.error("--speed must be positive")
-    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,7 +89,7 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     if not headless and not _has_display():
         log.info("no display: running headless (the operator window needs a desktop)")
         headless = True
-    event_loop = _make_loop(settings, headless=headless) if spec.qt else _make_asyncio_loop()
+    event_loop = make_qt_loop(settings, headless=headless) if spec.qt else make_asyncio_loop()
     from publisher.app import Publisher  # noqa: PLC0415
     from publisher.writer_records import WriterState  # noqa: PLC0415
 
@@ -189,28 +146,3 @@ def run(settings: PublisherSettings, *, duration_s: float | None = None, record:
     if publisher.exit_code is not None:
         return int(publisher.exit_code)
     return int(ExitCode.OK if publisher.writer.stats().pending == 0 and not gave_up else ExitCode.UNSENT)
-
-
-def _make_loop(settings: PublisherSettings, *, headless: bool) -> Any:
-    """A Qt application and loop: ActiveX and the window need a QApplication, headless sim/replay only an event loop."""
-    if headless and settings.source != Source.kiwoom:
-        # Never for the real control: hosting an ActiveX control needs a native window (QAxWidget).
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PyQt5.QtCore import QCoreApplication  # noqa: PLC0415 - Qt starts only when we run
-    from PyQt5.QtWidgets import QApplication  # noqa: PLC0415
-
-    from publisher.qt_loop import QtLoop  # noqa: PLC0415
-
-    needs_widgets = settings.source == Source.kiwoom or not headless
-    global _APP  # noqa: PLW0603 - the application must outlive run()'s locals
-    _APP = QCoreApplication.instance() or (QApplication if needs_widgets else QCoreApplication)(sys.argv[:1])
-    return QtLoop()
-
-
-def _make_asyncio_loop() -> Any:
-    from publisher.aio_loop import AsyncioLoop  # noqa: PLC0415
-
-    return AsyncioLoop()
-
-
-_APP: Any = None

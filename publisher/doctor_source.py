@@ -8,6 +8,7 @@ from typing import Any
 from kiwoom_cache.contract import Source
 from kiwoom_cache.errors import KiwoomCacheError
 from publisher.doctor_checks import Check, failed, ok, skipped
+from publisher.event_loops import make_asyncio_loop, make_qt_loop
 from publisher.kiwoom_errors import LoginRefusedError, VersionUpdateError
 from publisher.settings import PublisherSettings
 
@@ -124,10 +125,4 @@ def check_source(settings: PublisherSettings, timeout_s: float) -> list[Check]:
 
 
 def _make_loop(qt: bool, source: Source) -> Any:
-    if not qt:
-        from publisher.aio_loop import AsyncioLoop  # noqa: PLC0415
-
-        return AsyncioLoop()
-    from publisher.cli import _make_loop as make_qt_loop  # noqa: PLC0415 - the CLI's QApplication, once
-
-    return make_qt_loop(PublisherSettings(source=source), headless=True)
+    return make_qt_loop(PublisherSettings(source=source), headless=True) if qt else make_asyncio_loop()

@@ -29,6 +29,7 @@ from typing import Protocol
 
 from redis.backoff import EqualJitterBackoff
 
+from publisher.arguments import check_arguments
 from publisher.exit_codes import ExitCode, should_restart
 
 log = logging.getLogger("publisher.supervisor")
@@ -192,10 +193,8 @@ def main(argv: Sequence[str]) -> int:
         parser.error("--stop-timeout and --stable must be positive")
     if child[:1] in (["supervise"], ["doctor"]):
         parser.error(f"the publisher's arguments cannot start with {child[0]!r}")
-    from publisher import cli  # noqa: PLC0415 - the publisher's own parser checks its arguments once, here
-
     try:
-        cli.check_arguments(child)
+        check_arguments(child)  # the publisher's own parser checks its arguments once, here
     except SystemExit as exc:  # argparse printed what is wrong
         return int(exc.code or ExitCode.CONFIG)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -311,12 +311,12 @@ def test_started_inside_the_maintenance_window_waits_for_its_end(qtbot, redis_ur
 
 def test_headless_kiwoom_keeps_the_native_qt_platform(qtbot, monkeypatch: pytest.MonkeyPatch) -> None:
     """--headless --source kiwoom must not force QT_QPA_PLATFORM=offscreen: the ActiveX control needs a window."""
-    from publisher import cli
+    from publisher.event_loops import make_qt_loop
 
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
-    cli._make_loop(load_settings(source="kiwoom", feeds=FEEDS[:1]), headless=True)
+    make_qt_loop(load_settings(source="kiwoom", feeds=FEEDS[:1]), headless=True)
     assert "QT_QPA_PLATFORM" not in os.environ
-    cli._make_loop(load_settings(source="sim", feeds=FEEDS[:1]), headless=True)
+    make_qt_loop(load_settings(source="sim", feeds=FEEDS[:1]), headless=True)
     assert os.environ.get("QT_QPA_PLATFORM") == "offscreen"
 
 

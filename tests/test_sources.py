@@ -15,7 +15,7 @@ from kiwoom_cache import contract
 from kiwoom_cache.clock import now_ms
 from kiwoom_cache.contract import Source
 from publisher.aio_loop import AsyncioLoop
-from publisher.cli import build_parser
+from publisher.arguments import build_parser
 from publisher.kiwoom_errors import ConnectionClosedError, ErrorInfo, RateLimitError, RequestInputError
 from publisher.limiter import RateLimiter, Window
 from publisher.loop import Signal
