@@ -24,7 +24,7 @@ from stack.redisacl import Role, prepare
 from tests import sim_publisher
 from tests.api.conftest import Replica
 from tests.api.sse_client import ResumingSse
-from tests.test_doctor import lines, run_doctor
+from tests.test_doctor import assert_publisher_user_passes
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -105,9 +105,4 @@ def test_doctor_checks_the_publisher_user_on_a_cluster(tmp_path: Path) -> None:
     """`kiwoom-publisher doctor` takes the same URLs as the publisher: on a cluster every probe is routed to the
     node that owns its key, and the publisher user of the shipped file passes each."""
     with LocalCluster(tmp_path / "cluster", users=prepare(tmp_path / "users")) as cluster:
-        proc = run_doctor("--source", "sim", "--redis-url", cluster.url(Role.PUBLISHER))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    checks = lines(proc.stdout)
-    for name in ("Redis", "clock", "Redis permissions", "TR request"):
-        assert checks[name].startswith("✔"), checks[name]
-    assert "as user kiwoom-publisher" in checks["Redis"]
+        assert_publisher_user_passes(cluster.url(Role.PUBLISHER))

@@ -35,6 +35,16 @@ def lines(out: str) -> dict[str, str]:
     return {line[2:].split(":", 1)[0]: line for line in out.splitlines() if line[:1] in "✔✘–"}
 
 
+def assert_publisher_user_passes(redis_url: str) -> None:
+    """The doctor on the simulated source, as the publisher user: Redis, clock, permissions and one TR pass."""
+    proc = run_doctor("--source", "sim", "--redis-url", redis_url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = lines(proc.stdout)
+    for name in ("Redis", "clock", "Redis permissions", "TR request"):
+        assert checks[name].startswith("✔"), checks[name]
+    assert "as user kiwoom-publisher" in checks["Redis"]
+
+
 def acl_redis(tmp_path: Path, template_text: str | None = None) -> tuple[LocalRedis, RedisUsers]:
     template = TEMPLATE
     if template_text is not None:

@@ -26,7 +26,7 @@ from stack.sentinel import SentinelGroup
 from tests import sim_publisher
 from tests.api.conftest import Replica
 from tests.api.sse_client import ResumingSse
-from tests.test_doctor import lines, run_doctor
+from tests.test_doctor import assert_publisher_user_passes
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -132,9 +132,4 @@ def test_doctor_checks_the_publisher_user_through_the_sentinels(tmp_path: Path) 
     """`kiwoom-publisher doctor` takes the Sentinel URL the publisher takes: it asks the sentinels for the
     primary and checks the publisher user of the shipped file there."""
     with SentinelGroup(tmp_path / "redis") as group:
-        proc = run_doctor("--source", "sim", "--redis-url", group.url(Role.PUBLISHER))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    checks = lines(proc.stdout)
-    for name in ("Redis", "clock", "Redis permissions", "TR request"):
-        assert checks[name].startswith("✔"), checks[name]
-    assert "as user kiwoom-publisher" in checks["Redis"]
+        assert_publisher_user_passes(group.url(Role.PUBLISHER))
