@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from api.edge import ResumeId
 from api.hub import Hub
 from api.ring import FeedState, Frame, ResetReason, Snapshot, StreamId
+from api.sync import frame_of
 from kiwoom_cache.errors import ContractError
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class FeedCursor:
                 after = page.last_id
             if entries:
                 self.last_sid = entries[-1].sid
-                await out.frames(self, [Hub.frame_of(e) for e in entries])
+                await out.frames(self, [frame_of(e) for e in entries])
                 hub.counters.events_sent += len(entries)
             if page.read < page_size:
                 resume = st.pos_after(self.last_sid)

@@ -27,9 +27,9 @@ from api.reader import Faults, StreamReader
 from api.registry import Registry
 from api.ring import Client, FeedState, Frame, ResetReason, Snapshot, StreamCounters
 from api.settings import ApiSettings
-from api.stream import Entry, Page
+from api.stream import Page
 from api.subscription import Subscription
-from api.sync import FeedSync, frame_of
+from api.sync import FeedSync
 from api.tick import Ticker
 from api.wake import Wake
 from kiwoom_cache import contract
@@ -162,10 +162,6 @@ class Hub:
 
     def take_snapshot(self, st: FeedState, doc: bytes) -> str | None:
         return self.sync.take_snapshot(st, doc)
-
-    @staticmethod
-    def frame_of(entry: Entry) -> Frame:
-        return frame_of(entry)
 
     @staticmethod
     def sync_failed(st: FeedState) -> bool:
