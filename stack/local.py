@@ -171,7 +171,8 @@ class Stack:
             if self.fake_rest_url is None:
                 self._start_fake_rest()
             extra = {"KIWOOM_PUBLISHER_REST_BASE_URL": str(self.fake_rest_url),
-                     "KIWOOM_PUBLISHER_RESPECT_MARKET_HOURS": "false", **extra}
+                     "KIWOOM_PUBLISHER_RESPECT_MARKET_HOURS": "false",
+                     "KIWOOM_PUBLISHER_RESPECT_MAINTENANCE": "false", **extra}
         proc = self._spawn(name, [sys.executable, "-m", "publisher", "--source", source, "--headless", "--config",
                                   str(self._publisher_config)], extra)
         self.publishers[name] = proc
@@ -205,7 +206,7 @@ class Stack:
         _wait_port(port, 30, self.fake_rest)
         self.fake_rest_url = f"http://127.0.0.1:{port}"
         # The fake market never closes, like the simulated one.
-        return f'rest_base_url = "{self.fake_rest_url}"\nrespect_market_hours = false\n'
+        return f'rest_base_url = "{self.fake_rest_url}"\nrespect_market_hours = false\nrespect_maintenance = false\n'
 
     def _start_balancer(self) -> None:
         ports = [r.port for r in self.replicas]

@@ -44,7 +44,7 @@ async def test_rest_publisher_writes_the_contract_and_backs_off_on_1700(
         server.faults.refuse = 2
         settings = load_settings(redis_url=redis_url, source="rest", rest_base_url=url, feeds=FEEDS,
                                  tr_limits=[(5, 1.0)], safety_margin=0.9, heartbeat_s=0.3, status_ttl_s=2.0,
-                                 refusal_backoff_s=0.3, respect_market_hours=False)
+                                 refusal_backoff_s=0.3, respect_market_hours=False, respect_maintenance=False)
         loop = AsyncioLoop(asyncio.get_running_loop())
         publisher = Publisher(settings, create_source(settings.source, SourceContext(settings, loop)), loop)
         publisher.start()
@@ -73,7 +73,8 @@ async def test_a_token_that_stays_invalid_degrades_then_logs_in_again(
     monkeypatch.setenv(SECRETKEY_ENV, SECRETKEY)
     with serve(seed=4, page_size=50) as (server, url):
         settings = load_settings(redis_url=redis_url, source="rest", rest_base_url=url, feeds=FEEDS[:1],
-                                 heartbeat_s=0.3, status_ttl_s=2.0, respect_market_hours=False)
+                                 heartbeat_s=0.3, status_ttl_s=2.0, respect_market_hours=False,
+                                 respect_maintenance=False)
         loop = AsyncioLoop(asyncio.get_running_loop())
         publisher = Publisher(settings, create_source(settings.source, SourceContext(settings, loop)), loop)
         states: list[str] = []
@@ -98,7 +99,7 @@ async def test_refused_app_keys_exit_asking_for_a_config_fix(redis_url: str, mon
     with serve(seed=4) as (_, url):
         settings = load_settings(redis_url=redis_url, source="rest", rest_base_url=url, feeds=FEEDS[:1],
                                  heartbeat_s=0.3, status_ttl_s=2.0, login_retry_s=0.1, login_max_failures=2,
-                                 respect_market_hours=False)
+                                 respect_market_hours=False, respect_maintenance=False)
         loop = AsyncioLoop(asyncio.get_running_loop())
         publisher = Publisher(settings, create_source(settings.source, SourceContext(settings, loop)), loop)
         exits: list[ExitCode] = []
@@ -136,7 +137,8 @@ def test_cli_rest_without_qt_fills_the_same_keys_with_the_same_numbers_as_sim(re
     (the OCX's padded strings with Kiwoom's quirks, ka10023's JSON strings). Both publishers must write the
     same keys and, field by field, the same rankings."""
     sim_url, rest_url = redis_url[:-1] + "1", redis_url[:-1] + "2"
-    frozen = {"KIWOOM_PUBLISHER_SIM_STEP_S": "1e9", "KIWOOM_PUBLISHER_RESPECT_MARKET_HOURS": "false"}
+    frozen = {"KIWOOM_PUBLISHER_SIM_STEP_S": "1e9", "KIWOOM_PUBLISHER_RESPECT_MARKET_HOURS": "false",
+              "KIWOOM_PUBLISHER_RESPECT_MAINTENANCE": "false"}
     sim = run_cli(["--source", "sim", "--seed", "7", "--redis-url", sim_url], frozen)
     assert sim.returncode == 0, sim.stderr
     with serve(seed=7, step_s=1e9, page_size=7) as (_server, url):
@@ -176,7 +178,7 @@ def test_cli_rest_without_keys_is_a_clear_error(redis_url: str) -> None:
 def rest_publisher(url: str, redis_url: str, **kw) -> Publisher:
     """The publisher wired as the CLI wires it: one limiter shared by the poller and the source's own calls."""
     settings = load_settings(redis_url=redis_url, source="rest", rest_base_url=url, heartbeat_s=0.3,
-                             status_ttl_s=2.0, respect_market_hours=False, **kw)
+                             status_ttl_s=2.0, respect_market_hours=False, respect_maintenance=False, **kw)
     loop = AsyncioLoop(asyncio.get_running_loop())
     limiter = settings.limiter()
     source = create_source(settings.source, SourceContext(settings, loop, limiter=limiter))
