@@ -137,7 +137,8 @@ class PublisherSettings(OcxSettings, SimSettings, RestSettings, BaseSettings):
     #: Kiwoom's penalty after a -200 refusal (17 s after one burst, per its guide).
     refusal_backoff_s: float = Field(17.0, ge=0)
     request_timeout_s: float = Field(10.0, gt=0)
-    #: Follow the KRX session (slow down or pause outside trading hours). Default: only for Kiwoom's real data.
+    #: Follow the KRX session (slow down or pause outside trading hours). Default: only for Kiwoom's real data
+    #: (the OCX, or REST on Kiwoom's domains: not the fake server).
     respect_market_hours: bool | None = None
     #: Poll period outside pre-open/regular/closing auction; None pauses polling there.
     off_hours_interval_s: float | None = Field(None, ge=1.0)
@@ -151,7 +152,7 @@ class PublisherSettings(OcxSettings, SimSettings, RestSettings, BaseSettings):
     #: publisher exits: with ExitCode.RESTART for the OCX, ExitCode.CONFIG for REST keys.
     login_max_failures: int = Field(3, ge=1)
     #: Follow Kiwoom's daily server maintenance (kiwoom_maintenance.py): pause through it instead of retrying.
-    #: Default: for the sources that log in to Kiwoom (kiwoom, rest).
+    #: Default: for the sources that log in to Kiwoom's servers (the OCX, or REST on Kiwoom's domains).
     respect_maintenance: bool | None = None
     #: Set by `kiwoom-publisher supervise` for its child: how often it restarted the publisher (in the status).
     supervisor_restarts: int = Field(0, ge=0)
@@ -200,13 +201,16 @@ class PublisherSettings(OcxSettings, SimSettings, RestSettings, BaseSettings):
 
     def follows_market_hours(self) -> bool:
         if self.respect_market_hours is None:
-            return self.source in (Source.kiwoom, Source.rest)  # real market data
+            return self._on_kiwoom()  # real market data
         return self.respect_market_hours
 
     def follows_maintenance(self) -> bool:
         if self.respect_maintenance is None:
-            return self.source in (Source.kiwoom, Source.rest)
+            return self._on_kiwoom()
         return self.respect_maintenance
+
+    def _on_kiwoom(self) -> bool:
+        return self.source is Source.kiwoom or (self.source is Source.rest and self.serves_kiwoom())
 
     def calendar(self, today: date | None = None) -> HolidayCalendar:
         """The configured ``holidays``, or KRX's calendar for the years around ``today`` (default: today in KST)."""

@@ -84,3 +84,21 @@ def test_missing_config_file() -> None:
 def test_overload_warns(caplog: pytest.LogCaptureFixture) -> None:
     load_settings(feeds=[{"feed": f"f{i}", "interval_s": 1.0} for i in range(3)])
     assert "the shared limiter will stretch" in caplog.text
+
+
+@pytest.mark.parametrize(("over", "follows"), [
+    ({"source": "kiwoom"}, True),
+    ({"source": "rest"}, True),  # Kiwoom's real domain
+    ({"source": "rest", "rest_mode": "mock"}, True),
+    ({"source": "rest", "rest_base_url": "https://api.kiwoom.com"}, True),
+    ({"source": "rest", "rest_base_url": "http://127.0.0.1:8090"}, False),  # the fake server: no maintenance
+    ({"source": "rest", "rest_base_url": "https://kiwoom.com.example.org"}, False),
+    ({"source": "sim"}, False),
+    ({"source": "rest", "rest_base_url": "http://127.0.0.1:8090", "respect_maintenance": True}, True),
+])
+def test_hours_and_maintenance_follow_kiwoom_servers_by_default(over: dict[str, object], follows: bool) -> None:
+    """Kiwoom's session and maintenance windows are its servers'; a fake REST server on a Sunday 04:10 KST must not
+    pause (CI runs at any hour)."""
+    settings = load_settings(**over)
+    assert settings.follows_maintenance() is follows
+    assert settings.follows_market_hours() is (follows if "respect_maintenance" not in over else False)

@@ -5,6 +5,7 @@ environment only (publisher/sources/rest.py)."""
 from __future__ import annotations
 
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -30,3 +31,11 @@ class RestSettings(BaseModel):
     rest_http_timeout_s: float = Field(5.0, gt=0)
     #: Retries after a timeout, a connection error or a 5xx answer (with backoff).
     rest_retries: int = Field(2, ge=0, le=10)
+
+    def serves_kiwoom(self) -> bool:
+        """Whether the REST source reads Kiwoom's own servers (their market data, their maintenance), not another
+        URL such as the fake server. A proxy in front of Kiwoom says so with ``respect_*`` set explicitly."""
+        if self.rest_base_url is None:
+            return True
+        host = urlsplit(self.rest_base_url).hostname or ""
+        return host == "kiwoom.com" or host.endswith(".kiwoom.com")
