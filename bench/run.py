@@ -64,7 +64,8 @@ RECORD = struct.Struct("<IId")
 #: The API key the ``replica-auth`` runs accept (``KIWOOM_API_AUTH_KEYS`` holds only its digest).
 BENCH_KEY = "bench-" + "0" * 40
 BENCH_KEY_SPEC = json.dumps([{"name": "bench", "sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest()}])
-#: Where a full run's reports go (bench/figures.py reads them from there).
+#: Where the published reports go: each full run adds ``runs/<finished>.json`` and ``.md`` (bench/figures.py takes
+#: the figures over every file there) and replaces ``sse.png``.
 RESULTS = ROOT / "bench" / "results"
 #: Stem of the reports written to --out (``.json``, ``.md``), next to ``sse.png``.
 REPORT = "results"
@@ -988,8 +989,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report["duration_s"] = round(time.monotonic() - started, 1)
     report["loadavg_1m"] = [round(load_start, 1), round(os.getloadavg()[0], 1)]
-    (args.out / f"{REPORT}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    (args.out / f"{REPORT}.md").write_text(markdown(report))
+    stem = args.out / REPORT
+    if published:  # a new file beside the earlier runs: the figures widen over them, none is replaced
+        stem = figures.RUNS / time.strftime("%Y-%m-%d-%H%M", time.gmtime())
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    stem.with_suffix(".md").write_text(markdown(report))
     if report["sse"]:
         plot(report, args.out / "sse.png")
     flagged = [f"batch {r['batch'] + 1} {r['server']} N={r['n']:,}: {'; '.join(r['problems'])}"
@@ -998,7 +1003,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{len(flagged)} SSE runs failed their checks (left out of the figures):", *flagged, sep="\n  ")
     if published:
         figures.main(["--write"])
-    print(f"done in {report['duration_s']} s: {args.out}/{REPORT}.md, .json, sse.png")
+        print(f"python bench/figures.py --compare {stem}.json: this run against the earlier runs' ranges")
+    print(f"done in {report['duration_s']} s: {stem}.md, .json, {args.out}/sse.png")
     return report
 
 

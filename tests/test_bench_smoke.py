@@ -4,7 +4,7 @@ The benchmark itself is not part of the test run (``bash bench/run.sh``); this o
 a few clients, a few events, real redis-server, the replica (also with an API key) and the naive app, in two
 interleaved batches; the snapshot phase's freshness check, which fails the set-up the full run had before
 issue 26; the run checks and the figures' arithmetic on made-up runs; and bench/README.md's generated results
-section against the committed results file (bench/figures.py).
+section against the committed runs (bench/figures.py), and how a rerun is merged and compared.
 """
 
 from __future__ import annotations
@@ -140,9 +140,37 @@ def test_figures_are_ranges_of_per_batch_ratios_from_valid_runs() -> None:
     assert all(not f.values for f in figures.sse_figures({"sse": legacy})[1000])
 
 
-def test_readme_results_section_is_generated_from_the_committed_results_file() -> None:
+def test_runs_merge_batch_by_batch_and_a_rerun_is_held_against_the_ranges(tmp_path: Path) -> None:
+    """Issue 26: a second run widens the published ranges instead of replacing them, and --compare says which of a
+    rerun's ratios fall outside them."""
     figures = load_figures()
-    results = json.loads((ROOT / "bench" / "results" / "results.json").read_text())
+    settings = {"batches": 3, "ns": [1000], "window": 10.0}
+    first = {"settings": settings, "sse": [sse_row(b, s, p) for b in range(3) for s, p in
+                                           (("nchan", 40), ("replica", 30 + b))]}
+    second = {"settings": settings, "sse": [sse_row(b, s, p) for b in range(3) for s, p in
+                                            (("nchan", 40), ("replica", 36 + b))]}
+    merged = figures.merge([first, second], ["a.json", "b.json"])
+    assert sorted({r["batch"] for r in merged["sse"]}) == [0, 1, 2, 3, 4, 5]
+    p99 = next(f for f in figures.sse_figures(merged)[1000] if f.label == "replica p99 / nchan")
+    assert p99.values == (0.75, 0.775, 0.8, 0.9, 0.925, 0.95) and p99.range_text() == "0.75–0.95×"
+    lines = figures.compare(figures.merge([first]), second)
+    assert any(line.startswith("OUTSIDE (0.90, 0.93, 0.95): N = 1,000: replica p99 / nchan") for line in lines), lines
+    assert not any(line.startswith("OUTSIDE") for line in figures.compare(merged, second))
+    # runs with other settings measure something else: refused, naming the setting
+    with pytest.raises(ValueError, match=r"b.json was run with other settings than a.json \(window\)"):
+        figures.merge([first, {**second, "settings": {**settings, "window": 5.0}}], ["a.json", "b.json"])
+    # the command: exit 1 when a rerun ratio falls outside, 0 when every one is inside
+    (tmp_path / "a.json").write_text(json.dumps(first))
+    (tmp_path / "b.json").write_text(json.dumps(second))
+    assert figures.main(["--results", str(tmp_path / "a.json"), "--compare", str(tmp_path / "b.json")]) == 1
+    assert figures.main(["--results", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                         "--compare", str(tmp_path / "b.json")]) == 0
+
+
+def test_readme_results_section_is_generated_from_the_committed_runs() -> None:
+    figures = load_figures()
+    runs = figures.published()
+    assert len(runs) >= 2, "the published figures rest on at least two runs of bench/run.sh"
     readme = (ROOT / "bench" / "README.md").read_text()
-    assert figures.readme_section(readme) == figures.section(results)
+    assert figures.readme_section(readme) == figures.section(figures.load(runs))
     assert figures.main(["--check"]) == 0
