@@ -116,6 +116,10 @@ def sse_figures(report: dict[str, Any]) -> dict[int, list[Figure]]:
             figs += [Figure(f"{ours} p99 / nchan", paired(rows, ours, "nchan", n, lambda r: r["p99_ms"])),
                      Figure(f"{ours} server CPU per delivered event / nchan",
                             paired(rows, ours, "nchan", n, lambda r: r["cpu_us_per_event"]))]
+        # --baseline: the replica against another checkout of itself, batch by batch
+        figs += [Figure(f"replica {what} / baseline", paired(rows, "replica", "baseline", n, field(key)))
+                 for what, key in (("p99", "p99_ms"), ("server CPU per delivered event", "cpu_us_per_event"),
+                                   ("RSS per client", "rss_per_client_kib"))]
         for server in ("replica", "nchan"):
             figs.append(Figure(f"{server} RSS per client", each(rows, server, n, lambda r: r["rss_per_client_kib"]),
                                " KiB", 1))
@@ -130,7 +134,7 @@ def sse_figures(report: dict[str, Any]) -> dict[int, list[Figure]]:
                      Figure(f"{server} run: drain after the last publish",
                             each(rows, server, n, drain), " s", 2)]
         ran = {r["server"] for r in rows if r["n"] == n}
-        out[n] = [f for f in figs if f.label.split()[0] in ran]
+        out[n] = [f for f in figs if f.label.split()[0] in ran and (f.values or not f.label.endswith("/ baseline"))]
     return out
 
 

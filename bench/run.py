@@ -167,6 +167,15 @@ def replica(redis_url: str, *, name: str = "replica", **settings: str) -> Server
     return python_server(name, ["-m", "api"], port, "/readyz", env)
 
 
+def baseline(redis_url: str, checkout: Path | None) -> Server:
+    """The replica as another checkout has it (``--baseline DIR``: a before/after comparison in one run)."""
+    if checkout is None:
+        raise SystemExit("--servers baseline needs --baseline DIR (a checkout of the code to compare against)")
+    server = replica(redis_url, name="baseline")
+    server.cwd = checkout.resolve()  # `python -m api` imports api/ and kiwoom_cache/ from there
+    return server
+
+
 def replica_workers(redis_url: str, workers: int) -> Server:
     """``kiwoom-api`` with ``KIWOOM_API_WORKERS``: each worker process has its own hub and subscription."""
     server = replica(redis_url, name=f"replica-{workers}w", workers=str(workers))
@@ -428,7 +437,7 @@ def percentile(ordered: list[float], p: float) -> float:
 
 
 #: Servers whose every client must get every event (ours); a peer's shortfall is reported as its result.
-OURS = ("replica", "replica-auth", "replica-granian", "replica-1w", "replica-2w")
+OURS = ("replica", "replica-auth", "replica-granian", "replica-1w", "replica-2w", "baseline")
 #: A loader busier than this share of its core in the window may have delayed what it measured.
 LOADER_BUSY_MAX = 0.9
 
@@ -457,7 +466,8 @@ def sse_phase(kind: str, n: int, args: argparse.Namespace, tmp: Path, loader_exe
                   "nchan": lambda: nginx(work, redis_port=rds.port, nofile=nofile),
                   "replica-1w": lambda: replica_workers(rds.url, 1), "replica-2w": lambda: replica_workers(rds.url, 2),
                   "replica-granian": lambda: replica_granian(rds.url),
-                  "replica-auth": lambda: replica(rds.url, name="replica-auth", auth_keys=BENCH_KEY_SPEC)}
+                  "replica-auth": lambda: replica(rds.url, name="replica-auth", auth_keys=BENCH_KEY_SPEC),
+                  "baseline": lambda: baseline(rds.url, args.baseline)}
         server = makers[kind]()
         server.start(work / "server.log")
         publisher = Publisher(client, args.rows, server.port if kind == "nchan" else None)
@@ -852,7 +862,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--ns", default="1000,4000,8000,max", help="SSE client counts; max = fd hard limit - 100")
     parser.add_argument("--servers", default="nchan,replica,replica-auth,naive",
                         help="SSE peers: nchan, replica, replica-auth, naive (also replica-granian, replica-1w, "
-                             "replica-2w)")
+                             "replica-2w, and baseline with --baseline)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="another checkout (e.g. `git worktree add DIR OLD_COMMIT`) run as the server 'baseline': "
+                             "the replica before and after a change, interleaved in one run")
     parser.add_argument("--naive-max", type=int, default=8000,
                         help="largest N for the naive app (it needs two descriptors and a Redis client per client)")
     parser.add_argument("--auth-max", type=int, default=8000,

@@ -84,6 +84,21 @@ def test_harness_runs_interleaved_batches_at_tiny_n(tmp_path: Path) -> None:
 
 
 @harness
+def test_baseline_runs_another_checkout_beside_the_replica(tmp_path: Path) -> None:
+    """--baseline DIR: the replica before and after a change in one interleaved run (here the same checkout)."""
+    run = load_harness()
+    report = run.main(["--smoke", "--batches", "2", "--servers", "replica,baseline", "--baseline", str(ROOT),
+                       "--skip-snapshot", "--out", str(tmp_path)])
+    assert [(r["batch"], r["server"]) for r in report["sse"]] == [(0, "replica"), (0, "baseline"),
+                                                                   (1, "baseline"), (1, "replica")]
+    assert all(r["problems"] == [] for r in report["sse"]), report["sse"]
+    figs = {f.label: f for f in run.figures.sse_figures(report)[5]}
+    assert len(figs["replica p99 / baseline"].values) == 2, figs  # one ratio per batch
+    with pytest.raises(SystemExit, match="--baseline DIR"):
+        run.main(["--smoke", "--servers", "baseline", "--skip-snapshot", "--out", str(tmp_path)])
+
+
+@harness
 @needs(Tool.NGINX)
 @needs_wrk
 def test_snapshot_answers_are_checked_fresh(tmp_path: Path) -> None:
