@@ -59,8 +59,9 @@ class Connections:
         self.open = 0
         #: The connection cap (``api.limits.ConnectionCap.cap``); 0 until a server configures it (no limit).
         self.cap = 0
-        #: Connections still reading their request, oldest first (a dict keeps insertion order).
-        self.pending: dict[Evictable, None] = {}
+        #: Connections still reading their request, oldest first (a dict keeps insertion order), each with the
+        #: loop time its deadline passes (``api.deadline``).
+        self.pending: dict[Evictable, float] = {}
         self.shed = RateLog("at the descriptor reserve: closed the oldest connection still sending its request")
         self.refused = RateLog("at the descriptor reserve with every connection busy: refused a connection with 503")
         self.accept_errors = RateLog("accept() failed: %s")

@@ -127,11 +127,18 @@ class Hub:
                                               max_batch=self.settings.max_batch, counters=self.counters)
         return st
 
-    async def lookup(self, feed: str) -> FeedState | None:
-        """The synced state of a known feed, None for an unknown one; raises RedisError if Redis is down."""
+    def ready(self, feed: str) -> FeedState | None:
+        """The synced state of a feed known from memory alone, else None (:meth:`lookup` asks Redis)."""
         st = self.feeds.get(feed)
         if st is not None and st.synced and (feed in self.registry or st.ring or st.snapshot):
             return st
+        return None
+
+    async def lookup(self, feed: str) -> FeedState | None:
+        """The synced state of a known feed, None for an unknown one; raises RedisError if Redis is down."""
+        if (ready := self.ready(feed)) is not None:
+            return ready
+        st = self.feeds.get(feed)
         try:
             contract.check_feed(feed)
         except ContractError:
