@@ -32,18 +32,20 @@ import redis
 from kiwoom_cache import contract as c
 from publisher.controls.simulated import SimulatedControl
 from publisher.parser import ranking_from_response
-from publisher.trs import OPT10023, RawResponse
+from publisher.trs import OPT10023, Provider, RawResponse
 from stack.localredis import LocalRedis
 
-INPUTS = tuple(zip([i.kiwoom for i in OPT10023.inputs], ["000", "1", "1", "5", "5", "0", "0"], strict=True))
+INPUTS = tuple(zip(OPT10023.params, ["000", "1", "1", "5", "5", "0", "0"], strict=True))
 
 
 def raw_answer(rows: int = 100) -> RawResponse:
     control = SimulatedControl(seed=1)
     control.faults.quirk_rate = 0.05
-    ranked = control._rank(OPT10023, dict(INPUTS))  # the simulated server's formatted rows, Kiwoom-shaped strings
+    ocx_inputs = {OPT10023.ocx.inputs[param]: value for param, value in INPUTS}
+    # The simulated server's formatted rows, Kiwoom-shaped strings, read by field as the OCX source reads them.
+    ranked = [OPT10023.ocx.fields_of(row) for row in control._rank(OPT10023, ocx_inputs)]
     raw_rows = tuple((ranked * (rows // len(ranked) + 1))[:rows])
-    return RawResponse("bench-surge", "opt10023", "2000", INPUTS, "0", raw_rows, 1, 2)
+    return RawResponse("bench-surge", "opt10023", "2000", INPUTS, "0", raw_rows, 1, 2, Provider.ocx)
 
 
 def percentile(values: list[float], p: float) -> float:

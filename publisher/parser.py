@@ -1,5 +1,9 @@
-"""Raw ranking-TR strings -> typed rows, one set of rules for every TR (publisher/trs/catalogue.py says which
-output item is which kind).
+"""Raw ranking-TR strings -> typed rows, one set of rules for every TR and every source
+(publisher/trs/catalogue.py says which output is which kind).
+
+A raw row is keyed by the TR's row fields: each source maps its own item names to fields, and hands the
+parser those names only so that a refused value is reported under the name its provider gave it (the OCX's
+``현재가``, the REST API's ``cur_prc``).
 
 Kiwoom returns every field as a padded string. Prices carry ``+``/``-`` meaning direction versus the
 previous close, some TRs double the sign (``--4500``: the first is the HTS colour), numbers may have
@@ -107,14 +111,17 @@ PARSERS: Final[dict[Kind, Callable[[str, str], RowValue]]] = {
 }
 
 
-def parse_row(raw: Mapping[str, str], rank: int, spec: TrSpec = OPT10023) -> Row:
-    """One ``GetCommData`` row (Kiwoom item name -> raw string) of TR ``spec`` into a :class:`Row`."""
+def parse_row(raw: Mapping[str, str], rank: int, spec: TrSpec = OPT10023,
+              names: Mapping[str, str] | None = None) -> Row:
+    """One raw row (row field -> raw string) of TR ``spec`` into a :class:`Row`; a refused value is reported under
+    its provider's item name from ``names`` (row field -> name; the field itself without it)."""
     values: dict[str, RowValue] = {"rank": rank}
     for output in spec.outputs:
-        value = raw.get(output.kiwoom)
+        item = names.get(output.field, output.field) if names is not None else output.field
+        value = raw.get(output.field)
         if value is None:
-            raise MalformedValue(output.kiwoom, "", "missing")
-        values[output.field] = PARSERS[output.kind](output.kiwoom, value)
+            raise MalformedValue(item, "", "missing")
+        values[output.field] = PARSERS[output.kind](item, value)
     sign, change, change_rate = int(values["sign"]), int(values["change"]), float(values["change_rate"])
     # Unsigned magnitude with a down sign code: take the direction from 전일대비기호.
     if sign in _DOWN_SIGNS:
@@ -126,14 +133,15 @@ def parse_row(raw: Mapping[str, str], rank: int, spec: TrSpec = OPT10023) -> Row
                own={f.name: values[f.name] for f in spec.schema.own})
 
 
-def parse_rows(raw_rows: Sequence[Mapping[str, str]], *, context: str = "", spec: TrSpec = OPT10023) -> ParsedRanking:
+def parse_rows(raw_rows: Sequence[Mapping[str, str]], *, context: str = "", spec: TrSpec = OPT10023,
+               names: Mapping[str, str] | None = None) -> ParsedRanking:
     """Every row in Kiwoom's order (rank = position); malformed rows logged and listed, never zeroed."""
     rows: list[Row] = []
     dropped: list[DroppedRow] = []
     for index, raw in enumerate(raw_rows):
         rank = index + 1
         try:
-            rows.append(parse_row(raw, rank, spec))
+            rows.append(parse_row(raw, rank, spec, names))
         except MalformedValue as exc:
             log.warning("%s: dropped malformed row %d: %s", context or spec.code, rank, exc)
             dropped.append(DroppedRow(rank=rank, field=exc.field, value=exc.value, reason=exc.reason))
@@ -143,13 +151,13 @@ def parse_rows(raw_rows: Sequence[Mapping[str, str]], *, context: str = "", spec
 def ranking_from_response(raw: RawResponse, *, source: Source, session: str | None = None) -> Ranking:
     """A raw TR answer as a contract :class:`Ranking` (``published_at`` is stamped by the writer)."""
     spec = tr_spec(raw.trcode)
-    parsed = parse_rows(raw.rows, context=f"{raw.trcode} {raw.feed}", spec=spec)
-    params = {i.kiwoom: i.param for i in spec.inputs}
+    parsed = parse_rows(raw.rows, context=f"{raw.trcode} {raw.feed}", spec=spec,
+                        names=spec.spelling(raw.provider).outputs)
     return Ranking(
         feed=raw.feed,
         tr=spec.code,
         row_schema=spec.row_schema,
-        params={params.get(k, k): v for k, v in raw.inputs},
+        params=dict(raw.inputs),
         source=source,
         requested_at_ms=raw.requested_at_ms,
         received_at_ms=raw.received_at_ms,

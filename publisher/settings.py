@@ -102,8 +102,8 @@ class FeedSettings(BaseModel):
         return tr_spec(self.tr)
 
     def inputs(self) -> tuple[tuple[str, str], ...]:
-        """(Kiwoom input name, value) in SetInputValue order."""
-        return tuple((i.kiwoom, self.params[i.param]) for i in self.spec.inputs)
+        """(parameter, value) in the TR's input order (each source spells the names its own way)."""
+        return tuple((i.param, self.params[i.param]) for i in self.spec.inputs)
 
     def info(self) -> FeedInfo:
         return FeedInfo(self.feed, self.title or self.feed, self.tr, dict(self.params), self.interval_s)

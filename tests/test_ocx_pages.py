@@ -33,16 +33,16 @@ def test_simulated_control_pages_like_kiwoom(qtbot) -> None:
     answers: list[tuple[str, int, list[str]]] = []
 
     def on_data(screen, rqname, trcode, record, prev_next, *_):
-        count = control.dynamicCall(ocx.GET_REPEAT_CNT, trcode, OPT10032.record)
-        codes = [control.dynamicCall(ocx.GET_COMM_DATA, trcode, OPT10032.record, i, "종목코드").strip()
+        count = control.dynamicCall(ocx.GET_REPEAT_CNT, trcode, OPT10032.ocx.record)
+        codes = [control.dynamicCall(ocx.GET_COMM_DATA, trcode, OPT10032.ocx.record, i, "종목코드").strip()
                  for i in range(count)]
         answers.append((prev_next, count, codes))
 
     control.OnReceiveTrData.connect(on_data)
 
     def ask(prev_next: int, screen: str = "2001") -> int:
-        for name, value in FEED.inputs():
-            control.dynamicCall(ocx.SET_INPUT_VALUE, name, value)
+        for param, value in FEED.inputs():
+            control.dynamicCall(ocx.SET_INPUT_VALUE, OPT10032.ocx.inputs[param], value)
         return control.dynamicCall(ocx.COMM_RQ_DATA, f"p{len(answers)}", "opt10032", prev_next, screen)
 
     # A next page before any first page: nothing to continue on this screen.

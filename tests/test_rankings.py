@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,9 @@ from publisher.recording import Recorder, read_recording
 from publisher.settings import FeedSettings, load_settings
 from publisher.sources import create_source
 from publisher.sources.base import SourceContext
-from publisher.sources.ocx import feed_of
-from publisher.sources.rest import APPKEY_ENV, SECRETKEY_ENV, ocx_row
-from publisher.trs import OPT10027, OPT10030, OPT10032, TRS, TrRequest, tr_spec
+from publisher.sources.ocx import feed_of, request_name
+from publisher.sources.rest import APPKEY_ENV, SECRETKEY_ENV, row_fields
+from publisher.trs import OPT10027, OPT10030, OPT10032, TRS, Provider, TrRequest, TrSpec, tr_spec
 from tests.publishers import ocx_publisher
 from tests.rest_fake_server import APPKEY, SECRETKEY, serve
 from tests.waiting import async_wait_until
@@ -48,33 +49,43 @@ def pad(**items: str) -> dict[str, str]:
 # --- Kiwoom's names (KOA Studio's TR dump, koapy's trinfo_by_code.json; docs/kiwoom-rankings.md) ---------------
 
 
+def ocx_inputs(spec: TrSpec) -> list[str]:
+    """The OCX's input names in SetInputValue order."""
+    return [spec.ocx.inputs[i.param] for i in spec.inputs]
+
+
+def ocx_outputs(spec: TrSpec) -> list[str]:
+    """The OCX's output item names in Kiwoom's order."""
+    return [spec.ocx.outputs[o.field] for o in spec.outputs]
+
+
 def test_exact_kiwoom_names_of_each_tr() -> None:
-    assert (OPT10030.rqname, OPT10030.record, OPT10030.rest_api_id, OPT10030.rest_rows_key) == (
+    assert (OPT10030.ocx.rqname, OPT10030.ocx.record, OPT10030.rest.api_id, OPT10030.rest.rows_key) == (
         "당일거래량상위요청", "당일거래량상위", "ka10030", "tdy_trde_qty_upper")
-    assert [i.kiwoom for i in OPT10030.inputs] == [
+    assert ocx_inputs(OPT10030) == [
         "시장구분", "정렬구분", "관리종목포함", "신용구분", "거래량구분", "가격구분", "거래대금구분", "장운영구분"]
-    assert [o.kiwoom for o in OPT10030.outputs] == [
+    assert ocx_outputs(OPT10030) == [
         "종목코드", "종목명", "현재가", "전일대비기호", "전일대비", "등락률", "거래량", "전일비", "거래회전율",
         "거래금액"]
-    assert (OPT10027.rqname, OPT10027.record, OPT10027.rest_api_id, OPT10027.rest_rows_key) == (
+    assert (OPT10027.ocx.rqname, OPT10027.ocx.record, OPT10027.rest.api_id, OPT10027.rest.rows_key) == (
         "전일대비등락률상위요청", "전일대비등락률상위", "ka10027", "pred_pre_flu_rt_upper")
-    assert [i.kiwoom for i in OPT10027.inputs] == [
+    assert ocx_inputs(OPT10027) == [
         "시장구분", "정렬구분", "거래량조건", "종목조건", "신용조건", "상하한포함", "가격조건", "거래대금조건"]
-    assert [o.kiwoom for o in OPT10027.outputs] == [
+    assert ocx_outputs(OPT10027) == [
         "종목분류", "종목코드", "종목명", "현재가", "전일대비기호", "전일대비", "등락률", "매도잔량", "매수잔량",
         "현재거래량", "체결강도", "횟수"]
-    assert (OPT10032.rqname, OPT10032.record, OPT10032.rest_api_id, OPT10032.rest_rows_key) == (
+    assert (OPT10032.ocx.rqname, OPT10032.ocx.record, OPT10032.rest.api_id, OPT10032.rest.rows_key) == (
         "거래대금상위요청", "거래대금상위", "ka10032", "trde_prica_upper")
-    assert [i.kiwoom for i in OPT10032.inputs] == ["시장구분", "관리종목포함"]
-    assert [o.kiwoom for o in OPT10032.outputs] == [
+    assert ocx_inputs(OPT10032) == ["시장구분", "관리종목포함"]
+    assert ocx_outputs(OPT10032) == [
         "종목코드", "현재순위", "전일순위", "종목명", "현재가", "전일대비기호", "전일대비", "등락률", "매도호가",
         "매수호가", "현재거래량", "전일거래량", "거래대금"]
     # REST body keys: the official examples' (Kiwoom-Securities/Kiwoom-REST-API, examples/국내주식/순위정보).
-    assert [i.rest for i in OPT10030.inputs] == ["mrkt_tp", "sort_tp", "mang_stk_incls", "crd_tp", "trde_qty_tp",
-                                                "pric_tp", "trde_prica_tp", "mrkt_open_tp"]
-    assert [i.rest for i in OPT10027.inputs] == ["mrkt_tp", "sort_tp", "trde_qty_cnd", "stk_cnd", "crd_cnd",
-                                                "updown_incls", "pric_cnd", "trde_prica_cnd"]
-    assert [i.rest for i in OPT10032.inputs] == ["mrkt_tp", "mang_stk_incls"]
+    assert [OPT10030.rest.inputs[p] for p in OPT10030.params] == [
+        "mrkt_tp", "sort_tp", "mang_stk_incls", "crd_tp", "trde_qty_tp", "pric_tp", "trde_prica_tp", "mrkt_open_tp"]
+    assert [OPT10027.rest.inputs[p] for p in OPT10027.params] == [
+        "mrkt_tp", "sort_tp", "trde_qty_cnd", "stk_cnd", "crd_cnd", "updown_incls", "pric_cnd", "trde_prica_cnd"]
+    assert [OPT10032.rest.inputs[p] for p in OPT10032.params] == ["mrkt_tp", "mang_stk_incls"]
 
 
 def test_every_tr_fills_its_row_schema_and_the_core() -> None:
@@ -87,29 +98,56 @@ def test_every_tr_fills_its_row_schema_and_the_core() -> None:
         tr_spec("opt10001")
 
 
+@pytest.mark.parametrize("provider", list(Provider))
+@pytest.mark.parametrize("what", ["inputs", "outputs"])
+def test_a_spelling_that_misses_an_input_or_output_is_refused_when_built(provider: Provider, what: str) -> None:
+    """Each provider's names are checked against the TR when the spec is built, so at the catalogue's import: a
+    spelling without a name for one output would otherwise fail only once that provider is polled."""
+    spelling = OPT10030.spelling(provider)
+    full = dict(getattr(spelling, what))
+    missing = list(full)[-1]
+
+    def build(names: dict[str, str]) -> TrSpec:
+        return replace(OPT10030, **{provider.value: replace(spelling, **{what: names})})
+
+    with pytest.raises(ValueError, match=rf"opt10030: the {provider} spelling no name for {what[:-1]}\(s\) {missing}$"):
+        build({k: v for k, v in full.items() if k != missing})
+    with pytest.raises(ValueError, match=r"names .* the TR does not have: bogus"):
+        build({**full, "bogus": "x"})
+    with pytest.raises(ValueError, match=r"gives two .* the same name"):
+        build({**full, missing: next(iter(full.values()))})
+    assert build(full) == OPT10030
+
+
 def test_each_request_carries_its_trs_request_name_and_the_control_its_record(qtbot) -> None:
     """The request name was opt10023's whatever the TR: each TR now sends its own, and the answer routes back."""
     req = TrRequest(feed="value", trcode="opt10032", inputs=FEEDS[3].inputs())
-    assert req.rqname == "거래대금상위요청:value#0" and feed_of(req.rqname) == "value"
+    assert request_name(req) == "거래대금상위요청:value#0" and feed_of(request_name(req)) == "value"
     control = SimulatedControl(seed=2, latency_ms=1, login_delay_ms=1)
     with qtbot.waitSignal(control.OnEventConnect, timeout=2000):
         control.dynamicCall(ocx.COMM_CONNECT)
-    for name, value in req.inputs:
-        control.dynamicCall(ocx.SET_INPUT_VALUE, name, value)
+    for param, value in req.inputs:
+        control.dynamicCall(ocx.SET_INPUT_VALUE, OPT10032.ocx.inputs[param], value)
     seen: list[tuple[int, str]] = []
 
     def on_data(screen: str, rqname: str, trcode: str, *_: object) -> None:
-        count = control.dynamicCall(ocx.GET_REPEAT_CNT, trcode, OPT10032.record)
-        seen.append((count, control.dynamicCall(ocx.GET_COMM_DATA, trcode, OPT10032.record, 0, "거래대금")))
+        count = control.dynamicCall(ocx.GET_REPEAT_CNT, trcode, OPT10032.ocx.record)
+        seen.append((count, control.dynamicCall(ocx.GET_COMM_DATA, trcode, OPT10032.ocx.record, 0, "거래대금")))
 
     control.OnReceiveTrData.connect(on_data)
     with qtbot.waitSignal(control.OnReceiveTrData, timeout=2000):
-        assert control.dynamicCall(ocx.COMM_RQ_DATA, req.rqname, "opt10032", 0, "2000") == 0
+        assert control.dynamicCall(ocx.COMM_RQ_DATA, request_name(req), "opt10032", 0, "2000") == 0
     [(count, value)] = seen
     assert count > 10 and value.strip().isdigit() and len(value) == W, "a right-aligned 20-column number"
 
 
 # --- each TR's raw formats through the one parser ------------------------------------------------------------
+
+
+def parse_ocx(row: dict[str, str], rank: int, spec: TrSpec) -> c.Row:
+    """An OCX row (items under the OCX's names) as the OCX source hands it to the parser."""
+    return parse_row(spec.ocx.fields_of(row), rank, spec, spec.ocx.outputs)
+
 
 OCX_10030 = pad(종목코드="005930", 종목명="삼성전자", 현재가="+71600", 전일대비기호="2", 전일대비="+100",
                 등락률="+0.14", 거래량="000012345678", 전일비="95.32", 거래회전율="0.21", 거래금액="884123")
@@ -122,14 +160,14 @@ OCX_10032 = pad(종목코드="005930", 현재순위="1", 전일순위="2", 종�
 
 
 def test_opt10030_row() -> None:
-    row = parse_row(OCX_10030, 1, OPT10030)
+    row = parse_ocx(OCX_10030, 1, OPT10030)
     assert (row.code, row.name, row.price, row.sign, row.change, row.change_rate, row.volume) == (
         "005930", "삼성전자", 71600, 2, 100, 0.14, 12345678)
     assert row.own == {"volume_ratio": 95.32, "turnover_rate": 0.21, "trade_value": 884123}
 
 
 def test_opt10027_row_limit_up_with_a_prefix_and_empty_class() -> None:
-    row = parse_row(OCX_10027, 1, OPT10027)
+    row = parse_ocx(OCX_10027, 1, OPT10027)
     assert (row.code, row.price, row.sign, row.change, row.change_rate, row.volume) == (
         "247540", 166900, 1, 38500, 29.98, 5123456)
     assert row.own == {"stock_class": "", "ask_volume": 0, "bid_volume": 1523411, "strength": 245.12, "count": 3}
@@ -137,7 +175,7 @@ def test_opt10027_row_limit_up_with_a_prefix_and_empty_class() -> None:
 
 
 def test_opt10032_row_double_sign_and_direction_from_the_sign_code() -> None:
-    row = parse_row(OCX_10032, 4, OPT10032)
+    row = parse_ocx(OCX_10032, 4, OPT10032)
     assert (row.rank, row.price, row.sign, row.change, row.change_rate) == (4, 71500, 5, -300, -0.42)
     assert row.own == {"now_rank": 1, "prev_rank": 2, "ask": 71600, "bid": 71500, "prev_volume": 17342123,
                        "trade_value": 1089234}
@@ -147,12 +185,13 @@ def test_opt10032_row_double_sign_and_direction_from_the_sign_code() -> None:
     (OPT10030, "ka10030", "pred_rt", "+95.32"), (OPT10027, "ka10027", "cntr_str", "245.12"),
     (OPT10032, "ka10032", "trde_prica", "1089234")])
 def test_rest_rows_parse_like_ocx_rows(spec, item: str, ocx_key: str, raw: str) -> None:
-    """The REST answer's keys map onto the same items, and the same strings give the same row."""
+    """The REST answer's keys map onto the same fields as the OCX's items, and the same strings give the same row."""
     ocx = {"opt10030": OCX_10030, "opt10027": OCX_10027, "opt10032": OCX_10032}[spec.code]
-    rest = {o.rest: ocx[o.kiwoom].strip() for o in spec.outputs}
+    rest = {spec.rest.outputs[o.field]: ocx[spec.ocx.outputs[o.field]].strip() for o in spec.outputs}
     rest[ocx_key] = raw
-    assert spec.rest_api_id == item
-    assert parse_row(ocx_row(spec, rest), 1, spec).to_dict() == parse_row(ocx, 1, spec).to_dict()
+    assert spec.rest.api_id == item
+    parsed = parse_row(row_fields(spec, rest), 1, spec, spec.rest.outputs)
+    assert parsed.to_dict() == parse_ocx(ocx, 1, spec).to_dict()
 
 
 @pytest.mark.parametrize(("spec", "row", "item", "value", "reason"), [
@@ -166,9 +205,10 @@ def test_rest_rows_parse_like_ocx_rows(spec, item: str, ocx_key: str, raw: str) 
 ])
 def test_malformed_values_of_each_tr_are_dropped_never_zero(spec, row, item: str, value: str, reason: str) -> None:
     with pytest.raises(MalformedValue, match=reason) as info:
-        parse_row({**row, item: value}, 1, spec)
+        parse_ocx({**row, item: value}, 1, spec)
     assert info.value.field == item
-    parsed = parse_rows([row, {**row, item: value}, row], spec=spec)
+    parsed = parse_rows([spec.ocx.fields_of(r) for r in (row, {**row, item: value}, row)], spec=spec,
+                        names=spec.ocx.outputs)
     assert [r.rank for r in parsed.rows] == [1, 3]
     assert [(d.rank, d.field, d.reason) for d in parsed.dropped] == [(2, item, info.value.reason)]
 
@@ -176,8 +216,9 @@ def test_malformed_values_of_each_tr_are_dropped_never_zero(spec, row, item: str
 def test_a_missing_item_is_reported() -> None:
     row = dict(OCX_10030)
     del row["거래회전율"]
-    with pytest.raises(MalformedValue, match="missing"):
-        parse_row(row, 1, OPT10030)
+    with pytest.raises(MalformedValue, match="missing") as info:
+        parse_ocx(row, 1, OPT10030)
+    assert info.value.field == "거래회전율"
 
 
 # --- one feed per TR on each source --------------------------------------------------------------------------

@@ -16,8 +16,10 @@ from kiwoom_cache.contract import Ranking
 from publisher.controls import ocx
 from publisher.controls.replay import ReplayControl, feeds_from_recording
 from publisher.controls.simulated import SimulatedControl
+from publisher.parser import ranking_from_response
 from publisher.recording import Recorder, RecordingError, read_recording
 from publisher.settings import FeedSettings, load_settings
+from publisher.trs import OPT10023, Provider, RawResponse
 from tests.publishers import ocx_publisher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +87,13 @@ def test_shipped_recording_is_labelled_simulated() -> None:
     [
         ("", "empty recording"),
         ("not json\n", ":1: not JSON"),
-        ('{"format":"other"}\n', ":1: not a kiwoom-cache.tr-recording v1 header"),
+        ('{"format":"other"}\n', ":1: not a kiwoom-cache.tr-recording header of version 1 or 2"),
+        ('{"format":"kiwoom-cache.tr-recording","version":3}\n', ":1: not a kiwoom-cache.tr-recording header"),
+        ('{"format":"kiwoom-cache.tr-recording","version":1}\n{"feed":"x","trcode":"opt10001","inputs":[],'
+         '"rows":[]}\n', ":2: bad TR record (ValueError: unknown TR 'opt10001'"),
+        ('{"format":"kiwoom-cache.tr-recording","version":2}\n{"feed":"x","trcode":"opt10023","screen":"",'
+         '"inputs":[],"prev_next":"0","rows":[],"requested_at_ms":1,"received_at_ms":2,"provider":"fax"}\n',
+         ":2: bad TR record (ValueError: 'fax' is not a valid Provider"),
         ('{"format":"kiwoom-cache.tr-recording","version":1}\n{"feed":"x"}\n', ":2: bad TR record (KeyError"),
     ],
 )
@@ -94,6 +102,61 @@ def test_bad_recordings_name_file_and_line(tmp_path: Path, content: str, message
     path.write_text(content, encoding="utf-8")
     with pytest.raises(RecordingError, match=message.replace("(", r"\(")):
         read_recording(path)
+
+
+def test_version_1_recordings_are_read_by_parameter_and_field() -> None:
+    """The shipped recording is version 1 (inputs and rows under the OCX's names): it reads as today's records."""
+    header, responses = read_recording(SHIPPED)
+    assert header["version"] == 1
+    fields = {o.field for o in OPT10023.outputs}
+    for response in responses:
+        assert response.provider is Provider.ocx and response.trcode == "opt10023"
+        assert [k for k, _ in response.inputs] == list(OPT10023.params)
+        assert all(set(row) == fields for row in response.rows)
+    first = responses[0].rows[0]
+    line = json.loads(SHIPPED.read_text(encoding="utf-8").splitlines()[1])
+    assert first["price"] == line["rows"][0]["현재가"] and first["code"] == line["rows"][0]["종목코드"]
+
+
+def test_each_provider_is_recorded_and_replayed_through_the_ocx_spelling(qtbot, tmp_path: Path) -> None:
+    """A REST answer is recorded by field with its provider and replays through the replay control under the OCX's
+    item names; the provider comes back so a refused value is still named by its REST key."""
+    rows = ({"code": "005930", "name": "삼성전자", "price": "-152000", "sign": "5", "change": "-100",
+             "change_rate": "-0.07", "prev_volume": "1", "volume": "12a4", "surge_volume": "+1", "surge_rate": "+1"},)
+    answer = RawResponse(feed="rest-feed", trcode="opt10023", screen="", inputs=FEEDS[0].inputs(), prev_next="0",
+                         rows=rows, requested_at_ms=1, received_at_ms=2, provider=Provider.rest)
+    recorder = Recorder(tmp_path / "rest.jsonl", source="rest")
+    recorder.record(answer)
+    recorder.close()
+    header, [back] = read_recording(tmp_path / "rest.jsonl")
+    assert header["version"] == 2 and back == answer
+    dropped = ranking_from_response(back, source="rest").dropped
+    assert [(d.field, d.value) for d in dropped] == [("now_trde_qty", "12a4")]
+    control = ReplayControl([back], latency_ms=1)
+    with qtbot.waitSignal(control.OnEventConnect, timeout=1000):
+        control.dynamicCall(ocx.COMM_CONNECT)
+    for param, value in FEEDS[0].inputs():
+        control.dynamicCall(ocx.SET_INPUT_VALUE, OPT10023.ocx.inputs[param], value)
+    seen: list[str] = []
+    control.OnReceiveTrData.connect(lambda *_: seen.append(
+        control.dynamicCall(ocx.GET_COMM_DATA, "opt10023", OPT10023.ocx.record, 0, "현재거래량")))
+    with qtbot.waitSignal(control.OnReceiveTrData, timeout=1000):
+        assert control.dynamicCall(ocx.COMM_RQ_DATA, "rq", "opt10023", 0, "2000") == 0
+    assert seen == ["12a4"]
+
+
+def test_recording_never_appends_to_an_older_version(tmp_path: Path) -> None:
+    """Version 2 lines after a version 1 header would be read the version 1 way (by the OCX's names): refused."""
+    old = tmp_path / "old.jsonl"
+    old.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(RecordingError, match=r"not a kiwoom-cache\.tr-recording v2 recording .*version 1"):
+        Recorder(old, source="sim")
+    assert old.read_text(encoding="utf-8") == SHIPPED.read_text(encoding="utf-8"), "nothing written"
+    current = tmp_path / "current.jsonl"
+    Recorder(current, source="sim").close()
+    again = Recorder(current, source="sim")  # the same version: appended to
+    again.close()
+    assert len(current.read_text(encoding="utf-8").splitlines()) == 1
 
 
 def test_replay_refuses_unrecorded_inputs(qtbot) -> None:

@@ -176,8 +176,9 @@ async def test_malformed_rows_are_dropped_and_reported(fake) -> None:
     assert isinstance(raw, RawResponse)
     ranking = ranking_from_response(raw, source="rest")
     assert [r.rank for r in ranking.rows] == [2]
+    # Each refused value is named by the REST key it came under, as Kiwoom's REST answer spells it.
     assert [(d.rank, d.field, d.reason) for d in ranking.dropped] == [
-        (1, "현재가", "not a number"), (3, "종목코드", "missing"), (4, "종목명", "missing")]
+        (1, "cur_prc", "not a number"), (3, "stk_cd", "missing"), (4, "stk_nm", "missing")]
     client.source.close()
 
 

@@ -16,7 +16,7 @@ def test_defaults_fit_kiwoom_limits() -> None:
     s = load_settings()
     assert [f.feed for f in s.feeds] == ["kospi-surge", "kosdaq-surge"]
     assert s.demanded_rate() <= s.sustainable_rate()
-    assert s.feeds[0].inputs()[0] == ("시장구분", "001")
+    assert s.feeds[0].inputs()[0] == ("market", "001")
 
 
 def test_example_config_loads_and_fits() -> None:
@@ -32,7 +32,7 @@ def test_feed_without_tr_is_opt10023_with_defaults_filled_in(tmp_path: Path) -> 
     a, b = load_settings(cfg).feeds
     assert a.tr == "opt10023" and a.params == {"market": "101", "sort": "1", "time_unit": "1", "min_volume": "5",
                                                  "minutes": "3", "stock_filter": "0", "price_filter": "0"}
-    assert b.tr == "opt10032" and b.inputs() == (("시장구분", "001"), ("관리종목포함", "0"))
+    assert b.tr == "opt10032" and b.inputs() == (("market", "001"), ("include_managed", "0"))
     assert b.info().tr == "opt10032" and b.info().params == {"market": "001", "include_managed": "0"}
 
 

@@ -11,7 +11,9 @@ from publisher.controls.sim_market import limit_prices, tick_size
 from publisher.controls.simulated import SimulatedControl
 from publisher.trs import OPT10023
 
-INPUTS = dict(zip([i.kiwoom for i in OPT10023.inputs], ["001", "1", "1", "5", "5", "0", "0"], strict=True))
+#: The OCX's input names in SetInputValue order, with values.
+INPUTS = dict(zip([OPT10023.ocx.inputs[p] for p in OPT10023.params], ["001", "1", "1", "5", "5", "0", "0"],
+                  strict=True))
 
 
 class Clock:

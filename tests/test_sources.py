@@ -22,16 +22,16 @@ from publisher.loop import Signal
 from publisher.poller import Poller
 from publisher.settings import FeedSettings, PublisherSettings
 from publisher.sources import REGISTRY, create_source, spec_for
-from publisher.trs import OPT10023, RawResponse, TrRequest
+from publisher.trs import OPT10023, Provider, RawResponse, TrRequest
 
-ROW = {"종목코드": "005930", "종목명": "삼성전자", "현재가": "-152000", "전일대비기호": "5", "전일대비": "-100",
-       "등락률": "-0.07", "이전거래량": "22532511", "현재거래량": "31103523", "급증량": "+8571012", "급증률": "+38.04"}
+ROW = {"code": "005930", "name": "삼성전자", "price": "-152000", "sign": "5", "change": "-100", "change_rate": "-0.07",
+       "prev_volume": "22532511", "volume": "31103523", "surge_volume": "+8571012", "surge_rate": "+38.04"}
 
 
 def test_opt10023_names_are_kiwoom_spelling() -> None:
-    assert [i.kiwoom for i in OPT10023.inputs] == [
+    assert [OPT10023.ocx.inputs[p] for p in OPT10023.params] == [
         "시장구분", "정렬구분", "시간구분", "거래량구분", "시간", "종목조건", "가격구분"]
-    assert [o.kiwoom for o in OPT10023.outputs] == [
+    assert [OPT10023.ocx.outputs[o.field] for o in OPT10023.outputs] == [
         "종목코드", "종목명", "현재가", "전일대비기호", "전일대비", "등락률",
         "이전거래량", "현재거래량", "급증량", "급증률"]
     assert {o.field for o in OPT10023.outputs} | {"rank"} == set(
@@ -95,7 +95,7 @@ class ScriptedSource:
             loop.call_soon(self.requestFailed.emit, req.feed, RateLimitError(1700, "ka10023", _REST_1700))
             return
         raw = RawResponse(feed=req.feed, trcode=req.trcode, screen="", inputs=req.inputs, prev_next="",
-                          rows=(ROW,), requested_at_ms=now_ms(), received_at_ms=now_ms())
+                          rows=(ROW,), requested_at_ms=now_ms(), received_at_ms=now_ms(), provider=Provider.rest)
         loop.call_soon(self.responseReceived.emit, raw)
 
     def forget(self, feed: str) -> None:

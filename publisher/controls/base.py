@@ -152,7 +152,7 @@ class OcxControl(QObject):
             return None
         rqname, current_tr, rows = self._current
         spec = TRS.get(current_tr.lower())
-        record = spec.record if spec is not None else None
+        record = spec.ocx.record if spec is not None else None
         return rows if trcode.lower() == current_tr.lower() and name in (rqname, record) else None
 
     def _repeat_cnt(self, trcode: str, name: str) -> int:

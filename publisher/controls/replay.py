@@ -1,7 +1,8 @@
 """A control that answers TR requests from a recording, through the same ``dynamicCall`` surface.
 
-It matches each ``CommRqData`` by TR code and the exact ``SetInputValue`` inputs, and answers with the
-next recorded response for them (looping at the end when ``loop``), so the parser, the poller and the
+It matches each ``CommRqData`` by TR code and the exact ``SetInputValue`` inputs (read back into parameters
+through the TR's OCX spelling), and answers with the next recorded response for them, its rows under the OCX's
+item names again (looping at the end when ``loop``), so the parser, the poller and the
 writer run exactly as they do live. Played once, it says when a request took the last recorded answer
 for its inputs (:attr:`ReplayControl.answersExhausted`), so the caller stops asking instead of getting
 ``-202`` for a recording that simply ended. Pacing comes from the publisher's timers; see
@@ -20,13 +21,13 @@ from PyQt5.QtCore import QObject, pyqtSignal
 from publisher.controls.base import OcxControl
 from publisher.kiwoom_errors import OP_ERR_NONE, OP_ERR_RQ_STRING_FAIL
 from publisher.settings import FeedSettings
-from publisher.trs import RawResponse, tr_spec
+from publisher.trs import TRS, RawResponse, tr_spec
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
-def _key(trcode: str, inputs: Sequence[tuple[str, str]]) -> _Key:
-    return trcode.lower(), tuple(sorted(inputs))
+def _key(trcode: str, params: Sequence[tuple[str, str]]) -> _Key:
+    return trcode.lower(), tuple(sorted(params))
 
 
 class ReplayControl(OcxControl):
@@ -50,7 +51,8 @@ class ReplayControl(OcxControl):
         return not self._loop and not any(self._queues.values())
 
     def request(self, rqname: str, trcode: str, prev_next: int, screen: str, inputs: dict[str, str]) -> int:
-        key = _key(trcode, list(inputs.items()))
+        spec = TRS.get(trcode.lower())
+        key = _key(trcode, spec.ocx.params_of(inputs.items()) if spec is not None else list(inputs.items()))
         queue = self._queues.get(key)
         if queue is None:
             self.OnReceiveMsg.emit(screen, rqname, trcode, "[replay] 녹화에 없는 조회입니다 (no recorded answer for "
@@ -64,7 +66,8 @@ class ReplayControl(OcxControl):
         response = queue.popleft()
         self.replayed += 1
         # A recorded answer is a whole ranking, its pages already merged: there is never another page to fetch.
-        self.answer_later(screen, rqname, response.trcode, response.rows)
+        names = tr_spec(response.trcode).ocx
+        self.answer_later(screen, rqname, response.trcode, [names.named(row) for row in response.rows])
         if not queue and not self._loop:
             self.answersExhausted.emit(rqname)
         return OP_ERR_NONE
@@ -83,7 +86,6 @@ def feeds_from_recording(responses: Sequence[RawResponse], speed: float = 1.0) -
         gaps = [(b.requested_at_ms - a.requested_at_ms) / 1000 for a, b in itertools.pairwise(items)]
         period = statistics.median(gaps) if gaps else 10.0
         spec = tr_spec(items[0].trcode)
-        names = {i.kiwoom: i.param for i in spec.inputs}
-        params = {names[k]: v for k, v in items[0].inputs if k in names}
+        params = {k: v for k, v in items[0].inputs if k in spec.params}
         feeds.append(FeedSettings(feed=feed, tr=spec.code, params=params, interval_s=max(0.1, period / speed)))
     return feeds

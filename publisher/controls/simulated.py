@@ -310,15 +310,15 @@ class SimulatedControl(OcxControl):
     @staticmethod
     def _check_inputs(spec: TrSpec, inputs: dict[str, str]) -> str | None:
         for item in spec.inputs:
-            value = inputs.get(item.kiwoom)
-            if value is None:
-                return f"{item.kiwoom} 누락"
+            name = spec.ocx.inputs[item.param]
+            if (value := inputs.get(name)) is None:
+                return f"{name} 누락"
             if item.check(value) is not None:
-                return f"{item.kiwoom}={value}"
+                return f"{name}={value}"
         return None
 
     def _rank(self, spec: TrSpec, inputs: dict[str, str]) -> list[dict[str, str]]:
-        params = {item.param: inputs[item.kiwoom] for item in spec.inputs}
+        params = {i.param: inputs[spec.ocx.inputs[i.param]] for i in spec.inputs}
         return [self._format(spec, values)
                 for values in raw_rows(spec.code, self.market, ranked(spec.code, self.market, params))]
 
@@ -333,9 +333,10 @@ class SimulatedControl(OcxControl):
                 values["volume"] = values["volume"].rjust(12, "0")
             else:
                 values["code"] = "A" + values["code"]
-        row = {o.kiwoom: values[o.field].ljust(_WIDTH) if o.field in ("code", "name", "stock_class")
+        names = spec.ocx.outputs  # the OCX's item names, in the TR's output order
+        row = {names[o.field]: values[o.field].ljust(_WIDTH) if o.field in ("code", "name", "stock_class")
                else values[o.field].rjust(_WIDTH) for o in spec.outputs}
         if self.faults.malformed_rate and rng.random() < self.faults.malformed_rate:
-            item = rng.choice([o.kiwoom for o in spec.outputs if o.field != "stock_class"])
+            item = rng.choice([names[o.field] for o in spec.outputs if o.field != "stock_class"])
             row[item] = rng.choice(["", "  ", "12a4", "+-", "1.2.3"]).rjust(_WIDTH)
         return row

@@ -1,8 +1,9 @@
 """What the poller and the publisher need from a ranking source, whatever it talks to.
 
-A source logs in, sends one opt10023-shaped request per feed at a time and answers with a
-:class:`~publisher.trs.records.RawResponse` whose rows use opt10023's Kiwoom item names (each source maps its
-own spelling onto them once; one parser turns the strings into typed rows). Failures are the typed
+A source logs in, sends one request per feed at a time (its inputs by parameter: the source spells them) and
+answers with a :class:`~publisher.trs.records.RawResponse` whose rows are keyed by the TR's row fields (each
+source maps its own spelling, ``spec.ocx`` or ``spec.rest``, straight to fields; one parser turns the strings
+into typed rows and names a refused value as the source's provider spells it). Failures are the typed
 families of :mod:`publisher.kiwoom_errors` — raised at once by :meth:`RankingSource.request` or emitted
 later through :attr:`RankingSource.requestFailed` — so the poller reacts to classes, never to codes.
 """

@@ -35,7 +35,7 @@ from publisher.loop import Loop, Signal, Timer
 from publisher.screens import ScreenPool
 from publisher.sources.base import SourceContext
 from publisher.sources.ocx_settings import OcxSettings, SimSettings
-from publisher.trs import RawResponse, TrRequest, spec_by_rqname, tr_spec
+from publisher.trs import Provider, RawResponse, TrRequest, spec_by_rqname, tr_spec
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,14 @@ class OcxSource:
         screen = self.screen_for(fetch.first.feed)
         self._seq += 1
         req = replace(fetch.first, seq=self._seq, prev_next=prev_next)
-        for name, value in req.inputs:
-            self.control.dynamicCall(ocx.SET_INPUT_VALUE, name, value)
-        code = int(self.control.dynamicCall(ocx.COMM_RQ_DATA, req.rqname, req.trcode, req.prev_next, screen))
+        names = tr_spec(req.trcode).ocx.inputs
+        for param, value in req.inputs:
+            self.control.dynamicCall(ocx.SET_INPUT_VALUE, names[param], value)
+        sent = request_name(req)
+        code = int(self.control.dynamicCall(ocx.COMM_RQ_DATA, sent, req.trcode, req.prev_next, screen))
         page = f" page {fetch.pages + 1}" if prev_next == NEXT_PAGE else ""
         check_code(code, f"CommRqData {req.trcode} {req.feed}{page}")
-        self._pending[req.rqname] = fetch
+        self._pending[sent] = fetch
 
     def forget(self, feed: str) -> None:
         for fetch in [*self._pending.values(), *self._paced.values()]:
@@ -259,7 +261,7 @@ class OcxSource:
         self.responseReceived.emit(RawResponse(
             feed=req.feed, trcode=req.trcode, screen=screen, inputs=req.inputs,
             prev_next=ocx.MORE_PAGES if more else "0", rows=tuple(fetch.rows),
-            requested_at_ms=fetch.requested_at_ms, received_at_ms=now_ms(),
+            requested_at_ms=fetch.requested_at_ms, received_at_ms=now_ms(), provider=Provider.ocx,
         ))
 
     def _timer(self, callback: Callable[[], None]) -> Timer:
@@ -270,12 +272,14 @@ class OcxSource:
         return self._loop.timer(callback)
 
     def _read_rows(self, trcode: str, rqname: str) -> tuple[dict[str, str], ...]:
-        # Only valid inside OnReceiveTrData: the control frees the buffer when the slot returns.
+        # Only valid inside OnReceiveTrData: the control frees the buffer when the slot returns. Each item is read
+        # under its OCX name straight into its row field.
         call = self.control.dynamicCall
         count = int(call(ocx.GET_REPEAT_CNT, trcode, rqname) or 0)
-        items = tuple(output.kiwoom for output in tr_spec(trcode).outputs)
+        spec = tr_spec(trcode)
+        items = [(o.field, spec.ocx.outputs[o.field]) for o in spec.outputs]  # in Kiwoom's order
         return tuple(
-            {item: str(call(ocx.GET_COMM_DATA, trcode, rqname, i, item)) for item in items} for i in range(count)
+            {f: str(call(ocx.GET_COMM_DATA, trcode, rqname, i, item)) for f, item in items} for i in range(count)
         )
 
     def _on_receive_msg(self, screen: str, rqname: str, trcode: str, msg: str) -> None:
@@ -285,8 +289,14 @@ class OcxSource:
         self.messageReceived.emit(feed_of(rqname), msg.strip())
 
 
+def request_name(req: TrRequest) -> str:
+    """The sRQName of ``req``: the control echoes it back; the feed routes the answer, the counter names this one
+    request (see :attr:`TrRequest.seq`)."""
+    return f"{tr_spec(req.trcode).ocx.rqname}:{req.feed}#{req.seq}"
+
+
 def feed_of(rqname: str) -> str | None:
-    """The feed a sRQName we sent belongs to (see TrRequest.rqname), else None."""
+    """The feed a sRQName we sent belongs to (see :func:`request_name`), else None."""
     head, sep, rest = rqname.partition(":")
     feed = rest.rpartition("#")[0]
     return feed if sep and spec_by_rqname(head) is not None and feed else None

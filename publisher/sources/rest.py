@@ -12,9 +12,9 @@
 * A request is ``POST /api/dostk/rkinfo`` with ``api-id`` the TR's REST id; continuation pages follow the
   ``cont-yn``/``next-key`` headers and are merged into one answer, each page taking a slot from the shared
   limiter first. Timeouts, connection errors and 5xx answers are retried with exponential backoff.
-* Answers become the same :class:`RawResponse` as the OCX's: the answer keys are renamed to the OCX's
-  item names once (each :class:`~publisher.trs.spec.TrOutput` knows both) and the one parser does the
-  rest. ``return_code`` values become the typed families of :mod:`publisher.sources.rest_codes` (1700 is a
+* Answers become the same :class:`RawResponse` as the OCX's: the TR's REST spelling (``spec.rest``) maps each
+  answer key straight to its row field, and the one parser does the rest, naming a refused value by its REST
+  key. ``return_code`` values become the typed families of :mod:`publisher.sources.rest_codes` (1700 is a
   :class:`RateLimitError`).
 
 Runs on the asyncio loop (:mod:`publisher.aio_loop`) with ``httpx.AsyncClient``: nothing here blocks.
@@ -42,7 +42,7 @@ from publisher.loop import Signal
 from publisher.sources.base import SourceContext
 from publisher.sources.rest_codes import OK, RENEW_TOKEN_CODES, CredentialsError, TokenInvalidError, rest_error
 from publisher.sources.rest_settings import RestMode, RestSettings
-from publisher.trs import RawResponse, TrRequest, TrSpec, tr_spec
+from publisher.trs import Provider, RawResponse, TrRequest, TrSpec, tr_spec
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +199,8 @@ class RestSource:
         requested_at = now_ms()
         deadline = self._aio.time() + self._budget_s if self._budget_s is not None else float("inf")
         spec = tr_spec(req.trcode)
-        context = f"{spec.rest_api_id} {req.feed}"
-        keys = {i.kiwoom: i.rest for i in spec.inputs}
-        body = {keys[name]: value for name, value in req.inputs}
+        context = f"{spec.rest.api_id} {req.feed}"
+        body = {spec.rest.inputs[param]: value for param, value in req.inputs}
         body[EXCHANGE_KEY] = self._exchange
         rows: list[dict[str, str]] = []
         next_key: str | None = None
@@ -210,12 +209,12 @@ class RestSource:
             for page in range(self._max_pages):
                 if page:
                     await _pace(limiter, deadline, self._aio, context)
-                data, more, next_key = await self._call(spec.rest_api_id, body, next_key, limiter, context,
+                data, more, next_key = await self._call(spec.rest.api_id, body, next_key, limiter, context,
                                                             deadline=deadline)
-                items = data.get(spec.rest_rows_key)
+                items = data.get(spec.rest.rows_key)
                 if not isinstance(items, list):
-                    raise SourceUnavailableError(f"{context}: malformed answer: no '{spec.rest_rows_key}' list")
-                rows.extend(ocx_row(spec, item) for item in items)
+                    raise SourceUnavailableError(f"{context}: malformed answer: no '{spec.rest.rows_key}' list")
+                rows.extend(row_fields(spec, item) for item in items)
                 message = data.get("return_msg")
                 if page == 0 and isinstance(message, str) and message:
                     self.messageReceived.emit(req.feed, message)
@@ -237,7 +236,7 @@ class RestSource:
         self._tasks.pop(req.feed, None)
         self.responseReceived.emit(RawResponse(
             feed=req.feed, trcode=req.trcode, screen="", inputs=req.inputs, prev_next="2" if more else "0",
-            rows=tuple(rows), requested_at_ms=requested_at, received_at_ms=now_ms(),
+            rows=tuple(rows), requested_at_ms=requested_at, received_at_ms=now_ms(), provider=Provider.rest,
         ))
 
     async def _call(self, api_id: str, body: dict[str, str], next_key: str | None, limiter: RateLimiter,
@@ -320,18 +319,19 @@ def _int_code(value: object, context: str) -> int:
     return int(value)
 
 
-def ocx_row(spec: TrSpec, item: object) -> dict[str, str]:
-    """REST answer keys renamed to the TR's OCX items; values untouched (numbers as Kiwoom's strings). A missing
-    or non-scalar value is left out, so the parser reports the row as dropped instead of guessing."""
+def row_fields(spec: TrSpec, item: object) -> dict[str, str]:
+    """One answer row by row field (``spec.rest`` names each field's key); values untouched (numbers as Kiwoom's
+    strings). A missing or non-scalar value is left out, so the parser reports the row as dropped instead of
+    guessing."""
     if not isinstance(item, dict):
         return {}
     row: dict[str, str] = {}
     for output in spec.outputs:
-        value = item.get(output.rest)
+        field, value = output.field, item.get(spec.rest.outputs[output.field])
         if isinstance(value, str):
-            row[output.kiwoom] = value
+            row[field] = value
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            row[output.kiwoom] = str(value)
+            row[field] = str(value)
     return row
 
 

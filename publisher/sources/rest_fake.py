@@ -185,7 +185,7 @@ class FakeKiwoomRest:
     def _ranking(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> tuple[int, Any, list[Any]]:
         spec = spec_by_api_id(headers.get("api-id", ""))
         if spec is None:
-            ids = ", ".join(s.rest_api_id for s in TRS.values())
+            ids = ", ".join(s.rest.api_id for s in TRS.values())
             return 200, _error(1504, f"[fake] api-id must be one of {ids} for {RANKING_PATH}"), []
         faults = self.faults
         if faults.unauthorized:
@@ -218,19 +218,20 @@ class FakeKiwoomRest:
         else:
             params = {}
             for item in spec.inputs:
-                value = body.get(item.rest)
+                key = spec.rest.inputs[item.param]
+                value = body.get(key)
                 if not isinstance(value, str) or item.check(value) is not None:
-                    return 200, _error(1501, f"[fake] 입력값 오류: {item.rest}={value!r}"), []
+                    return 200, _error(1501, f"[fake] 입력값 오류: {key}={value!r}"), []
                 params[item.param] = value
             rows = [rest_row(spec, values) for values in raw_rows(spec.code, self.market, self._ranked(spec, params))]
         page, rest = rows[: self.page_size], rows[self.page_size :]
-        extra: list[tuple[bytes, str]] = [(b"api-id", spec.rest_api_id), (b"cont-yn", "Y" if rest else "N")]
+        extra: list[tuple[bytes, str]] = [(b"api-id", spec.rest.api_id), (b"cont-yn", "Y" if rest else "N")]
         if rest:
             key = secrets.token_hex(8)
             self._pages[key] = rest
             extra.append((b"next-key", key))
         self.served += 1
-        return 200, {spec.rest_rows_key: page, "return_code": 0, "return_msg": OK_MSG}, extra
+        return 200, {spec.rest.rows_key: page, "return_code": 0, "return_msg": OK_MSG}, extra
 
     def _ranked(self, spec: TrSpec, params: Mapping[str, str]) -> list[Quote]:
         if self._quotes is not None:
@@ -243,7 +244,7 @@ class FakeKiwoomRest:
 
     def _malformed(self, spec: TrSpec, kind: str) -> tuple[int, Any, list[Any]]:
         ok = {"return_code": 0, "return_msg": OK_MSG}
-        rows_key = spec.rest_rows_key
+        rows_key = spec.rest.rows_key
         if kind == "not-json":
             return 200, b'{"' + rows_key.encode() + b'": [', []
         if kind == "array":
@@ -267,7 +268,7 @@ def _error(code: int, message: str) -> dict[str, Any]:
 def rest_row(spec: TrSpec, values: Mapping[str, str]) -> dict[str, str]:
     """One row of ``spec``'s REST answer from :func:`~publisher.controls.sim_ranking.raw_rows`: Kiwoom's strings,
     unpadded, ``+``/``-`` = direction versus the previous close, under the REST keys."""
-    return {output.rest: values[output.field] for output in spec.outputs}
+    return {spec.rest.outputs[output.field]: values[output.field] for output in spec.outputs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@ Everything above it builds on this package and it builds on nothing of the publi
 simulated server answers), the parser (how a raw string becomes a typed value), the settings (which inputs a
 feed may give) and the sources (how a request is spelled for the OCX or REST). Import from here:
 
-- :mod:`publisher.trs.spec` — :class:`TrSpec`, its inputs and outputs, :class:`Kind`;
+- :mod:`publisher.trs.spec` — :class:`TrSpec`, its inputs and outputs, :class:`Kind`, and each provider's
+  names for them (:class:`OcxSpelling`, :class:`RestSpelling`);
 - :mod:`publisher.trs.catalogue` — the TRs (:data:`TRS`) and their lookups, checked at import;
 - :mod:`publisher.trs.records` — :class:`TrRequest` and :class:`RawResponse`.
 """
@@ -21,9 +22,20 @@ from publisher.trs.catalogue import (
     tr_spec,
 )
 from publisher.trs.records import RawResponse, TrRequest
-from publisher.trs.spec import PAGE_ROWS, Kind, TrInput, TrOutput, TrSpec
+from publisher.trs.spec import (
+    PAGE_ROWS,
+    Kind,
+    OcxSpelling,
+    Provider,
+    RestSpelling,
+    Spelling,
+    TrInput,
+    TrOutput,
+    TrSpec,
+)
 
 __all__ = [
-    "DEFAULT_TR", "OPT10023", "OPT10027", "OPT10030", "OPT10032", "PAGE_ROWS", "TRS", "Kind", "RawResponse",
-    "TrInput", "TrOutput", "TrRequest", "TrSpec", "spec_by_api_id", "spec_by_rqname", "tr_spec",
+    "DEFAULT_TR", "OPT10023", "OPT10027", "OPT10030", "OPT10032", "PAGE_ROWS", "TRS", "Kind", "OcxSpelling",
+    "Provider", "RawResponse", "RestSpelling", "Spelling", "TrInput", "TrOutput", "TrRequest", "TrSpec",
+    "spec_by_api_id", "spec_by_rqname", "tr_spec",
 ]

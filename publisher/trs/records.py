@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from publisher.trs.catalogue import tr_spec
+from publisher.trs.spec import Provider
 
 __all__ = ["RawResponse", "TrRequest"]
 
@@ -13,31 +13,30 @@ __all__ = ["RawResponse", "TrRequest"]
 class TrRequest:
     feed: str
     trcode: str
-    #: (Kiwoom input name, value) in SetInputValue order.
+    #: (parameter, value) in the TR's input order; each source spells the names its own way.
     inputs: tuple[tuple[str, str], ...]
     prev_next: int = 0
     #: The source's request counter: makes each sRQName unique, so a late answer to a timed-out request is
     #: recognised as such and never credited to the resend.
     seq: int = 0
 
-    @property
-    def rqname(self) -> str:
-        # The control echoes sRQName back; the feed routes the answer, the counter names this one request.
-        return f"{tr_spec(self.trcode).rqname}:{self.feed}#{self.seq}"
-
 
 @dataclass(frozen=True, slots=True)
 class RawResponse:
-    """One TR answer exactly as the source gave it (rows keyed by the TR's OCX item names): the unit that is
-    recorded and replayed."""
+    """One TR answer with the source's raw strings, each row keyed by the TR's row fields (each source maps its
+    own item names to fields): the unit that is recorded and replayed."""
 
     feed: str
     trcode: str
     #: The OCX screen number the answer came on; empty for sources without screens (REST).
     screen: str
+    #: (parameter, value), as in the request.
     inputs: tuple[tuple[str, str], ...]
     prev_next: str
+    #: Row field -> the raw string; a value the provider did not send is left out (the parser reports it).
     rows: tuple[dict[str, str], ...]
     requested_at_ms: int
     received_at_ms: int
+    #: Whose item names the raw values came under: a value the parser refuses is reported by that name.
+    provider: Provider
     messages: tuple[str, ...] = field(default=())

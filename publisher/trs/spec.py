@@ -1,14 +1,17 @@
 """What a ranking TR is, as data: its inputs with their allowed values, its outputs and how each parses.
 
-A :class:`TrSpec` holds every Kiwoom spelling the sources need: the OCX's request and record names, its input
-and output item names (KOA Studio's TR dump), and the REST API's ``api-id``, body keys and answer keys. The
-Redis contract never sees any of this: a document carries ``tr``, English ``params`` and the row fields of its
-:class:`~kiwoom_cache.contract.RowSchema`. The TRs themselves are in :mod:`publisher.trs.catalogue`.
+A :class:`TrSpec` is provider-neutral: our parameter names, defaults and allowed values, the row fields and
+their :class:`Kind`. Each provider's names for the same TR live in a record of their own: :class:`OcxSpelling`
+(the OCX's request and record names, input and output item names: KOA Studio's TR dump) and
+:class:`RestSpelling` (the REST API's ``api-id``, answer list, body keys and answer keys), refused at build time
+unless each names every input and output exactly once. The Redis contract never sees any of this: a document
+carries ``tr``, English ``params`` and the row fields of its :class:`~kiwoom_cache.contract.RowSchema`. The
+TRs themselves are in :mod:`publisher.trs.catalogue`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -32,13 +35,18 @@ class Kind(StrEnum):
     decimal = "decimal"    # signed decimal ('+38.04')
 
 
+class Provider(StrEnum):
+    """Whose names a raw answer's items carry: Kiwoom's OCX (OpenAPI+) or its REST API."""
+
+    ocx = "ocx"
+    rest = "rest"
+
+
 @dataclass(frozen=True, slots=True)
 class TrInput:
-    """One input: Kiwoom's OCX name, our parameter name, the REST body key, default and allowed values."""
+    """One input: our parameter name, its default and allowed values (each provider spells the name its way)."""
 
-    kiwoom: str
     param: str
-    rest: str
     default: str
     #: code -> Kiwoom's description; None for a free number checked against ``bounds``.
     choices: Mapping[str, str] | None = None
@@ -59,27 +67,87 @@ class TrInput:
 
 @dataclass(frozen=True, slots=True)
 class TrOutput:
-    """One output item: Kiwoom's OCX name, the row field it fills, the REST answer key, how it parses."""
+    """One output: the row field it fills and how its raw string parses."""
 
-    kiwoom: str
     field: str
-    rest: str
     kind: Kind
 
 
-@dataclass(frozen=True, slots=True)
-class TrSpec:
-    code: str
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Spelling:
+    """One provider's names for a TR's inputs (by parameter) and outputs (by row field)."""
+
+    inputs: Mapping[str, str]
+    outputs: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        # Frozen all the way down: the names are copied into read-only mappings, never shared with the caller.
+        object.__setattr__(self, "inputs", MappingProxyType(dict(self.inputs)))
+        object.__setattr__(self, "outputs", MappingProxyType(dict(self.outputs)))
+
+    def fields_of(self, row: Mapping[str, str]) -> dict[str, str]:
+        """A row under this provider's item names -> the same row by field (items we do not read are left out)."""
+        return {f: row[name] for f, name in self.outputs.items() if name in row}
+
+    def named(self, row: Mapping[str, str]) -> dict[str, str]:
+        """A row by field -> the same row under this provider's item names."""
+        return {self.outputs[f]: value for f, value in row.items() if f in self.outputs}
+
+    def params_of(self, inputs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """(this provider's input name, value) -> (parameter, value); a name it does not know stays as it is."""
+        params = {name: param for param, name in self.inputs.items()}
+        return tuple((params.get(name, name), value) for name, value in inputs)
+
+    def mismatch(self, params: Sequence[str], fields: Sequence[str]) -> str | None:
+        """None if every parameter and output field has exactly one name here, else what is wrong."""
+        problems = []
+        for what, wanted, given in (("input", params, self.inputs), ("output", fields, self.outputs)):
+            if missing := [w for w in wanted if w not in given]:
+                problems.append(f"no name for {what}(s) {', '.join(missing)}")
+            if extra := [g for g in given if g not in wanted]:
+                problems.append(f"names {what}(s) the TR does not have: {', '.join(extra)}")
+            if len(set(given.values())) != len(given):
+                problems.append(f"gives two {what}s the same name")
+        return "; ".join(problems) or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OcxSpelling(Spelling):
+    """The OCX's names: SetInputValue inputs, GetCommData items, and the request and record names."""
+
     #: sRQName prefix (the feed is appended) and the record name GetCommData reads.
     rqname: str
     record: str
-    rest_api_id: str
-    #: The REST answer's list of rows.
-    rest_rows_key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestSpelling(Spelling):
+    """The REST API's names: body keys, answer keys, the ``api-id`` and the answer's list of rows."""
+
+    api_id: str
+    rows_key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrSpec:
+    code: str
     inputs: tuple[TrInput, ...]
     #: Outputs we publish, in Kiwoom's order; items not listed are not read.
     outputs: tuple[TrOutput, ...]
     row_schema: RowSchemaName
+    ocx: OcxSpelling
+    rest: RestSpelling
+
+    def __post_init__(self) -> None:
+        # A spelling that misses an input or output would fail only when that provider is polled: refuse it here.
+        fields = tuple(o.field for o in self.outputs)
+        for provider in Provider:
+            problem = self.spelling(provider).mismatch(self.params, fields)
+            if problem is not None:
+                raise ValueError(f"{self.code}: the {provider} spelling {problem}")
+
+    def spelling(self, provider: Provider) -> Spelling:
+        return self.ocx if provider is Provider.ocx else self.rest
 
     @property
     def schema(self) -> RowSchema:
@@ -117,3 +185,11 @@ def choices(text: str) -> Mapping[str, str]:
     return MappingProxyType({k.strip(): v.strip() for k, v in pairs})
 
 
+
+
+def names(*base: Mapping[str, str], **more: str) -> Mapping[str, str]:
+    """A spelling's names (parameter or field -> the provider's name): shared tables merged with the TR's own."""
+    merged: dict[str, str] = {}
+    for table in base:
+        merged.update(table)
+    return MappingProxyType({**merged, **more})
