@@ -171,6 +171,7 @@ def merge(reports: list[dict[str, Any]], names: list[str] | None = None) -> dict
         for kind in ("sse", "snapshot"):
             merged.setdefault(kind, []).extend({**r, "batch": offset + r.get("batch", 0)} for r in report.get(kind, []))
         merged["runs"].append({"name": name, "finished": report.get("finished", "?"),
+                               "commit": report.get("versions", {}).get("commit"),
                                "loadavg_1m": report.get("loadavg_1m", ["?", "?"]), "batches": batches,
                                "argv": report.get("settings", {}).get("argv", "")})
         offset += batches
@@ -190,8 +191,10 @@ def section(report: dict[str, Any]) -> str:
     """bench/README.md's generated results section (between BEGIN and END), from a merged report."""
     runs = report.get("runs", [])
     batches = report.get("settings", {}).get("batches", 0)
-    listing = "; ".join(f"[{r['name']}](results/runs/{r['name']}) finished {r['finished']}, {r['batches']} batches, "
-                        f"1-minute load {r['loadavg_1m'][0]} → {r['loadavg_1m'][1]}" for r in runs)
+    listing = "; ".join(f"[{r['name']}](results/runs/{r['name']}) finished {r['finished']}"
+                        + (f" at {r['commit']}" if r.get("commit") else "")
+                        + f", {r['batches']} batches, 1-minute load {r['loadavg_1m'][0]} → {r['loadavg_1m'][1]}"
+                        for r in runs)
     lines = [BEGIN, "",
              f"From {len(runs)} run{'' if len(runs) == 1 else 's'} of `bash bench/run.sh` ({batches} interleaved "
              f"batches in all): {listing}. Each cell is the range over the valid batches of every run "

@@ -728,7 +728,9 @@ def versions() -> dict[str, str]:
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
+    commit = run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])
     return {
+        "commit": commit if commit not in ("absent", "?") and "fatal" not in commit else "unknown",
         "machine": f"{os.cpu_count()} vCPU, {cpu}", "kernel": platform.release(),
         "os": run(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
         "nofile_hard": str(resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
