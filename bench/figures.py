@@ -238,8 +238,9 @@ def compare(report: dict[str, Any], rerun: dict[str, Any]) -> list[str]:
     for label, fig in new.items():
         if not fig.values or label not in have or not have[label].values or fig.unit != "×":
             continue
-        lo, hi = min(have[label].values), max(have[label].values)
-        out = [v for v in fig.values if not lo <= v <= hi]
+        # at the precision the range is printed with: a rerun's 0.80 is inside a printed "0.44–0.80×"
+        lo, hi = (round(f(have[label].values), fig.digits) for f in (min, max))
+        out = [v for v in fig.values if not lo <= round(v, fig.digits) <= hi]
         mark = f"OUTSIDE ({', '.join(fig.fmt(v) for v in out)})" if out else "inside"
         lines.append(f"{mark}: {label}: rerun {fig.range_text()} against published {have[label].range_text()}")
     return lines
