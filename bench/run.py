@@ -167,11 +167,11 @@ def replica(redis_url: str, *, name: str = "replica", **settings: str) -> Server
     return python_server(name, ["-m", "api"], port, "/readyz", env)
 
 
-def baseline(redis_url: str, checkout: Path | None) -> Server:
+def baseline(redis_url: str, checkout: Path | None, name: str = "baseline") -> Server:
     """The replica as another checkout has it (``--baseline DIR``: a before/after comparison in one run)."""
     if checkout is None:
         raise SystemExit("--servers baseline needs --baseline DIR (a checkout of the code to compare against)")
-    server = replica(redis_url, name="baseline")
+    server = replica(redis_url, name=name)
     server.cwd = checkout.resolve()  # `python -m api` imports api/ and kiwoom_cache/ from there
     return server
 
@@ -1004,6 +1004,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report["duration_s"] = round(time.monotonic() - started, 1)
     report["loadavg_1m"] = [round(load_start, 1), round(os.getloadavg()[0], 1)]
+    earlier = figures.published() if published else []
     stem = args.out / REPORT
     if published:  # a new file beside the earlier runs: the figures widen over them, none is replaced
         stem = figures.RUNS / time.strftime("%Y-%m-%d-%H%M", time.gmtime())
@@ -1018,7 +1019,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{len(flagged)} SSE runs failed their checks (left out of the figures):", *flagged, sep="\n  ")
     if published:
         figures.main(["--write"])
-        print(f"python bench/figures.py --compare {stem}.json: this run against the earlier runs' ranges")
+        if earlier:  # the reproducibility check: this run's ratios against the ranges the earlier runs published
+            lines = figures.compare(figures.load(earlier), report)
+            inside = sum(not line.startswith("OUTSIDE") for line in lines)
+            print(*lines, f"{inside} of {len(lines)} ratios inside the earlier runs' ranges", sep="\n")
     print(f"done in {report['duration_s']} s: {stem}.md, .json, {args.out}/sse.png")
     return report
 

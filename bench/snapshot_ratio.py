@@ -37,6 +37,7 @@ from run import (
     Publisher,
     Server,
     bare_asgi,
+    baseline,
     heartbeat,
     heartbeating,
     probe,
@@ -97,8 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                 if k not in ("date", "server", "content-type", "content-length")})
         servers["bare ASGI, the replica's headers"] = same.start(tmp / "bare-headers.log")
         for checkout in args.baseline:
-            base = replica(rds.url, name=f"baseline-{checkout.name}")
-            base.cwd = checkout.resolve()  # `python -m api` imports api/ and kiwoom_cache/ from there
+            base = baseline(rds.url, checkout, name=f"baseline-{checkout.name}")
             servers[f"replica, defaults, {checkout.name}"] = base.start(tmp / f"baseline-{checkout.name}.log")
         for extra in args.extra:
             name, _, value = extra.partition("=")
