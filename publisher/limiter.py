@@ -53,6 +53,8 @@ class RateLimiter:
         self._longest = longest
         self._stamps: deque[float] = deque()
         self._blocked_until = 0.0
+        #: The newest stamp is a grant whose request has not gone out yet (see :meth:`sent`).
+        self._unsent = False
         self.granted = 0
 
     @classmethod
@@ -82,13 +84,26 @@ class RateLimiter:
         return wait
 
     def try_acquire(self) -> float:
-        """Take a slot and return 0.0, or take nothing and return the seconds to wait."""
+        """Take a slot and return 0.0, or take nothing and return the seconds to wait.
+
+        The slot counts from now until :meth:`sent` moves it to when the request went out."""
         wait = self.delay()
         if wait > 0:
             return wait
         self._stamps.append(self.clock())
+        self._unsent = True
         self.granted += 1
         return 0.0
+
+    def sent(self) -> None:
+        """The request of the last grant has gone out (``CommRqData`` returned, the HTTP answer came back): count
+        its slot from now. The server counts a request when it arrives, which is after our grant; a window timed
+        from the grant could let the next request arrive inside the server's window whenever this one took longer
+        to leave than the next (a busy machine, a slow network). Requests go out one at a time (the poller sends
+        the next when the last answered), so the last grant is the one that went out."""
+        if self._unsent:
+            self._unsent = False
+            self._stamps[-1] = max(self._stamps[-1], self.clock())
 
     def penalize(self, seconds: float) -> None:
         """After a refusal (-200), grant nothing for ``seconds`` (Kiwoom's penalty guide)."""

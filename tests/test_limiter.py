@@ -95,3 +95,30 @@ def test_min_spacing_holds_between_any_two_grants() -> None:
     assert len(grants) == 240, "and no slower than the spacing: 4 per second"
     with pytest.raises(ValueError, match="min_spacing_s"):
         RateLimiter([Window(1, 1.0)], clock, min_spacing_s=-1)
+
+
+def test_a_slot_counts_from_when_its_request_went_out() -> None:
+    """The server counts a request when it arrives. Timed from the grant, the window let the next request arrive
+    inside the server's window whenever this one took longer to leave; timed from :meth:`sent` it cannot."""
+    clock = FakeClock()
+    limiter = RateLimiter([Window(1, 1.0)], clock)
+    assert limiter.try_acquire() == 0.0
+    clock.t += 0.3  # CommRqData took 0.3 s to return: the server counted the request at some time in between
+    limiter.sent()
+    clock.t += 0.7  # one second after the grant, but only 0.7 s after the request went out
+    assert limiter.try_acquire() == pytest.approx(0.3)
+    limiter.sent()  # an unchanged slot: the request went out at once
+    clock.t += 1.0
+    assert limiter.try_acquire() == 0.0
+
+
+def test_sent_moves_only_a_grant_not_yet_sent() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter([Window(2, 1.0)], clock)
+    limiter.try_acquire()
+    clock.t += 0.2
+    limiter.sent()
+    clock.t += 0.5
+    limiter.sent()  # nothing granted since: the slot stays at 0.2
+    limiter.try_acquire()
+    assert limiter.try_acquire() == pytest.approx(0.5)

@@ -4,6 +4,8 @@ one ranking, bounded, each page a request of its own under the limits."""
 
 from __future__ import annotations
 
+import time
+
 from kiwoom_cache.contract import Ranking
 from publisher.controls import ocx
 from publisher.controls.simulated import SimulatedControl
@@ -21,8 +23,8 @@ UNIVERSE_ROWS = 56
 PAGE = 20
 
 
-def logged_in(qtbot, **sim_kw) -> SimulatedControl:
-    control = SimulatedControl(seed=3, latency_ms=2, login_delay_ms=2, page_rows=PAGE, **sim_kw)
+def logged_in(qtbot, cls: type[SimulatedControl] = SimulatedControl, **sim_kw) -> SimulatedControl:
+    control = cls(seed=3, latency_ms=2, login_delay_ms=2, page_rows=PAGE, **sim_kw)
     control.dynamicCall(ocx.COMM_CONNECT)
     qtbot.waitUntil(lambda: control.connected == 1, timeout=2000)
     return control
@@ -114,6 +116,27 @@ def test_each_page_takes_a_slot_within_the_controls_limits(qtbot) -> None:
     assert control.max_in_window[1.0] <= 2
     for ranking in got:
         assert_whole(ranking)
+
+
+class SlowFirstArrival(SimulatedControl):
+    """The first request reaches the server 50 ms after CommRqData was called (a busy machine, a slow link); the
+    others at once."""
+
+    def request(self, *args, **kwargs) -> int:
+        if self.requests == 0:
+            time.sleep(0.05)  # the delay being modelled, not a wait for something to happen
+        return super().request(*args, **kwargs)
+
+
+def test_a_request_slow_to_leave_does_not_crowd_the_servers_window(qtbot) -> None:
+    """Fails when the limiter times a slot from its grant: page 1 arrived 50 ms late, page 3 was granted one
+    second after page 1's grant and so arrived inside the server's window for page 1 (-200, then the penalty)."""
+    control, _source, poller, got, failures = make(qtbot, limits=((2, 1.0),), cls=SlowFirstArrival)
+    poller.start()
+    qtbot.waitUntil(lambda: bool(got or failures), timeout=10000)
+    poller.stop()
+    assert not failures and control.refused == 0
+    assert_whole(got[0])
 
 
 def test_no_slot_within_the_budget_publishes_the_pages_read(qtbot) -> None:

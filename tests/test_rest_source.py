@@ -155,6 +155,24 @@ async def test_1700_is_a_rate_limit_error(fake) -> None:
     client.source.close()
 
 
+async def test_a_call_slow_to_arrive_does_not_crowd_the_next(fake) -> None:
+    """Fails when the limiter times a slot from its grant: the token call reached the server 0.3 s after it was
+    granted, and the ranking call, granted 0.5 s after the token call, arrived 0.2 s after it (1700)."""
+    server, url = fake
+    server.min_spacing_s = 0.5
+    server.faults.token_delay_s = 0.3
+    limiter = RateLimiter([Window(1000, 1.0)], min_spacing_s=0.5)
+    client = Client(url, limiter=limiter)  # type: ignore[arg-type]
+    client.limiter = limiter
+    assert await client.login() is None
+    while (wait := limiter.try_acquire()) > 0:  # the poller's part: a slot before each request
+        await asyncio.sleep(wait)
+    answer = await last(client)
+    assert isinstance(answer, RawResponse), answer
+    assert server.too_soon == 0
+    client.source.close()
+
+
 @pytest.mark.parametrize("kind", ["not-json", "array", "no-list", "bad-code", "cont-without-key"])
 async def test_malformed_answers_are_clear_errors(fake, kind: str) -> None:
     server, url = fake

@@ -168,7 +168,10 @@ class OcxSource:
         for param, value in req.inputs:
             self.control.dynamicCall(ocx.SET_INPUT_VALUE, names[param], value)
         sent = request_name(req)
-        code = int(self.control.dynamicCall(ocx.COMM_RQ_DATA, sent, req.trcode, req.prev_next, screen))
+        try:
+            code = int(self.control.dynamicCall(ocx.COMM_RQ_DATA, sent, req.trcode, req.prev_next, screen))
+        finally:
+            fetch.limiter.sent()
         page = f" page {fetch.pages + 1}" if prev_next == NEXT_PAGE else ""
         check_code(code, f"CommRqData {req.trcode} {req.feed}{page}")
         self._pending[sent] = fetch

@@ -132,8 +132,9 @@ class RestSource:
         if self._limiter is not None:
             await _pace(self._limiter, deadline, self._aio, context)
         try:
-            response = await self._http.post(TOKEN_PATH, json=self._credentials, timeout=self._timeout(deadline),
-                                             headers={"api-id": TOKEN_API_ID, "Content-Type": _JSON})
+            response = await self._post(self._limiter, TOKEN_PATH, json=self._credentials,
+                                        timeout=self._timeout(deadline),
+                                        headers={"api-id": TOKEN_API_ID, "Content-Type": _JSON})
         except httpx.HTTPError as exc:
             raise SourceUnavailableError(f"{context}: {type(exc).__name__}: {exc}") from exc
         data = _json_object(response, context)
@@ -255,8 +256,8 @@ class RestSource:
                 headers.update({"cont-yn": "Y", "next-key": next_key})
             failure: str
             try:
-                response = await self._http.post(RANKING_PATH, json=body, headers=headers,
-                                                 timeout=self._timeout(deadline))
+                response = await self._post(limiter, RANKING_PATH, json=body, headers=headers,
+                                            timeout=self._timeout(deadline))
             except httpx.HTTPError as exc:
                 failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
@@ -289,6 +290,16 @@ class RestSource:
             log.warning("%s: %s; retrying in %.2fs", context, failure, delay)
             await asyncio.sleep(delay)
             await _pace(limiter, deadline, self._aio, context)
+
+
+    async def _post(self, limiter: RateLimiter | None, path: str, **kwargs: Any) -> httpx.Response:
+        """One call; its slot counts from when the answer (or the failure) came back: the server counted the call
+        when it arrived, some time before that (:meth:`RateLimiter.sent`)."""
+        try:
+            return await self._http.post(path, **kwargs)
+        finally:
+            if limiter is not None:
+                limiter.sent()
 
 
 class _OutOfTime(Exception):
