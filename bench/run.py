@@ -1019,10 +1019,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{len(flagged)} SSE runs failed their checks (left out of the figures):", *flagged, sep="\n  ")
     if published:
         figures.main(["--write"])
-        if earlier:  # the reproducibility check: this run's ratios against the ranges the earlier runs published
+        if earlier:  # the reproducibility check: this run's ratios against the claims the earlier runs published
             lines = figures.compare(figures.load(earlier), report)
             inside = sum(not line.startswith("OUTSIDE") for line in lines)
-            print(*lines, f"{inside} of {len(lines)} ratios inside the earlier runs' ranges", sep="\n")
+            print(*lines, f"{inside} of {len(lines)} ratios keep the claims the earlier runs published", sep="\n")
     print(f"done in {report['duration_s']} s: {stem}.md, .json, {args.out}/sse.png")
     return report
 

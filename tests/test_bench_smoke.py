@@ -144,8 +144,8 @@ def test_figures_are_ranges_of_per_batch_ratios_from_valid_runs() -> None:
     rows = [sse_row(0, "nchan", 40), sse_row(0, "replica", 38), sse_row(1, "replica", 50), sse_row(1, "nchan", 50),
             sse_row(2, "nchan", 40), sse_row(2, "replica", 40)]
     p99 = next(f for f in figures.sse_figures({"sse": rows})[1000] if f.label == "replica p99 / nchan")
-    assert p99.values == (0.95, 1.0, 1.0) and p99.range_text() == "0.95–1.00×"
-    assert p99.full_text() == "1.00× (min–max 0.95–1.00, 3 runs)"
+    assert p99.values == (0.95, 1.0, 1.0) and p99.range_text() == "≤ 1.0× (0.95–1.00×)"
+    assert p99.full_text() == "1.00× (min–max 0.95–1.00, 3 runs; claimed ≤ 1.0×)"
     # a run that failed its checks is left out, and two runs are too few to publish
     rows[3] = sse_row(1, "nchan", 50, loader_busy=0.99)
     p99 = next(f for f in figures.sse_figures({"sse": rows})[1000] if f.label == "replica p99 / nchan")
@@ -167,7 +167,7 @@ def test_runs_merge_batch_by_batch_and_a_rerun_is_held_against_the_ranges(tmp_pa
     merged = figures.merge([first, second], ["a.json", "b.json"])
     assert sorted({r["batch"] for r in merged["sse"]}) == [0, 1, 2, 3, 4, 5]
     p99 = next(f for f in figures.sse_figures(merged)[1000] if f.label == "replica p99 / nchan")
-    assert p99.values == (0.75, 0.775, 0.8, 0.9, 0.925, 0.95) and p99.range_text() == "0.75–0.95×"
+    assert p99.values == (0.75, 0.775, 0.8, 0.9, 0.925, 0.95) and p99.range_text() == "≤ 1.0× (0.75–0.95×)"
     lines = figures.compare(figures.merge([first]), second)
     assert any(line.startswith("OUTSIDE (0.90, 0.93, 0.95): N = 1,000: replica p99 / nchan") for line in lines), lines
     assert not any(line.startswith("OUTSIDE") for line in figures.compare(merged, second))
@@ -180,6 +180,40 @@ def test_runs_merge_batch_by_batch_and_a_rerun_is_held_against_the_ranges(tmp_pa
     assert figures.main(["--results", str(tmp_path / "a.json"), "--compare", str(tmp_path / "b.json")]) == 1
     assert figures.main(["--results", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
                          "--compare", str(tmp_path / "b.json")]) == 0
+
+
+def test_a_ratio_is_claimed_on_its_side_rounded_outward() -> None:
+    """Runs differ by more than the batches of one: a ratio is published as the bound every batch met, rounded away
+    from the claim, and a rerun is held to that side only."""
+    figures = load_figures()
+    most, least = figures.Claim.AT_MOST, figures.Claim.AT_LEAST
+    assert [figures.outward(v, most) for v in (0.91, 0.8, 0.801, 1.11, 4.2, 55.3)] == [1.0, 0.8, 0.9, 1.2, 5.0, 60.0]
+    assert [figures.outward(v, least) for v in (0.74, 0.7, 4.5, 18.0, 55.3)] == [0.7, 0.7, 4.0, 10.0, 50.0]
+    replica = figures.Figure("replica p99 / nchan", (0.51, 0.62, 0.83), claim=most)
+    assert replica.range_text() == "≤ 0.9× (0.51–0.83×)"
+    assert replica.holds(0.3) and replica.holds(0.9) and not replica.holds(0.91)
+    naive = figures.Figure("naive p99 / nchan", (55.27, 70.0, 96.11), claim=least)
+    assert naive.range_text() == "≥ 50× (55.27–96.11×)"
+    assert naive.holds(500.0) and naive.holds(50.0) and not naive.holds(49.9)
+    # a figure that claims nothing (RSS, loader, drain) is a range, held at its printed precision
+    rss = figures.Figure("replica RSS per client", (13.3, 13.6), " KiB", 1)
+    assert rss.holds(13.64) and not rss.holds(13.66)
+
+
+def test_holdout_holds_each_run_against_the_claims_of_the_others(tmp_path: Path) -> None:
+    figures = load_figures()
+    settings = {"batches": 3, "ns": [1000], "window": 10.0}
+    paths = []
+    for name, p99 in (("a", 30), ("b", 31), ("c", 38)):  # c's replica is slower than a and b ever were
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps({"settings": settings, "sse": [
+            sse_row(b, s, p) for b in range(3) for s, p in (("nchan", 40), ("replica", p99 + b))]}))
+    lines = figures.holdout(paths)
+    assert lines[0] == "a.json: 2 of 2 ratios keep the other runs' claims", lines
+    assert "c.json: 1 of 2 ratios keep the other runs' claims" in lines
+    assert any(line.startswith("  OUTSIDE (0.95, 0.97, 1.00): N = 1,000: replica p99 / nchan: rerun 0.95–1.00× "
+                               "against published ≤ 0.9× (0.75–0.82×)") for line in lines), lines
+    assert lines[-1] == "5 of 6 in all"
 
 
 def test_readme_results_section_is_generated_from_the_committed_runs() -> None:
