@@ -40,9 +40,10 @@ from publisher.kiwoom_errors import ErrorInfo, SourceUnavailableError
 from publisher.limiter import RateLimiter
 from publisher.loop import Signal
 from publisher.sources.base import SourceContext
+from publisher.sources.rest_answers import int_code, json_object, row_fields
 from publisher.sources.rest_codes import OK, RENEW_TOKEN_CODES, CredentialsError, TokenInvalidError, rest_error
 from publisher.sources.rest_settings import RestMode, RestSettings
-from publisher.trs import Provider, RawResponse, TrRequest, TrSpec, tr_spec
+from publisher.trs import Provider, RawResponse, TrRequest, tr_spec
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,8 @@ class RestSource:
                                         headers={"api-id": TOKEN_API_ID, "Content-Type": _JSON})
         except httpx.HTTPError as exc:
             raise SourceUnavailableError(f"{context}: {type(exc).__name__}: {exc}") from exc
-        data = _json_object(response, context)
-        code = _int_code(data.get("return_code", OK), context)
+        data = json_object(response, context)
+        code = int_code(data.get("return_code", OK), context)
         if code != OK:
             raise rest_error(code, str(data.get("return_msg", "")), context)
         token, expires = data.get("token"), data.get("expires_dt")
@@ -267,8 +268,8 @@ class RestSource:
                         continue
                     raise TokenInvalidError(401, f"{context}: HTTP 401 with a new token", _HTTP_401)
                 if response.status_code < 500:
-                    data = _json_object(response, context)
-                    code = _int_code(data.get("return_code", OK), context)
+                    data = json_object(response, context)
+                    code = int_code(data.get("return_code", OK), context)
                     if code == OK:
                         more = response.headers.get("cont-yn", "N").upper() == "Y"
                         key = response.headers.get("next-key") or None
@@ -312,38 +313,6 @@ async def _pace(limiter: RateLimiter, deadline: float, aio: asyncio.AbstractEven
         if aio.time() + wait >= deadline:
             raise _OutOfTime(context)
         await asyncio.sleep(wait)
-
-
-def _json_object(response: httpx.Response, context: str) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise SourceUnavailableError(f"{context}: malformed answer (HTTP {response.status_code}, not JSON)") from exc
-    if not isinstance(data, dict):
-        raise SourceUnavailableError(f"{context}: malformed answer (a JSON {type(data).__name__}, not an object)")
-    return data
-
-
-def _int_code(value: object, context: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).lstrip("-").isdigit():
-        raise SourceUnavailableError(f"{context}: malformed return_code {value!r}")
-    return int(value)
-
-
-def row_fields(spec: TrSpec, item: object) -> dict[str, str]:
-    """One answer row by row field (``spec.rest`` names each field's key); values untouched (numbers as Kiwoom's
-    strings). A missing or non-scalar value is left out, so the parser reports the row as dropped instead of
-    guessing."""
-    if not isinstance(item, dict):
-        return {}
-    row: dict[str, str] = {}
-    for output in spec.outputs:
-        field, value = output.field, item.get(spec.rest.outputs[output.field])
-        if isinstance(value, str):
-            row[field] = value
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            row[field] = str(value)
-    return row
 
 
 def create(context: SourceContext) -> RestSource:
