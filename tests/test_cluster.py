@@ -20,8 +20,9 @@ import httpx
 import pytest
 from redis.cluster import key_slot
 
+from api.subscription import node_name
 from kiwoom_cache import contract as c
-from kiwoom_cache.connect import parse_cluster_url, sync_client
+from kiwoom_cache.connect import parse_cluster_url, subscription_clients, sync_client
 from kiwoom_cache.errors import ContractError
 from stack.cluster import LocalCluster
 from stack.launch import terminate
@@ -50,6 +51,22 @@ def test_cluster_url_parses_and_refuses_what_it_cannot_use() -> None:
                      ("redis://h:1", "not a Cluster URL")]:
         with pytest.raises(ContractError, match=why):
             parse_cluster_url(bad)
+
+
+async def test_the_subscription_gets_a_client_per_node_in_the_urls_order() -> None:
+    """What the subscription rotates over: each node the URL lists, as listed, logged in as the URL's user; one
+    client for a plain or a Sentinel URL."""
+    clients = subscription_clients("redis+cluster://kiwoom-api:pw@10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002")
+    try:
+        assert [node_name(n) for n in clients] == ["10.0.0.1:7000", "10.0.0.2:7001", "10.0.0.3:7002"]
+        assert {n.connection_pool.connection_kwargs["username"] for n in clients} == {"kiwoom-api"}
+    finally:
+        for client in clients:
+            await client.aclose()
+    for url in ("redis://127.0.0.1:6379/0", "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/kiwoom/0"):
+        single = subscription_clients(url)
+        assert len(single) == 1
+        await single[0].aclose()
 
 
 def test_cluster_of_three_primaries_serves_several_feeds_with_resume_across_replicas(tmp_path: Path) -> None:
