@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.backoff import EqualJitterBackoff
@@ -45,7 +46,7 @@ __all__ = ["Client", "FeedState", "Frame", "Hub", "ResetReason", "Snapshot"]
 class Hub:
     """Owns the feeds, the subscription task, the registry poller and the tick (heartbeat, eviction, GC)."""
 
-    def __init__(self, settings: ApiSettings, redis: aioredis.Redis, pubsub_redis: aioredis.Redis,
+    def __init__(self, settings: ApiSettings, redis: aioredis.Redis, pubsub_nodes: Sequence[aioredis.Redis],
                  history_redis: aioredis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = redis
@@ -71,7 +72,7 @@ class Hub:
         self.evictor = Evictor(settings, self.counters)
         #: One backoff for every reconnect loop (the publisher's writer uses the same class).
         self.backoff = EqualJitterBackoff(cap=settings.reconnect_max_s, base=settings.reconnect_min_s)
-        self.subscription = Subscription(pubsub_redis, self, confirm_s=settings.redis_timeout_s,
+        self.subscription = Subscription(pubsub_nodes, self, confirm_s=settings.redis_timeout_s,
                                          backoff=self.backoff)
         self.ticker = Ticker(settings, self, self.evictor)
         self._tasks: list[asyncio.Task[None]] = []

@@ -14,7 +14,7 @@ from api.hub import Hub
 from api.limits import ConnectionCap
 from api.metrics import LatencyHistogram, build_registry
 from api.settings import ApiSettings
-from kiwoom_cache.connect import async_client, async_commands
+from kiwoom_cache.connect import async_commands, subscription_clients
 from kiwoom_cache.urls import mask_url
 
 log = logging.getLogger(__name__)
@@ -51,14 +51,15 @@ class AppState:
     async def open(self) -> Hub:
         s = self.settings
         redis = self._commands(s.redis_url)
-        # The subscription: no hidden retry, so the hub sees every loss and refills its rings from the streams.
-        pubsub_redis = async_client(
+        # The subscription: no hidden retry, so the hub sees every loss and refills its rings from the streams (and
+        # the subscription moves to the next node of a cluster at once).
+        pubsub_nodes = subscription_clients(
             s.redis_url, socket_connect_timeout=min(2.0, s.redis_timeout_s), socket_keepalive=True,
             retry=Retry(NoBackoff(), 0),
         )
-        self._clients.append(pubsub_redis)
+        self._clients.extend(pubsub_nodes)
         history_redis = self._commands(s.history_redis_url) if s.history_redis_url else None
-        hub = Hub(s, redis, pubsub_redis, history_redis)
+        hub = Hub(s, redis, pubsub_nodes, history_redis)
         await hub.start()
         self.hub = hub
         log.info("replica %s serving from %s%s", s.replica_id, mask_url(s.redis_url),

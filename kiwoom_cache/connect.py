@@ -12,9 +12,10 @@ for the current primary when it connects, so after a failover the next reconnect
 
 Commands go through redis-py's ``RedisCluster``, which routes each key to the node owning its slot: the write
 script touches only one feed's keys (``{feed}`` hash tags: one slot), the registry and status keys are single-key
-commands, and the non-transactional pipelines are split per node by redis-py. The replica's subscription is a
-plain connection to the first node of the URL: classic ``PUBLISH`` reaches every node of a cluster, so one
-pattern subscription anywhere receives every feed (docs/scaling.md says what that costs and why it is kept).
+commands, and the non-transactional pipelines are split per node by redis-py. The replica's subscription takes
+one plain client per node of the URL and sits on one at a time, moving to the next when it fails: classic
+``PUBLISH`` reaches every node of a cluster, replicas included, so one pattern subscription anywhere receives
+every feed (docs/scaling.md says what that costs and why it is kept).
 
 Unlike :mod:`kiwoom_cache.contract` this module imports redis-py (a base dependency, pure Python, also on 32-bit
 Windows): it is the one place both sides turn a URL into a client.
@@ -146,17 +147,18 @@ def sync_client(url: str, **kwargs: Any) -> redis.Redis:
     return manager.master_for(parsed.service, **parsed.node_kwargs(), **kwargs)
 
 
-def async_client(url: str, **kwargs: Any) -> aioredis.Redis:
-    """:func:`sync_client` for asyncio (the replica's subscription). For a cluster: a plain client to its first
-    node, as the subscription needs (see the module docstring)."""
+def subscription_clients(url: str, **kwargs: Any) -> list[aioredis.Redis]:
+    """The replica's subscription clients, in the order to try them: for a cluster one plain client per node of
+    the URL (any node receives every ``PUBLISH``; see the module docstring); for a plain or a Sentinel URL the one
+    client, which reaches the server, or the current primary, on each connect."""
     if is_cluster(url):
         parsed_cluster = parse_cluster_url(url)
-        host, port = parsed_cluster.nodes[0]
-        return aioredis.Redis(host=host, port=port, **parsed_cluster.node_kwargs(), **kwargs)
+        return [aioredis.Redis(host=host, port=port, **parsed_cluster.node_kwargs(), **kwargs)
+                for host, port in parsed_cluster.nodes]
     if not is_sentinel(url):
-        return aioredis.Redis.from_url(url, **kwargs)
+        return [aioredis.Redis.from_url(url, **kwargs)]
     parsed = parse_sentinel_url(url)
-    return _async_manager(parsed, kwargs).master_for(parsed.service, **parsed.node_kwargs(), **kwargs)
+    return [_async_manager(parsed, kwargs).master_for(parsed.service, **parsed.node_kwargs(), **kwargs)]
 
 
 def async_pool(url: str, *, max_connections: int, timeout: float, **kwargs: Any) -> aioredis.ConnectionPool:

@@ -88,7 +88,7 @@ async def test_hub_follows_the_subscription_with_fakeredis() -> None:
     writer = fakeredis.FakeRedis(server=server)
     script = writer.register_script(c.WRITE_RANKING_LUA)
     first = script(*c.write_ranking_args(make_ranking()))[0].decode()  # keys, args positional
-    hub = Hub(ApiSettings(poll_s=0.05, gc_freeze=False), redis, fakeredis.FakeAsyncRedis(server=server))
+    hub = Hub(ApiSettings(poll_s=0.05, gc_freeze=False), redis, [fakeredis.FakeAsyncRedis(server=server)])
     await hub.start()
     try:
         await async_wait_until(lambda: hub.live, 10, "the hub's subscription to go live")
@@ -159,7 +159,7 @@ async def test_hub_restarts_the_ring_when_the_history_is_replaced() -> None:
     writer = fakeredis.FakeRedis(server=server)
     script = writer.register_script(c.WRITE_RANKING_LUA)
     first = script(*c.write_ranking_args(make_ranking()))[0].decode()
-    hub = Hub(ApiSettings(poll_s=0.05, gc_freeze=False), redis, fakeredis.FakeAsyncRedis(server=server))
+    hub = Hub(ApiSettings(poll_s=0.05, gc_freeze=False), redis, [fakeredis.FakeAsyncRedis(server=server)])
     await hub.start()
     try:
         await async_wait_until(lambda: hub.live, 10, "the hub's subscription to go live")
